@@ -1,0 +1,138 @@
+"""build-issue: content -> issue -> render -> checks -> build/<id>/, written whole or not at all."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from newsletter.checks import Finding, check
+from newsletter.content import load_catalog
+from newsletter.errors import NewsletterError
+from newsletter.issue import Issue, resolve_issue
+from newsletter.layout import Layout
+from newsletter.message import MessageTemplate
+from newsletter.render import RenderedIssue, newsletter_from_settings, render_issue
+from newsletter.settings import Settings
+
+OUTPUTS = ("email.html", "email.txt", "email.mjml", "email.eml", "manifest.json")
+
+
+class ChecksFailed(NewsletterError):
+    """--strict and the checks found something: nothing was written."""
+
+    def __init__(self, findings: list[Finding]) -> None:
+        super().__init__(
+            f"{len(findings)} check(s) failed with --strict; build/ was not changed",
+            hint="fix the findings above, or build without --strict",
+        )
+        self.findings = findings
+
+
+@dataclass
+class BuildResult:
+    issue: Issue
+    rendered: RenderedIssue
+    findings: list[Finding]
+    out_dir: Path
+    sizes: dict[str, int]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def _stage(timings: dict[str, float], name: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    timings[name] = timings.get(name, 0.0) + time.perf_counter() - start
+
+
+def build_issue(
+    layout: Layout, issue_id: str, *, settings: Settings, strict: bool = False
+) -> BuildResult:
+    """Build `build/<id>/` from `issues/<id>.toml`.
+
+    Raises a NewsletterError (or an ErrorGroup) before anything is written; on success the
+    new folder replaces the old one in one rename, so a reader never sees half a build.
+    """
+    timings: dict[str, float] = {}
+    with _stage(timings, "select"):
+        catalog = load_catalog(layout)
+        issue = resolve_issue(layout, issue_id, catalog, language=settings.language)
+    newsletter = newsletter_from_settings(settings.sender, settings.postal_address, issue.language)
+    rendered = render_issue(issue, layout=layout, newsletter=newsletter, timings=timings)
+    with _stage(timings, "checks"):
+        findings = check(rendered, issue)
+    if strict and findings:
+        raise ChecksFailed(findings)
+    with _stage(timings, "message"):
+        template = MessageTemplate(
+            issue_id=issue.id, subject=issue.subject, html=rendered.html, text=rendered.text,
+            language=issue.language, settings=settings,
+        )
+        eml = template.test_message()
+    with _stage(timings, "write"):
+        files: dict[str, bytes] = {
+            "email.html": rendered.html.encode("utf-8"),
+            "email.txt": rendered.text.encode("utf-8"),
+            "email.mjml": rendered.mjml.encode("utf-8"),
+            "email.eml": eml,
+        }
+        sizes = {name: len(data) for name, data in files.items()}
+        files["manifest.json"] = _manifest(issue, rendered, findings, sizes)
+        out_dir = layout.build_dir(issue.id)
+        write_atomically(out_dir, files)
+    return BuildResult(issue, rendered, findings, out_dir, sizes, timings)
+
+
+def content_hash(subject: str, html: str, text: str) -> str:
+    """What a send is bound to: resuming against a different build is refused."""
+    h = hashlib.sha256()
+    for part in (subject, html, text):
+        h.update(part.encode("utf-8"))
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _manifest(
+    issue: Issue, rendered: RenderedIssue, findings: list[Finding], sizes: dict[str, int]
+) -> bytes:
+    data: dict[str, Any] = {
+        "id": issue.id,
+        "subject": issue.subject,
+        "preheader": issue.preheader,
+        "date": issue.date.isoformat(),
+        "number": issue.number,
+        "language": issue.language,
+        "mode": issue.mode,
+        "articles": [a.slug for a in issue.articles],
+        "placeholders": list(rendered.placeholders),
+        "content_hash": content_hash(issue.subject, rendered.html, rendered.text),
+        "sizes": sizes,
+        "warnings": [f.as_dict() for f in findings],
+    }
+    return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+def write_atomically(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Write into a temporary sibling folder, then swap it into place."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
+    try:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        tmp.chmod(0o755)
+        old = out_dir.with_name(f".{out_dir.name}-old-{tmp.name[-8:]}")
+        if out_dir.exists():
+            out_dir.rename(old)
+        tmp.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,301 @@
+"""Articles (Markdown with YAML front matter) and their authors (content/authors.toml)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+
+from newsletter.errors import ContentError, ErrorGroup, NewsletterError
+from newsletter.layout import Layout
+from newsletter.markup import first_paragraph_text, parse, to_html, to_text
+
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+
+
+class Author(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    key: str
+    name: str
+    bio: str
+    avatar: str | None = None
+    url: str | None = None
+    role: str | None = None
+
+
+class ArticleMeta(BaseModel):
+    """The front matter, as the editor writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    title: str
+    category: str
+    author: str
+    date: dt.date
+    summary: str | None = None
+    slug: str | None = None
+    url: str | None = None
+    image: str | None = None
+    image_alt: str | None = None
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _date_is_a_date(cls, value: Any) -> Any:
+        # YAML reads 2026-10-02 as a date; a datetime or a number is a mistake, not a date.
+        if isinstance(value, dt.datetime) or not isinstance(value, dt.date | str):
+            raise ValueError("must be a date written YYYY-MM-DD")
+        return value
+
+    @field_validator("slug")
+    @classmethod
+    def _slug_shape(cls, value: str | None) -> str | None:
+        if value is not None and not SLUG_RE.match(value):
+            raise ValueError("must be lowercase letters, digits and hyphens")
+        return value
+
+
+class Article(BaseModel):
+    """An article ready to be put in an issue."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slug: str
+    title: str
+    category: str
+    author: Author
+    date: dt.date
+    summary: str
+    url: str | None
+    image: str | None
+    image_alt: str | None
+    body_html: str
+    body_text: str
+    source: str  # the file, relative to the root, for messages
+
+
+@dataclass(frozen=True)
+class Catalog:
+    articles: dict[str, Article]
+    authors: dict[str, Author]
+
+
+def load_catalog(layout: Layout) -> Catalog:
+    """Read every author and article; report every bad file in one ErrorGroup."""
+    authors = load_authors(layout)
+    errors: list[NewsletterError] = []
+    articles: dict[str, Article] = {}
+    if not layout.articles_dir.is_dir():
+        raise ContentError(
+            "no articles folder",
+            path=layout.rel(layout.articles_dir),
+            hint="run the command in a newsletter folder or pass --root DIR",
+        )
+    for path in sorted(layout.articles_dir.glob("*.md")):
+        try:
+            article = load_article(path, authors=authors, layout=layout)
+        except NewsletterError as exc:
+            errors.append(exc)
+            continue
+        if article.slug in articles:
+            errors.append(
+                ContentError(
+                    f"slug '{article.slug}' is already used by {articles[article.slug].source}",
+                    path=article.source,
+                    field="slug",
+                    hint="give one of them another `slug:`",
+                )
+            )
+            continue
+        articles[article.slug] = article
+    if errors:
+        raise ErrorGroup(errors)
+    return Catalog(articles=articles, authors=authors)
+
+
+def load_authors(layout: Layout) -> dict[str, Author]:
+    path = layout.authors_file
+    rel = layout.rel(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ContentError(
+            "file not found", path=rel, hint="create it with one [key] table per author"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise toml_error(exc, rel, ContentError) from None
+    authors: dict[str, Author] = {}
+    for key, table in data.items():
+        if not isinstance(table, dict):
+            raise ContentError(
+                f"'{key}' is not a table",
+                path=rel,
+                line=line_of(path, rf"^\s*{re.escape(key)}\s*="),
+                hint=f'write [{key}] then name = "…" and bio = "…"',
+            )
+        try:
+            authors[key] = Author.model_validate({"key": key, **table})
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise ContentError(
+                _pydantic_message(err),
+                path=rel,
+                line=line_of(path, rf"^\s*\[{re.escape(key)}\]"),
+                field=f"{key}.{field}",
+                hint="each author needs name and bio; avatar, url and role are optional",
+            ) from None
+    return authors
+
+
+FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?$\n?", re.S | re.M)
+
+
+def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> Article:
+    rel = layout.rel(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ContentError(
+            f"not UTF-8 ({exc.reason})", path=rel, hint="save the file as UTF-8"
+        ) from None
+    text = text.removeprefix("\ufeff")
+    match = FRONT_MATTER_RE.match(text)
+    if not match:
+        raise ContentError(
+            "no front matter",
+            path=rel,
+            line=1,
+            hint="start the file with a '---' line, title/category/author/date, then '---'",
+        )
+    front, body = match.group(1), text[match.end() :]
+    body_line = text[: match.end()].count("\n") + 1
+    try:
+        raw = yaml.safe_load(front) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise ContentError(
+            f"front matter is not valid YAML: {problem}",
+            path=rel,
+            line=line,
+            hint="check quotes and colons; quote a title that contains ': '",
+        ) from None
+    if not isinstance(raw, dict):
+        raise ContentError(
+            "front matter must be 'key: value' lines", path=rel, line=2,
+            hint="write title: …, category: …, author: …, date: YYYY-MM-DD",
+        )
+
+    def field_line(name: str) -> int:
+        for i, line in enumerate(front.splitlines(), start=2):
+            if line.startswith(f"{name}:"):
+                return i
+        return 1
+
+    try:
+        meta = ArticleMeta.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"])
+        missing = err["type"] == "missing"
+        raise ContentError(
+            f"front matter has no '{field}'" if missing else _pydantic_message(err),
+            path=rel,
+            line=1 if missing else field_line(field.split(".")[0]),
+            field=None if missing else field,
+            hint=_FIELD_HINTS.get(field, "see README.md, 'Articles'"),
+        ) from None
+    author = authors.get(meta.author)
+    if author is None:
+        known = ", ".join(sorted(authors)) or "none"
+        raise ContentError(
+            f"unknown author '{meta.author}'",
+            path=rel,
+            line=field_line("author"),
+            field="author",
+            hint=f"use a key of content/authors.toml (known: {known})",
+        )
+    if (meta.image is None) != (meta.image_alt is None) and meta.image is not None:
+        raise ContentError(
+            "image has no image_alt",
+            path=rel,
+            line=field_line("image"),
+            field="image_alt",
+            hint="describe the image in `image_alt:` for readers who do not see it",
+        )
+    if not body.strip():
+        raise ContentError(
+            "the article has no text", path=rel, line=body_line,
+            hint="write the article below the front matter",
+        )
+    tokens = parse(body)
+    slug = meta.slug or path.stem
+    if not SLUG_RE.match(slug):
+        raise ContentError(
+            f"file name '{path.name}' is not a usable slug",
+            path=rel,
+            hint="rename it in lowercase-with-hyphens or set `slug:`",
+        )
+    return Article(
+        slug=slug,
+        title=meta.title,
+        category=meta.category,
+        author=author,
+        date=meta.date,
+        summary=meta.summary or first_paragraph_text(tokens),
+        url=meta.url,
+        image=meta.image,
+        image_alt=meta.image_alt,
+        body_html=to_html(tokens),
+        body_text=to_text(tokens),
+        source=rel,
+    )
+
+
+_FIELD_HINTS = {
+    "title": "add `title: …`",
+    "category": "add `category: …`, e.g. `category: Marketing social`",
+    "author": "add `author: <key>` with a key of content/authors.toml",
+    "date": "write the date as YYYY-MM-DD, e.g. `date: 2026-11-03`",
+    "slug": "lowercase letters, digits and hyphens only",
+}
+
+
+def _pydantic_message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown field"
+    if err["type"] == "missing":
+        return "missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+def line_of(path: Path, pattern: str) -> int | None:
+    rx = re.compile(pattern)
+    try:
+        for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if rx.search(line):
+                return i
+    except OSError:
+        return None
+    return None
+
+
+_TOML_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def toml_error(
+    exc: tomllib.TOMLDecodeError, rel: str, kind: type[NewsletterError]
+) -> NewsletterError:
+    msg = str(exc)
+    m = _TOML_LINE_RE.search(msg)
+    line = int(m.group(1)) if m else None
+    msg = _TOML_LINE_RE.sub("", msg).strip()
+    return kind(f"malformed TOML: {msg}", path=rel, line=line, hint="fix the TOML syntax")

@@ -1,0 +1,214 @@
+"""Issue files (`issues/<id>.toml`) and the articles they resolve to."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import tomllib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from newsletter.content import Article, Catalog, line_of, toml_error
+from newsletter.errors import IssueError
+from newsletter.layout import Layout
+
+Mode = Literal["full", "excerpt"]
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class Select(BaseModel):
+    """Rules that choose the articles: newest first, never one already in an earlier issue."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[str] | None = None
+    since: dt.date | None = None
+    limit: int | None = Field(None, ge=1)
+
+
+class IssueSpec(BaseModel):
+    """The TOML schema of an issue file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1)
+    preheader: str
+    date: dt.date
+    number: int | None = None
+    intro: str | None = None
+    language: Literal["fr", "en"] | None = None
+    mode: Mode = "excerpt"
+    articles: list[str] | None = None
+    select: Select | None = None
+
+    @field_validator("subject", "preheader")
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if "\r" in value or "\n" in value:
+            raise ValueError("must be on one line")
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _articles_xor_select(self) -> IssueSpec:
+        if (self.articles is None) == (self.select is None):
+            raise ValueError("give either `articles = [...]` or a [select] table, not both")
+        if self.articles is not None and not self.articles:
+            raise ValueError("`articles` is empty")
+        return self
+
+
+class Issue(BaseModel):
+    """An issue with its articles resolved, in the order they appear in the email."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    subject: str
+    preheader: str
+    date: dt.date
+    number: int | None
+    intro: str | None
+    language: Literal["fr", "en"]
+    mode: Mode
+    articles: tuple[Article, ...]
+    source: str
+
+
+def load_spec(layout: Layout, issue_id: str) -> IssueSpec:
+    path = layout.issue_file(issue_id)
+    rel = layout.rel(path)
+    if not ID_RE.match(issue_id):
+        raise IssueError(
+            f"'{issue_id}' is not a usable issue id",
+            hint="name issue files like issues/2026-11.toml",
+        )
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        known = ", ".join(p.stem for p in sorted(layout.issues_dir.glob("*.toml"))) or "none"
+        raise IssueError(
+            "issue file not found", path=rel, hint=f"known issues: {known}"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise toml_error(exc, rel, IssueError) from None
+    try:
+        return IssueSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(p) for p in err["loc"]]
+        field = ".".join(loc) or None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "missing":
+            msg = "missing"
+        elif err["type"] == "extra_forbidden":
+            msg = "unknown field"
+        key = loc[-1] if loc else ""
+        line = line_of(path, rf"^\s*{re.escape(key)}\s*=") if key else None
+        raise IssueError(
+            msg, path=rel, line=line, field=field, hint=_hint(loc)
+        ) from None
+
+
+def _hint(loc: list[str]) -> str:
+    hints: dict[str, str] = {
+        "date": "write a TOML date, e.g. date = 2026-11-24",
+        "subject": 'write subject = "…" on one line',
+        "mode": 'use mode = "full" or mode = "excerpt"',
+        "language": 'use language = "fr" or "en"',
+        "since": "write a TOML date, e.g. since = 2026-09-01",
+        "limit": "a whole number of at least 1",
+    }
+    return hints.get(loc[-1] if loc else "", "see README.md, 'Issue files'")
+
+
+def resolve_issue(layout: Layout, issue_id: str, catalog: Catalog, *, language: str) -> Issue:
+    """Load `issues/<id>.toml` and pick its articles.
+
+    Rule-based issues leave out articles already in an earlier issue (an issue file with an
+    earlier date), so earlier issues are resolved first, in date order.
+    """
+    spec = load_spec(layout, issue_id)
+    used: set[str] = set()
+    for other_id, other in _earlier_specs(layout, issue_id, spec):
+        used.update(a.slug for a in _pick(layout, other_id, other, catalog, used))
+    articles = _pick(layout, issue_id, spec, catalog, used)
+    lang: Any = spec.language or language
+    return Issue(
+        id=issue_id,
+        subject=spec.subject,
+        preheader=spec.preheader,
+        date=spec.date,
+        number=spec.number,
+        intro=spec.intro,
+        language=lang,
+        mode=spec.mode,
+        articles=tuple(articles),
+        source=layout.rel(layout.issue_file(issue_id)),
+    )
+
+
+def _earlier_specs(layout: Layout, issue_id: str, spec: IssueSpec) -> list[tuple[str, IssueSpec]]:
+    out: list[tuple[str, IssueSpec]] = []
+    for path in sorted(layout.issues_dir.glob("*.toml")):
+        if path.stem == issue_id:
+            continue
+        other = load_spec(layout, path.stem)
+        if (other.date, path.stem) < (spec.date, issue_id):
+            out.append((path.stem, other))
+    out.sort(key=lambda item: (item[1].date, item[0]))
+    return out
+
+
+def _pick(
+    layout: Layout, issue_id: str, spec: IssueSpec, catalog: Catalog, used: set[str]
+) -> list[Article]:
+    path = layout.issue_file(issue_id)
+    rel = layout.rel(path)
+    if spec.articles is not None:
+        picked: list[Article] = []
+        for slug in spec.articles:
+            article = catalog.articles.get(slug)
+            if article is None:
+                known = ", ".join(sorted(catalog.articles)) or "none"
+                raise IssueError(
+                    f"unknown article '{slug}'",
+                    path=rel,
+                    line=line_of(path, re.escape(f'"{slug}"')),
+                    field="articles",
+                    hint=f"known: {known}",
+                )
+            picked.append(article)
+        return picked
+    assert spec.select is not None
+    rules = spec.select
+    if rules.categories is not None:
+        known_categories = {a.category for a in catalog.articles.values()}
+        for category in rules.categories:
+            if category not in known_categories:
+                raise IssueError(
+                    f"no article has category '{category}'",
+                    path=rel,
+                    line=line_of(path, re.escape(f'"{category}"')),
+                    field="select.categories",
+                    hint=f"known: {', '.join(sorted(known_categories))}",
+                )
+    candidates = [
+        a
+        for a in catalog.articles.values()
+        if a.slug not in used
+        and (rules.categories is None or a.category in rules.categories)
+        and (rules.since is None or a.date >= rules.since)
+        and a.date <= spec.date
+    ]
+    candidates.sort(key=lambda a: (-a.date.toordinal(), a.slug))
+    if rules.limit is not None:
+        candidates = candidates[: rules.limit]
+    if not candidates:
+        raise IssueError(
+            "the [select] rules match no article not already in an earlier issue",
+            path=rel,
+            field="select",
+            hint="widen categories or since, or list the articles explicitly",
+        )
+    return candidates

@@ -1,0 +1,74 @@
+"""Where things live in a newsletter folder: the only module that knows the paths."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Layout:
+    """A newsletter folder (the current directory, or `--root DIR`)."""
+
+    root: Path
+
+    @classmethod
+    def at(cls, root: str | Path) -> Layout:
+        return cls(Path(root).resolve())
+
+    @property
+    def articles_dir(self) -> Path:
+        return self.root / "content" / "articles"
+
+    @property
+    def authors_file(self) -> Path:
+        return self.root / "content" / "authors.toml"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / "templates"
+
+    @property
+    def issues_dir(self) -> Path:
+        return self.root / "issues"
+
+    @property
+    def build_root(self) -> Path:
+        return self.root / "build"
+
+    @property
+    def state_dir(self) -> Path:
+        # Outside build/: a rebuild swaps build/<id>/ and must never wipe the send journal.
+        return self.root / "state"
+
+    @property
+    def journal_path(self) -> Path:
+        return self.state_dir / "newsletter.db"
+
+    @property
+    def env_file(self) -> Path:
+        return self.root / ".env"
+
+    def build_dir(self, issue_id: str) -> Path:
+        return self.build_root / issue_id
+
+    def issue_file(self, issue_id: str) -> Path:
+        return self.issues_dir / f"{issue_id}.toml"
+
+    def resolve(self, path: str | Path) -> Path:
+        """A user-given path: relative ones are relative to the root."""
+        p = Path(path)
+        return p if p.is_absolute() else self.root / p
+
+    def rel(self, path: Path) -> str:
+        """How a path is shown in messages: relative to the root when inside it."""
+        try:
+            return str(path.resolve().relative_to(self.root))
+        except ValueError:
+            return str(path)
+
+
+def issue_id_from_arg(arg: str) -> str:
+    """`2026-11`, `issues/2026-11.toml` or `2026-11.toml` all name issue `2026-11`."""
+    name = Path(arg).name
+    return name[: -len(".toml")] if name.endswith(".toml") else name

@@ -1,0 +1,352 @@
+"""The bytes of each recipient's message, from `build/<id>/`, built once and filled per recipient.
+
+Everything expensive (MIME structure, quoted-printable encoding of the HTML and text parts,
+the encoded Subject) is done once in `MessageTemplate`. `personalize` then only encodes the
+few short per-recipient values and joins pre-encoded pieces: quoted-printable allows a soft
+line break (`=` CRLF) anywhere between characters, so each piece is encoded on its own and
+ended with one, and the decoded body is exactly the filled-in HTML.
+"""
+
+from __future__ import annotations
+
+import binascii
+import hashlib
+import html as html_lib
+import json
+import time
+import uuid
+from base64 import b64encode
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from pathlib import Path
+from urllib.parse import quote
+
+from newsletter.errors import BuildError, ConfigError
+from newsletter.labels import labels_for
+from newsletter.render import PLACEHOLDER_RE, RECIPIENT_FIELDS
+from newsletter.settings import Settings
+from newsletter.subscribers import Subscriber, unsubscribe_token
+
+CRLF = b"\r\n"
+SOFT_BREAK = b"=\r\n"
+MAX_LINE = 76
+
+#: The reader a test message and the preview are personalised as.
+SAMPLE_READER = Subscriber(email="lecteur@example.com", name="Camille Exemple")
+
+
+def qp(data: bytes) -> bytes:
+    """Quoted-printable with CRLF line breaks, each line at most 76 characters."""
+    # Encode with LF line breaks, then turn every LF into CRLF: after encoding, a raw CR or LF
+    # in the data can only be a line break (a lone CR is written =0D).
+    encoded = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True)
+    lines = encoded.split(b"\n")
+    if any(len(line) > MAX_LINE for line in lines):  # binascii overshoots by one around '=20'
+        lines = [part for line in lines for part in _rewrap(line)]
+    return b"\r\n".join(lines)
+
+
+def _rewrap(line: bytes) -> list[bytes]:
+    """Split an over-long encoded line with soft breaks, never inside an =XX escape."""
+    out: list[bytes] = []
+    while len(line) > MAX_LINE:
+        cut = MAX_LINE - 1
+        while line[cut - 1 : cut] == b"=" or line[cut - 2 : cut - 1] == b"=":
+            cut -= 1
+        out.append(line[:cut] + b"=")
+        line = line[cut:]
+    out.append(line)
+    return out
+
+
+def qp_piece(data: bytes) -> bytes:
+    """`qp(data)` ended by a line break, so that pieces can be concatenated freely."""
+    if not data:
+        return b""
+    encoded = qp(data)
+    if encoded.endswith(CRLF):
+        return encoded
+    last = encoded.rsplit(CRLF, 1)[-1]
+    if len(last) >= MAX_LINE:  # room for the trailing '=': split before the last 3 characters
+        cut = len(encoded) - 3
+        while encoded[cut - 1 : cut] == b"=" or encoded[cut - 2 : cut - 1] == b"=":
+            cut -= 1
+        encoded = encoded[:cut] + SOFT_BREAK + encoded[cut:]
+    return encoded + SOFT_BREAK
+
+
+def encode_word(text: str, *, chunk_bytes: int = 42) -> str:
+    """RFC 2047 encoded words for a subject or display name, folded between words."""
+    if text.isascii() and all(c.isalnum() or c in " .-'_" for c in text):
+        return text
+    words: list[str] = []
+    chunk = b""
+    for ch in text:
+        b = ch.encode("utf-8")
+        if len(chunk) + len(b) > chunk_bytes:
+            words.append(f"=?utf-8?b?{b64encode(chunk).decode()}?=")
+            chunk = b""
+        chunk += b
+    if chunk:
+        words.append(f"=?utf-8?b?{b64encode(chunk).decode()}?=")
+    return "\r\n ".join(words)
+
+
+def header_value(text: str) -> str:
+    """One header line's value, never carrying a raw CR or LF (no header injection)."""
+    return " ".join(text.replace("\r", " ").replace("\n", " ").split())
+
+
+def format_address(name: str, address: str) -> str:
+    name = header_value(name)
+    if not name:
+        return address
+    if name.isascii() and all(c.isalnum() or c in " .-'_" for c in name):
+        return f"{name} <{address}>" if "." not in name else f'"{name}" <{address}>'
+    # One encoded word, however long: Python's email parser (and so many tools built on
+    # it) puts a space between adjacent encoded words inside a display name.
+    return f"{encode_word(name, chunk_bytes=10_000)} <{address}>"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    issue_id: str
+    subject: str
+    preheader: str
+    language: str
+    content_hash: str
+    placeholders: tuple[str, ...]
+
+    @classmethod
+    def read(cls, build_dir: Path) -> Manifest:
+        path = build_dir / "manifest.json"
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(
+                issue_id=data["id"],
+                subject=data["subject"],
+                preheader=data["preheader"],
+                language=data["language"],
+                content_hash=data["content_hash"],
+                placeholders=tuple(data["placeholders"]),
+            )
+        except FileNotFoundError:
+            raise BuildError(
+                "the issue has not been built",
+                path=f"build/{build_dir.name}",
+                hint=f"run `newsletter build-issue {build_dir.name}` first",
+            ) from None
+        except (ValueError, KeyError) as exc:
+            raise BuildError(
+                f"unreadable manifest ({exc})",
+                path=f"build/{build_dir.name}/manifest.json",
+                hint=f"rebuild with `newsletter build-issue {build_dir.name}`",
+            ) from None
+
+
+Piece = bytes | str  # bytes: pre-encoded; str: the name of a per-recipient field
+
+
+class MessageTemplate:
+    """One issue's message, ready to be filled for each recipient."""
+
+    def __init__(
+        self,
+        *,
+        issue_id: str,
+        subject: str,
+        html: str,
+        text: str,
+        language: str,
+        settings: Settings,
+        subject_prefix: str = "",
+    ) -> None:
+        self.issue_id = issue_id
+        self.settings = settings
+        self.labels = labels_for(language)
+        self.domain = settings.sender_domain
+        self._secret = settings.secret_key.get_secret_value()
+        if settings.unsubscribe_url and not self._secret:
+            raise ConfigError(
+                "NEWSLETTER_UNSUBSCRIBE_URL is set but NEWSLETTER_SECRET_KEY is empty",
+                path=".env",
+                field="NEWSLETTER_SECRET_KEY",
+                hint="set a long random secret: the unsubscribe tokens are signed with it",
+            )
+        self.fields = tuple(sorted(set(PLACEHOLDER_RE.findall(html + text))))
+        self.boundary = "=_nl_" + hashlib.sha256((issue_id + html + text).encode()).hexdigest()[:16]
+        full_subject = header_value(subject_prefix + subject)
+        head = [
+            f"From: {format_address(*_split_from(settings.sender))}",
+            "Subject: " + encode_word(full_subject),
+            "MIME-Version: 1.0",
+            f"List-Id: {encode_word(_split_from(settings.sender)[0] or issue_id)} "
+            f"<{settings.effective_list_id}>",
+        ]
+        if settings.reply_to:
+            head.append(f"Reply-To: {header_value(settings.reply_to)}")
+        self._static_head = ("\r\n".join(head) + "\r\n").encode()
+        b = self.boundary.encode()
+        self._body_pieces: list[Piece] = [
+            b"Content-Type: multipart/alternative; boundary=\"" + b + b"\"\r\n\r\n",
+            b"--" + b + b"\r\n",
+            b'Content-Type: text/plain; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            *_compile(text, escape=False),
+            b"--" + b + b"\r\n",
+            b'Content-Type: text/html; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            *_compile(html, escape=True),
+            b"--" + b + b"--\r\n",
+        ]
+        self._date_cache: tuple[int, str] = (0, "")
+
+    @classmethod
+    def from_build(
+        cls, build_dir: Path, *, settings: Settings, subject_prefix: str = ""
+    ) -> MessageTemplate:
+        manifest = Manifest.read(build_dir)
+        try:
+            html = (build_dir / "email.html").read_text(encoding="utf-8")
+            text = (build_dir / "email.txt").read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise BuildError(
+                f"{Path(str(exc.filename)).name} is missing",
+                path=f"build/{build_dir.name}",
+                hint=f"rebuild with `newsletter build-issue {build_dir.name}`",
+            ) from None
+        return cls(
+            issue_id=manifest.issue_id,
+            subject=manifest.subject,
+            html=html,
+            text=text,
+            language=manifest.language,
+            settings=settings,
+            subject_prefix=subject_prefix,
+        )
+
+    # -- per recipient -------------------------------------------------------------------
+
+    def message_id(self, subscriber: Subscriber) -> str:
+        """Stable per (issue, recipient): a duplicate after a crash can be recognised."""
+        digest = hashlib.sha256(f"{self.issue_id}\0{subscriber.key}".encode()).hexdigest()[:24]
+        return f"<{self.issue_id}.{digest}@{self.domain}>"
+
+    def unsubscribe_link(self, subscriber: Subscriber) -> str:
+        if self.settings.unsubscribe_url:
+            return self._unsubscribe_https(subscriber)
+        return f"mailto:{self.settings.effective_unsubscribe_mailto}?subject=unsubscribe"
+
+    def _unsubscribe_https(self, subscriber: Subscriber) -> str:
+        token = unsubscribe_token(subscriber.email, self._secret)
+        url = self.settings.unsubscribe_url
+        if "{token}" in url:
+            return url.replace("{token}", token)
+        return f"{url}{'&' if '?' in url else '?'}token={token}"
+
+    def values(self, subscriber: Subscriber) -> dict[str, str]:
+        name = header_value(subscriber.name)
+        greeting = (
+            self.labels["greeting_named"].format(name=name.split(" ")[0])
+            if name
+            else self.labels["greeting"]
+        )
+        values = dict(subscriber.fields)
+        values.update(
+            name=name,
+            email=subscriber.email,
+            greeting=greeting,
+            unsubscribe_url=self.unsubscribe_link(subscriber),
+        )
+        return values
+
+    def personalize(
+        self, subscriber: Subscriber, *, message_id: str | None = None, now: float | None = None
+    ) -> bytes:
+        """The complete message for one recipient, CRLF line endings, ready for DATA."""
+        values = self.values(subscriber)
+        mailto = (
+            f"<mailto:{self.settings.effective_unsubscribe_mailto}"
+            f"?subject=unsubscribe%20{quote(subscriber.email)}>"
+        )
+        head = [
+            self._static_head,
+            b"To: ",
+            format_address(subscriber.name, subscriber.email).encode(),
+            b"\r\nDate: ",
+            self._date(now).encode(),
+            b"\r\nMessage-ID: ",
+            (message_id or self.message_id(subscriber)).encode(),
+            b"\r\nList-Unsubscribe: ",
+            mailto.encode(),
+        ]
+        if self.settings.unsubscribe_url:
+            head += [
+                b",\r\n <",
+                self._unsubscribe_https(subscriber).encode(),
+                b">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click",
+            ]
+        head.append(b"\r\n")
+        parts: list[bytes] = head
+        html_cache: dict[str, bytes] = {}
+        text_cache: dict[str, bytes] = {}
+        in_html = False
+        for piece in self._body_pieces:
+            if isinstance(piece, bytes):
+                if piece.startswith(b'Content-Type: text/html'):
+                    in_html = True
+                parts.append(piece)
+                continue
+            value = values.get(piece, "")
+            cache = html_cache if in_html else text_cache
+            encoded = cache.get(piece)
+            if encoded is None:
+                raw = html_lib.escape(value, quote=True) if in_html else value
+                encoded = qp_piece(raw.encode("utf-8"))
+                cache[piece] = encoded
+            parts.append(encoded)
+        return b"".join(parts)
+
+    def _date(self, now: float | None) -> str:
+        t = int(now if now is not None else time.time())
+        if self._date_cache[0] != t:
+            self._date_cache = (t, formatdate(t, localtime=False))
+        return self._date_cache[1]
+
+    def test_message(self) -> bytes:
+        """The message as the sample reader gets it, with a one-off Message-ID (email.eml)."""
+        mid = f"<test.{self.issue_id}.{uuid.uuid4().hex[:16]}@{self.domain}>"
+        return self.personalize(SAMPLE_READER, message_id=mid)
+
+
+def _split_from(sender: str) -> tuple[str, str]:
+    from email.utils import parseaddr
+
+    return parseaddr(sender)
+
+
+def _compile(body: str, *, escape: bool) -> list[Piece]:
+    """Split a part into pre-encoded static pieces and field names."""
+    pieces: list[Piece] = []
+    pos = 0
+    for m in PLACEHOLDER_RE.finditer(body):
+        if m.start() > pos:
+            pieces.append(qp_piece(body[pos : m.start()].encode("utf-8")))
+        pieces.append(m.group(1))
+        pos = m.end()
+    tail = body[pos:]
+    encoded = qp(tail.encode("utf-8")) if tail else b""
+    if not encoded.endswith(CRLF):
+        encoded += CRLF
+    pieces.append(encoded)
+    return pieces
+
+
+FieldCheck = Callable[[str], bool]
+
+
+def missing_fields(template: MessageTemplate, columns: tuple[str, ...]) -> list[str]:
+    """Placeholders the build uses that neither every recipient nor the list file provides."""
+    known = set(RECIPIENT_FIELDS) | set(columns)
+    return [f for f in template.fields if f not in known]

@@ -1,0 +1,268 @@
+"""Issue -> MJML (Jinja2) -> HTML (mjml-python) -> inlined CSS (premailer), and the text part.
+
+Per-recipient fields stay in the output as placeholders (`{{ name }}`, `{{ unsubscribe_url }}`,
+...), filled for each subscriber by `message.py` without rendering again.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import traceback
+from dataclasses import dataclass, field
+from email.utils import parseaddr
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from newsletter.errors import TemplateError
+from newsletter.issue import Issue
+from newsletter.labels import Labels, labels_for, long_date
+from newsletter.layout import Layout
+from newsletter.markup import parse, to_html, to_text
+
+HTML_TEMPLATE = "email.mjml.j2"
+TEXT_TEMPLATE = "email.txt.j2"
+
+#: A per-recipient field as it stays in email.html / email.txt until `message.py` fills it.
+PLACEHOLDER_RE = re.compile(r"\{\{ ([A-Za-z_][A-Za-z0-9_]*) \}\}")
+
+#: The fields every recipient has; CSV columns add more (`{{ subscriber.ville }}`).
+RECIPIENT_FIELDS = ("name", "email", "greeting", "unsubscribe_url")
+
+
+@dataclass(frozen=True)
+class MjmlWarning:
+    line: int
+    message: str
+
+
+@dataclass(frozen=True)
+class RenderedIssue:
+    mjml: str
+    html: str
+    text: str
+    mjml_warnings: tuple[MjmlWarning, ...] = field(default=())
+    placeholders: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class Newsletter:
+    """What the templates know about the newsletter itself (from the settings)."""
+
+    name: str
+    sender: str
+    postal_address: str
+    language: str
+
+
+def placeholder(name: str) -> Markup:
+    return Markup(f"{{{{ {name} }}}}")
+
+
+class _Subscriber:
+    """`{{ subscriber.ville }}` in a template leaves `{{ ville }}` for the send to fill."""
+
+    def __getattr__(self, name: str) -> Markup:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return placeholder(name)
+
+    def __getitem__(self, name: str) -> Markup:
+        return placeholder(name)
+
+
+def make_env(templates_dir: Path) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        undefined=jinja2.StrictUndefined,
+        autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["long_date"] = long_date
+    env.filters["markdown_html"] = lambda s: Markup(to_html(parse(s or "")))
+    env.filters["markdown_text"] = lambda s: to_text(parse(s or ""))
+    return env
+
+
+def render_issue(
+    issue: Issue,
+    /,
+    *,
+    layout: Layout,
+    newsletter: Newsletter,
+    timings: dict[str, float] | None = None,
+) -> RenderedIssue:
+    """Render MJML, HTML and text for `issue`. Raises TemplateError naming template and line."""
+    clock = _Clock(timings)
+    env = make_env(layout.templates_dir)
+    labels = labels_for(issue.language)
+    context = _context(issue, newsletter, labels)
+    mjml_source = _render_template(env, HTML_TEMPLATE, context, layout)
+    clock.lap("jinja2")
+    raw_html = mjml_to_html(mjml_source, layout=layout)
+    warnings = tuple(lint_mjml(mjml_source))
+    clock.lap("mjml")
+    html = inline_css(raw_html)
+    clock.lap("inline")
+    text = _render_template(env, TEXT_TEMPLATE, context, layout)
+    clock.lap("text")
+    names = sorted(set(PLACEHOLDER_RE.findall(html)) | set(PLACEHOLDER_RE.findall(text)))
+    return RenderedIssue(
+        mjml=mjml_source,
+        html=html,
+        text=_tidy_text(text),
+        mjml_warnings=warnings,
+        placeholders=tuple(names),
+    )
+
+
+class _Clock:
+    def __init__(self, timings: dict[str, float] | None) -> None:
+        self.timings = timings
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.timings is not None:
+            self.timings[name] = self.timings.get(name, 0.0) + now - self.last
+        self.last = now
+
+
+def _context(issue: Issue, newsletter: Newsletter, labels: Labels) -> dict[str, Any]:
+    return {
+        "issue": issue,
+        "articles": issue.articles,
+        "labels": labels,
+        "newsletter": newsletter,
+        "subscriber": _Subscriber(),
+        **{name: placeholder(name) for name in RECIPIENT_FIELDS},
+    }
+
+
+def newsletter_from_settings(sender: str, postal_address: str, language: str) -> Newsletter:
+    name = parseaddr(sender)[0] or parseaddr(sender)[1]
+    return Newsletter(name=name, sender=sender, postal_address=postal_address, language=language)
+
+
+def _render_template(
+    env: jinja2.Environment, name: str, context: dict[str, Any], layout: Layout
+) -> str:
+    rel = f"templates/{name}"
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(
+            f"template '{exc.name}' not found",
+            path=rel if exc.name == name else f"templates/{exc.name}",
+            hint="templates/ needs email.mjml.j2 and email.txt.j2",
+        ) from None
+    except jinja2.TemplateSyntaxError as exc:
+        where = f"templates/{exc.name}" if exc.name else rel
+        raise TemplateError(
+            f"template syntax: {exc.message}", path=where, line=exc.lineno,
+            hint="fix the Jinja2 syntax",
+        ) from None
+    except jinja2.UndefinedError as exc:
+        where, line = _template_frame(exc, layout) or (rel, None)
+        raise TemplateError(
+            f"undefined variable: {exc.message}",
+            path=where,
+            line=line,
+            hint="check the spelling; README.md lists the variables templates get",
+        ) from None
+    except Exception as exc:  # a filter or a test raised: still one line, with the place
+        where, line = _template_frame(exc, layout) or (rel, None)
+        raise TemplateError(f"{type(exc).__name__}: {exc}", path=where, line=line) from None
+
+
+def _template_frame(exc: BaseException, layout: Layout) -> tuple[str, int] | None:
+    # Jinja2 rewrites tracebacks so that template frames carry the template's file and line.
+    templates = str(layout.templates_dir)
+    found: tuple[str, int] | None = None
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename.startswith(templates) and frame.lineno is not None:
+            found = (layout.rel(Path(frame.filename)), frame.lineno)
+    return found
+
+
+def mjml_to_html(source: str, *, layout: Layout) -> str:
+    import mjml
+
+    try:
+        # fonts={}: no Google Fonts <link> (remote fonts are blocked or slow in most clients).
+        return str(mjml.mjml2html(source, fonts={}))
+    except ValueError as exc:
+        raise TemplateError(
+            f"MJML could not be rendered: {exc}",
+            path="build/email.mjml",
+            hint=f"check the tags in {layout.rel(layout.templates_dir / HTML_TEMPLATE)}",
+        ) from None
+
+
+_PROTECT_RE = re.compile(r"\{\{ ([A-Za-z_][A-Za-z0-9_]*) \}\}")
+_TOKEN_RE = re.compile(r"NLFIELDx([A-Za-z_][A-Za-z0-9_]*)xNLFIELD")
+_DOCTYPE_RE = re.compile(r"^\s*<!doctype[^>]*>\s*", re.I)
+
+
+def inline_css(html: str) -> str:
+    """Inline the CSS with premailer, keeping what email clients need.
+
+    Premailer's defaults would strip `!important` in the media queries it keeps (the mobile
+    layout would be lost), drop a lowercase doctype, and URL-quote `{{ x }}` in hrefs;
+    each is prevented here and tested.
+    """
+    from premailer import Premailer
+
+    protected = _PROTECT_RE.sub(r"NLFIELDx\1xNLFIELD", html)
+    body = _DOCTYPE_RE.sub("", protected)
+    inliner = Premailer(
+        body,
+        strip_important=False,
+        keep_style_tags=False,
+        remove_classes=False,
+        disable_validation=True,
+        allow_network=False,
+        cssutils_logging_level=logging.CRITICAL,
+        method="html",
+    )
+    out = inliner.transform(pretty_print=False)
+    out = _DOCTYPE_RE.sub("", out)
+    out = _TOKEN_RE.sub(r"{{ \1 }}", out)
+    return "<!doctype html>\n" + out.strip() + "\n"
+
+
+_KNOWN_TAGS = frozenset(
+    """mjml mj-head mj-body mj-attributes mj-all mj-class mj-breakpoint mj-font mj-html-attributes
+    mj-html-attribute mj-selector mj-preview mj-style mj-title mj-include mj-accordion
+    mj-accordion-element mj-accordion-title mj-accordion-text mj-button mj-carousel
+    mj-carousel-image mj-column mj-divider mj-group mj-hero mj-image mj-navbar mj-navbar-link
+    mj-raw mj-section mj-social mj-social-element mj-spacer mj-table mj-text mj-wrapper""".split()
+)
+_TAG_RE = re.compile(r"<(mj-[a-z-]+)([^>]*)>")
+
+
+def lint_mjml(source: str) -> list[MjmlWarning]:
+    """What mjml-python accepts silently but renders wrong: unknown tags, images without alt."""
+    warnings: list[MjmlWarning] = []
+    for m in _TAG_RE.finditer(source):
+        tag, attrs = m.group(1), m.group(2)
+        line = source.count("\n", 0, m.start()) + 1
+        if tag not in _KNOWN_TAGS:
+            warnings.append(MjmlWarning(line, f"unknown MJML element <{tag}>"))
+        elif tag == "mj-image" and not re.search(r'\balt="[^"]+"', attrs):
+            warnings.append(MjmlWarning(line, "<mj-image> has no alt text"))
+    return warnings
+
+
+def _tidy_text(text: str) -> str:
+    # At most one blank line in a row, no trailing spaces: the text part is read as is.
+    lines = [line.rstrip() for line in text.splitlines()]
+    out = re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip("\n")
+    return out + "\n"
