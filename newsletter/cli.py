@@ -145,3 +145,65 @@ def main() -> None:
     except KeyboardInterrupt:
         err("interrupted")
         raise SystemExit(130) from None
+
+
+@app.command("preview")
+def preview_command(
+    issue: Annotated[str | None, typer.Argument(help="An issue id or its file; omit with --list.")] = None,
+    root: Root = Path("."),
+    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).")] = 0,
+    no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser.")] = False,
+    as_email: Annotated[
+        str | None, typer.Option("--as", help="Personalise as this subscriber of the list file.")
+    ] = None,
+    subscribers: Annotated[
+        Path | None, typer.Option("--subscribers", help="The subscriber list file.")
+    ] = None,
+    list_issues: Annotated[bool, typer.Option("--list", help="List the issues and exit.")] = False,
+    debug: Debug = False,
+) -> None:
+    """Serve a live-reloading preview of an issue on 127.0.0.1 (desktop and mobile width)."""
+    from newsletter.errors import NewsletterError
+    from newsletter.layout import issue_id_from_arg
+
+    try:
+        layout, settings = setup(root, debug)
+        from newsletter import preview
+
+        if list_issues or issue is None:
+            for line in preview.describe_issues(layout):
+                out(line)
+            if issue is None:
+                return
+        assert issue is not None
+        preview.serve(
+            layout,
+            issue_id_from_arg(issue),
+            settings=settings,
+            port=port,
+            open_browser=not no_open,
+            as_email=as_email,
+            subscribers_path=layout.resolve(subscribers or settings.subscribers),
+            on_ready=lambda url: out(f"Preview at {url} (Ctrl-C to stop)"),
+            on_event=out,
+        )
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+    except KeyboardInterrupt:
+        out("Preview stopped.")
+
+
+@app.command("open")
+def open_command(issue: IssueArg, root: Root = Path("."), debug: Debug = False) -> None:
+    """Open the built email.html in the default browser (no server)."""
+    from newsletter.errors import NewsletterError
+    from newsletter.layout import issue_id_from_arg
+
+    try:
+        layout, _settings = setup(root, debug)
+        from newsletter import preview
+
+        path = preview.open_built(layout, issue_id_from_arg(issue))
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+    out(f"Opened {path}")

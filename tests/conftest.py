@@ -1,0 +1,79 @@
+"""Shared fixtures: a copy of the sample newsletter folder, and the CLI run in-process."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+@pytest.fixture(autouse=True)
+def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The developer's own NEWSLETTER_* variables must not change what a test sees."""
+    for name in list(os.environ):
+        if name.startswith("NEWSLETTER_"):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def newsletter_root(tmp_path: Path) -> Path:
+    """A copy of the repository's sample newsletter (content, templates, issues, subscribers)."""
+    root = tmp_path / "letter"
+    root.mkdir()
+    for name in ("content", "templates", "issues"):
+        shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "subscribers.example.csv", root / "subscribers.csv")
+    return root
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+RunCli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def run_cli() -> RunCli:
+    """Run `newsletter ARGS...` in-process; `root=` adds --root."""
+    from newsletter.cli import app
+
+    def run(*args: str, root: Path | None = None, env: dict[str, str] | None = None) -> CliResult:
+        argv = list(args)
+        if root is not None:
+            argv += ["--root", str(root)]
+        result = CliRunner().invoke(app, argv, env=env, catch_exceptions=False)
+        return CliResult(result.exit_code, result.stdout, result.stderr)
+
+    return run
+
+
+def snapshot(folder: Path) -> dict[str, str]:
+    """Every file under `folder` with the hash of its bytes: to assert nothing changed."""
+    if not folder.exists():
+        return {}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture
+def built(newsletter_root: Path, run_cli: RunCli) -> Iterator[Path]:
+    """The sample folder with issue 2026-11 built."""
+    result = run_cli("build-issue", "2026-11", root=newsletter_root)
+    assert result.exit_code == 0, result.stderr
+    yield newsletter_root
