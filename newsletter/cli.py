@@ -12,6 +12,7 @@ import typer
 
 if TYPE_CHECKING:
     from newsletter.build import BuildResult
+    from newsletter.delivery import SendResult
     from newsletter.checks import Finding
     from newsletter.layout import Layout
     from newsletter.settings import Settings
@@ -207,3 +208,156 @@ def open_command(issue: IssueArg, root: Root = Path("."), debug: Debug = False) 
     except (NewsletterError, OSError) as exc:
         fail(exc, debug=debug)
     out(f"Opened {path}")
+
+
+@app.command("send")
+def send_command(
+    issue: IssueArg,
+    root: Root = Path("."),
+    subscribers: Annotated[
+        Path | None,
+        typer.Option("--subscribers", help="The list file (default: NEWSLETTER_SUBSCRIBERS)."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build every message but send nothing.")
+    ] = False,
+    test_to: Annotated[
+        str | None,
+        typer.Option("--test-to", help="Send one [TEST] message to this address only."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="Send at most N messages this run.")
+    ] = None,
+    skip_invalid: Annotated[
+        bool, typer.Option("--skip-invalid", help="Send to the valid rows despite invalid ones.")
+    ] = False,
+    allow_rebuilt: Annotated[
+        bool,
+        typer.Option("--allow-rebuilt", help="Resume even though build/<id>/ was rebuilt."),
+    ] = False,
+    debug: Debug = False,
+) -> None:
+    """Send build/<id>/ to every subscriber; run it again to resume after any stop."""
+    import asyncio
+    import signal
+
+    from newsletter.delivery import SendOptions, send_issue
+    from newsletter.errors import NewsletterError
+    from newsletter.layout import issue_id_from_arg
+    from newsletter.progress import SendProgress
+
+    try:
+        layout, settings = setup(root, debug)
+        issue_id = issue_id_from_arg(issue)
+        options = SendOptions(
+            subscribers=layout.resolve(subscribers or settings.subscribers),
+            dry_run=dry_run,
+            test_to=test_to,
+            limit=limit,
+            skip_invalid=skip_invalid,
+            allow_rebuilt=allow_rebuilt,
+        )
+        progress = SendProgress(issue_id, interactive=sys.stdout.isatty())
+
+        async def run() -> SendResult:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+
+            def interrupt() -> None:
+                if stop.is_set():  # a second Ctrl-C: leave now; in-flight ones are journaled
+                    raise KeyboardInterrupt
+                err("stopping: finishing the messages in flight (Ctrl-C again to quit now)")
+                progress.interrupted = True
+                stop.set()
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, interrupt)
+            return await send_issue(
+                layout, issue_id, settings=settings, options=options, stop=stop,
+                on_start=progress.start, on_progress=progress.update,
+            )
+
+        result = asyncio.run(run())
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+    progress.close()
+    code = progress.summary(result)
+    raise SystemExit(code)
+
+
+@app.command("report")
+def report_command(
+    issue: IssueArg,
+    root: Root = Path("."),
+    csv_path: Annotated[
+        Path | None, typer.Option("--csv", help="Write every recipient's outcome to this CSV.")
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """Counts of a send, and the failed recipients with the relay's replies."""
+    from newsletter.errors import NewsletterError
+    from newsletter.journal import Journal
+    from newsletter.layout import issue_id_from_arg
+
+    try:
+        layout, _settings = setup(root, debug)
+        issue_id = issue_id_from_arg(issue)
+        if not layout.journal_path.exists():
+            out(f"{issue_id}: never sent")
+            return
+        journal = Journal.open(layout, issue_id)
+        try:
+            counts = journal.counts()
+            total = sum(counts.values())
+            if not total:
+                out(f"{issue_id}: never sent")
+                return
+            out(f"{issue_id}: {total} recipient(s) — " + ", ".join(
+                f"{n} {status}" for status, n in counts.items() if n))
+            for row in journal.rows(["failed", "deferred", "sending"]):
+                out(f"  {row.status:<8} {row.email}  {row.reply or '(no reply)'}")
+            if csv_path is not None:
+                import csv
+
+                with open(csv_path, "w", encoding="utf-8", newline="") as f:
+                    w = csv.writer(f)
+                    w.writerow(["email", "status", "attempts", "code", "reply", "message_id",
+                                "updated"])
+                    for row in journal.rows():
+                        w.writerow([row.email, row.status, row.attempts, row.code or "",
+                                    row.reply, row.message_id, _iso(row.updated)])
+                out(f"wrote {csv_path}")
+        finally:
+            journal.close()
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+
+
+def _iso(ts: float) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+@app.command("unsubscribe")
+def unsubscribe_command(
+    who: Annotated[str, typer.Argument(help="An address, or the token of an unsubscribe link.")],
+    root: Root = Path("."),
+    subscribers: Annotated[
+        Path | None, typer.Option("--subscribers", help="The list file.")
+    ] = None,
+    debug: Debug = False,
+) -> None:
+    """Mark a subscriber `unsubscribed` in the list file (rewritten atomically)."""
+    from newsletter.errors import NewsletterError
+    from newsletter.subscribers import mark_unsubscribed
+
+    try:
+        layout, settings = setup(root, debug)
+        path = layout.resolve(subscribers or settings.subscribers)
+        sub = mark_unsubscribed(
+            path, who, rel=layout.rel(path), secret=settings.secret_key.get_secret_value()
+        )
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+    out(f"{sub.email} is now unsubscribed in {layout.rel(path)}")

@@ -87,10 +87,10 @@ def env_name(field: str) -> str:
     return info.alias if info.alias else PREFIX + field.upper()
 
 
-def load_settings(layout: Layout, **overrides: object) -> Settings:
+def load_settings(layout: Layout) -> Settings:
     """Read the environment and `<root>/.env`; a bad value becomes a ConfigError naming it."""
     try:
-        return Settings(_env_file=layout.env_file, **overrides)  # type: ignore[call-arg]
+        return Settings(_env_file=layout.env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""

@@ -1,0 +1,466 @@
+"""Who gets the issue, how fast, and how far: workers over the pending recipients.
+
+Each worker owns one SMTP connection (`transport`). For every recipient it commits `sending`
+to the journal, sends, and commits the outcome before its next message leaves; the outcome
+of one message and the `sending` mark of the next go in the same commit, and the commits of
+all workers are grouped, so durability costs little. Temporary failures are retried with
+exponential backoff and jitter on a fresh connection; a run of failures stops the send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from newsletter.errors import (
+    DeliveryError,
+    ErrorGroup,
+    NewsletterError,
+    SubscriberError,
+)
+from newsletter.journal import Journal, Write, key_digest
+from newsletter.layout import Layout
+from newsletter.message import SAMPLE_READER, Manifest, MessageTemplate, missing_fields
+from newsletter.settings import Settings
+from newsletter.subscribers import ListSummary, Subscriber, summarize, unique_mailable
+from newsletter.transport import Outcome
+
+
+class Transport(Protocol):
+    async def send(self, sender: str, recipient: str, data: bytes) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass
+class DeliveryReport:
+    sent: int = 0
+    failed: int = 0
+    deferred: int = 0
+    retries: int = 0
+    started: float = field(default_factory=time.monotonic)
+    finished: float | None = None
+    stopped: str | None = None  # why the send stopped early, if it did
+    interrupted: bool = False
+    failures: list[tuple[str, Outcome]] = field(default_factory=list)
+
+    @property
+    def done(self) -> int:
+        return self.sent + self.failed + self.deferred
+
+    @property
+    def duration(self) -> float:
+        return (self.finished or time.monotonic()) - self.started
+
+    @property
+    def rate(self) -> float:
+        return self.done / self.duration if self.duration > 0 else 0.0
+
+
+class RateLimiter:
+    """A token bucket shared by all connections: at most `rate` messages per second."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.next_slot = time.monotonic()
+        self._lock = asyncio.Lock()
+
+    async def acquire(self) -> None:
+        if not self.interval:
+            return
+        async with self._lock:
+            now = time.monotonic()
+            slot = max(now, self.next_slot)
+            self.next_slot = slot + self.interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
+class GroupCommitter:
+    """Commits journal writes from all workers together, off the event loop."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._queue: list[tuple[list[Write], asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self.commits = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def write(self, *writes: Write) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append((list(writes), future))
+        self._wake.set()
+        await future
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            batch, self._queue = self._queue, []
+            if batch:
+                writes = [w for ws, _ in batch for w in ws]
+                try:
+                    await asyncio.to_thread(self.journal.commit, writes)
+                    self.commits += 1
+                except Exception as exc:  # the journal is the guarantee: stop everything
+                    for _, fut in batch:
+                        if not fut.done():
+                            fut.set_exception(DeliveryError(
+                                f"the send journal could not be written: {exc}",
+                                path=str(self.journal.path),
+                                hint="check the disk; run send again to resume",
+                            ))
+                    continue
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+            if self._closing and not self._queue:
+                return
+
+    async def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await self._task
+
+
+@dataclass(order=True)
+class _Retry:
+    due: float
+    seq: int
+    subscriber: Subscriber = field(compare=False)
+    attempts: int = field(compare=False)
+
+
+ProgressHook = Callable[[DeliveryReport], None]
+
+
+async def deliver(
+    template: MessageTemplate,
+    recipients: Iterator[Subscriber],
+    *,
+    journal: Journal,
+    transports: list[Transport],
+    rate: float,
+    max_attempts: int,
+    retry_delay: float,
+    max_consecutive_failures: int,
+    stop: asyncio.Event | None = None,
+    on_progress: ProgressHook | None = None,
+    limit: int | None = None,
+) -> DeliveryReport:
+    """Send `template` to every recipient, one worker per transport. See the module docstring."""
+    report = DeliveryReport()
+    stop = stop or asyncio.Event()
+    limiter = RateLimiter(rate)
+    committer = GroupCommitter(journal)
+    committer.start()
+    retries: list[_Retry] = []
+    seq = 0
+    consecutive_failures = 0
+    source = iter(recipients)
+    exhausted = False
+    taken = 0
+    in_progress = 0
+    sender = template.settings.sender_address
+    fatal: list[BaseException] = []
+
+    def next_job() -> tuple[Subscriber, int] | float | None:
+        """A job to do now, or how long to wait for one, or None when all is done."""
+        nonlocal exhausted, taken
+        now = time.monotonic()
+        if retries and retries[0].due <= now:
+            r = heapq.heappop(retries)
+            return r.subscriber, r.attempts
+        if not exhausted and (limit is None or taken < limit):
+            sub = next(source, None)
+            if sub is not None:
+                taken += 1
+                return sub, 0
+            exhausted = True
+        if retries:
+            return max(retries[0].due - now, 0.0)
+        if in_progress:
+            return 0.05  # a job in flight may still schedule a retry
+        return None
+
+    async def worker(transport: Transport) -> None:
+        nonlocal seq, consecutive_failures, in_progress
+        pending_outcome: Write | None = None
+        try:
+            while not stop.is_set():
+                job = next_job()
+                if job is None:
+                    break
+                if isinstance(job, float):
+                    if pending_outcome is not None:
+                        await committer.write(pending_outcome)
+                        pending_outcome = None
+                    try:
+                        await asyncio.wait_for(stop.wait(), timeout=min(job, 0.5))
+                    except TimeoutError:
+                        pass
+                    continue
+                sub, attempts = job
+                in_progress += 1
+                try:
+                    await limiter.acquire()
+                    data = template.personalize(sub)
+                    message_id = template.message_id(sub)
+                    attempts += 1
+                    mark = Write(sub.email, "sending", attempts, message_id=message_id)
+                    if pending_outcome is not None:
+                        await committer.write(pending_outcome, mark)
+                        pending_outcome = None
+                    else:
+                        await committer.write(mark)
+                    outcome = await transport.send(sender, sub.email, data)
+                    if outcome.status == "deferred" and attempts < max_attempts and not stop.is_set():
+                        # Not final: the row stays `deferred` until the retry goes out.
+                        delay = retry_delay * (2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
+                        seq += 1
+                        heapq.heappush(retries, _Retry(time.monotonic() + delay, seq, sub, attempts))
+                        report.retries += 1
+                    else:
+                        _count(report, sub, outcome)
+                    pending_outcome = Write(
+                        sub.email, outcome.status, attempts, outcome.code, outcome.reply, message_id
+                    )
+                    if outcome.status == "deferred":
+                        consecutive_failures += 1
+                        if consecutive_failures >= max_consecutive_failures:
+                            report.stopped = (
+                                f"{consecutive_failures} failures in a row, the last: "
+                                f"{outcome.reply}"
+                            )
+                            stop.set()
+                    else:
+                        consecutive_failures = 0
+                    if on_progress is not None:
+                        on_progress(report)
+                finally:
+                    in_progress -= 1
+        except DeliveryError as exc:
+            fatal.append(exc)
+            stop.set()
+        finally:
+            if pending_outcome is not None:
+                try:
+                    await committer.write(pending_outcome)
+                except DeliveryError as exc:
+                    fatal.append(exc)
+            await transport.close()
+
+    try:
+        await asyncio.gather(*(worker(t) for t in transports))
+    finally:
+        await committer.close()
+        report.finished = time.monotonic()
+    # Retries still waiting when the send stopped stay `deferred` in the journal.
+    report.deferred += len(retries)
+    if fatal:
+        raise fatal[0]
+    return report
+
+
+def _count(report: DeliveryReport, sub: Subscriber, outcome: Outcome) -> None:
+    if outcome.status == "sent":
+        report.sent += 1
+    elif outcome.status == "failed":
+        report.failed += 1
+        report.failures.append((sub.email, outcome))
+    else:
+        report.deferred += 1
+        report.failures.append((sub.email, outcome))
+
+
+# -- the send command's core --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    subscribers: Path
+    dry_run: bool = False
+    test_to: str | None = None
+    limit: int | None = None
+    skip_invalid: bool = False
+    allow_rebuilt: bool = False
+
+
+@dataclass
+class SendResult:
+    issue_id: str
+    report: DeliveryReport
+    mailable: int = 0
+    already_done: int = 0
+    resent_in_flight: list[str] = field(default_factory=list)
+    skipped_invalid: int = 0
+    not_subscribed: int = 0
+    duplicates: int = 0
+    dry_run: bool = False
+    test_to: str | None = None
+    remaining: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+def prepare(
+    layout: Layout, issue_id: str, *, settings: Settings, options: SendOptions
+) -> tuple[MessageTemplate, ListSummary, str]:
+    """Everything checked before the first message: the build, the list, the fields."""
+    build_dir = layout.build_dir(issue_id)
+    manifest = Manifest.read(build_dir)
+    prefix = "[TEST] " if options.test_to else ""
+    template = MessageTemplate.from_build(build_dir, settings=settings, subject_prefix=prefix)
+    rel = layout.rel(options.subscribers)
+    summary = summarize(options.subscribers, rel=rel)
+    if summary.invalid and not options.skip_invalid:
+        shown = summary.invalid[:20]
+        errors: list[NewsletterError] = [
+            SubscriberError(row.message, path=rel, line=row.line) for row in shown
+        ]
+        more = len(summary.invalid) - len(shown)
+        errors.append(SubscriberError(
+            f"{len(summary.invalid)} invalid row(s){f' ({more} more not shown)' if more else ''}; "
+            "nothing was sent",
+            path=rel,
+            hint="fix them, or pass --skip-invalid to send to the valid rows only",
+        ))
+        raise ErrorGroup(errors)
+    missing = missing_fields(template, summary.columns)
+    if missing:
+        raise SubscriberError(
+            f"the email uses {', '.join('{{ ' + m + ' }}' for m in missing)} but the list has "
+            f"no such column",
+            path=rel,
+            line=1,
+            hint="add the column to the list file, or remove it from the templates and rebuild",
+        )
+    return template, summary, manifest.content_hash
+
+
+async def send_issue(
+    layout: Layout,
+    issue_id: str,
+    *,
+    settings: Settings,
+    options: SendOptions,
+    stop: asyncio.Event | None = None,
+    on_start: Callable[[SendResult], None] | None = None,
+    on_progress: ProgressHook | None = None,
+    transport_factory: Callable[[Settings], Transport] | None = None,
+) -> SendResult:
+    """`newsletter send`: check, then mail every pending recipient and journal each outcome."""
+    from newsletter.transport import SmtpTransport
+
+    make_transport = transport_factory or SmtpTransport
+    template, summary, content_hash = prepare(
+        layout, issue_id, settings=settings, options=options
+    )
+    rel = layout.rel(options.subscribers)
+    result = SendResult(
+        issue_id=issue_id,
+        report=DeliveryReport(),
+        mailable=summary.mailable,
+        skipped_invalid=len(summary.invalid),
+        not_subscribed=summary.not_subscribed,
+        duplicates=summary.duplicates,
+        dry_run=options.dry_run,
+        test_to=options.test_to,
+    )
+    if options.test_to:
+        first = next(unique_mailable(options.subscribers, rel=rel), SAMPLE_READER)
+        address = check_test_address(options.test_to)
+        transport = make_transport(settings)
+        data = template.personalize(
+            Subscriber(email=address, name=first.name, fields=first.fields)
+        )
+        try:
+            outcome = await transport.send(settings.sender_address, address, data)
+        finally:
+            await transport.close()
+        _count(result.report, Subscriber(email=address), outcome)
+        result.report.finished = time.monotonic()
+        return result
+    if options.dry_run:
+        return _dry_run(template, options, rel, result, on_progress)
+
+    journal = Journal.open(layout, issue_id)
+    try:
+        journal.lock()
+        journal.bind(content_hash, allow_rebuilt=options.allow_rebuilt)
+        done = journal.final_digests()
+        result.resent_in_flight = journal.in_flight()
+
+        def pending() -> Iterator[Subscriber]:
+            for sub in unique_mailable(options.subscribers, rel=rel):
+                if key_digest(sub.email) in done:
+                    result.already_done += 1
+                else:
+                    yield sub
+
+        if on_start is not None:
+            on_start(result)
+        transports = [make_transport(settings) for _ in range(settings.smtp_concurrency)]
+        result.report = await deliver(
+            template,
+            pending(),
+            journal=journal,
+            transports=transports,
+            rate=settings.rate_per_second,
+            max_attempts=settings.max_attempts,
+            retry_delay=settings.retry_delay,
+            max_consecutive_failures=settings.max_consecutive_failures,
+            stop=stop,
+            on_progress=on_progress,
+            limit=options.limit,
+        )
+        result.totals = journal.counts()
+        result.remaining = max(
+            result.mailable - result.totals["sent"] - result.totals["failed"], 0
+        )
+        return result
+    finally:
+        journal.close()
+
+
+def _dry_run(
+    template: MessageTemplate,
+    options: SendOptions,
+    rel: str,
+    result: SendResult,
+    on_progress: ProgressHook | None,
+) -> SendResult:
+    """Everything but the SMTP conversation: each message is built, then dropped."""
+    report = result.report
+    size = 0
+    for n, sub in enumerate(unique_mailable(options.subscribers, rel=rel)):
+        if options.limit is not None and n >= options.limit:
+            break
+        size += len(template.personalize(sub))
+        report.sent += 1
+        if on_progress is not None and report.sent % 1000 == 0:
+            on_progress(report)
+    report.finished = time.monotonic()
+    result.totals = {"bytes": size}
+    return result
+
+
+def check_test_address(address: str) -> str:
+    from newsletter.subscribers import check_address
+
+    try:
+        return check_address(address)
+    except ValueError as exc:
+        raise SubscriberError(
+            f"--test-to: invalid address '{address}': {exc}", hint="give one valid address"
+        ) from None

@@ -1,0 +1,217 @@
+"""The send journal: one outcome per (issue, recipient), in SQLite, outside build/.
+
+A recipient is marked `sending` (committed) before its message leaves, and gets its outcome
+(`sent`, `failed`, `deferred`) committed before the next message leaves that connection.
+After a crash, `sending` rows are the messages that were in flight: they are sent again,
+counted and reported, so nobody is skipped and at most those few get two copies.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from newsletter.errors import DeliveryError
+from newsletter.layout import Layout
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deliveries (
+    issue TEXT NOT NULL,
+    email_key TEXT NOT NULL,
+    email TEXT NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'deferred', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    code INTEGER,
+    reply TEXT NOT NULL DEFAULT '',
+    message_id TEXT NOT NULL DEFAULT '',
+    updated REAL NOT NULL,
+    PRIMARY KEY (issue, email_key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    issue TEXT PRIMARY KEY,
+    content_hash TEXT NOT NULL,
+    first_started REAL NOT NULL,
+    last_started REAL NOT NULL
+);
+"""
+
+FINAL = ("sent", "failed")
+
+
+@dataclass(frozen=True)
+class Row:
+    email: str
+    status: str
+    attempts: int
+    code: int | None
+    reply: str
+    message_id: str
+    updated: float
+
+
+@dataclass(frozen=True)
+class Write:
+    """One row change; several are committed together (group commit)."""
+
+    email: str
+    status: str
+    attempts: int
+    code: int | None = None
+    reply: str = ""
+    message_id: str = ""
+
+
+def key_digest(email: str) -> int:
+    return int.from_bytes(hashlib.blake2b(email.lower().encode(), digest_size=8).digest())
+
+
+class Journal:
+    def __init__(self, path: Path, issue_id: str) -> None:
+        self.path = path
+        self.issue_id = issue_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Used from one worker thread at a time (the delivery's committer), hence no check.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit survives a power loss, not only a crash of this process.
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA busy_timeout=5000")
+        self.db.executescript(SCHEMA)
+        self._lock_file: IO[str] | None = None
+
+    @classmethod
+    def open(cls, layout: Layout, issue_id: str) -> Journal:
+        return cls(layout.journal_path, issue_id)
+
+    # -- one send at a time -------------------------------------------------------------
+
+    def lock(self) -> None:
+        """Refuse a second concurrent send of the same issue (released even on SIGKILL)."""
+        lock_path = self.path.parent / f"send-{self.issue_id}.lock"
+        handle = open(lock_path, "a+", encoding="utf-8")  # noqa: SIM115
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            pid = handle.read().strip() or "?"
+            handle.close()
+            raise DeliveryError(
+                f"a send of issue {self.issue_id} is already running (pid {pid})",
+                hint="wait for it to finish, or stop it with Ctrl-C; it can be resumed",
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self._lock_file = handle
+
+    def bind(self, content_hash: str, *, allow_rebuilt: bool) -> None:
+        """Tie this issue's journal to one build; a different build is refused when resuming."""
+        now = time.time()
+        row = self.db.execute(
+            "SELECT content_hash FROM runs WHERE issue = ?", (self.issue_id,)
+        ).fetchone()
+        if row is None:
+            self.db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?)", (self.issue_id, content_hash, now, now)
+            )
+            return
+        if row[0] != content_hash and not allow_rebuilt and self.count_started() > 0:
+            raise DeliveryError(
+                f"build/{self.issue_id}/ changed since this issue's send began",
+                hint="resume with the same build, or pass --allow-rebuilt to send the new "
+                "build to the recipients not yet mailed",
+            )
+        self.db.execute(
+            "UPDATE runs SET content_hash = ?, last_started = ? WHERE issue = ?",
+            (content_hash, now, self.issue_id),
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def count_started(self) -> int:
+        return int(self.db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE issue = ?", (self.issue_id,)
+        ).fetchone()[0])
+
+    def counts(self) -> dict[str, int]:
+        out = {"sending": 0, "sent": 0, "deferred": 0, "failed": 0}
+        for status, n in self.db.execute(
+            "SELECT status, COUNT(*) FROM deliveries WHERE issue = ? GROUP BY status",
+            (self.issue_id,),
+        ):
+            out[status] = n
+        return out
+
+    def final_digests(self) -> set[int]:
+        """Recipients with a final outcome (sent, or failed permanently): never mailed again."""
+        return {
+            key_digest(email)
+            for (email,) in self.db.execute(
+                "SELECT email_key FROM deliveries WHERE issue = ? AND status IN ('sent', 'failed')",
+                (self.issue_id,),
+            )
+        }
+
+    def in_flight(self) -> list[str]:
+        """Addresses whose message was leaving when a previous send was killed."""
+        return [
+            email for (email,) in self.db.execute(
+                "SELECT email FROM deliveries WHERE issue = ? AND status = 'sending'",
+                (self.issue_id,),
+            )
+        ]
+
+    def rows(self, statuses: Iterable[str] | None = None) -> Iterator[Row]:
+        sql = ("SELECT email, status, attempts, code, reply, message_id, updated FROM deliveries "
+               "WHERE issue = ?")
+        params: list[Any] = [self.issue_id]
+        if statuses is not None:
+            wanted = list(statuses)
+            sql += f" AND status IN ({', '.join('?' * len(wanted))})"
+            params += wanted
+        for r in self.db.execute(sql + " ORDER BY email_key", params):
+            yield Row(*r)
+
+    def attempts(self, email: str) -> int:
+        row = self.db.execute(
+            "SELECT attempts FROM deliveries WHERE issue = ? AND email_key = ?",
+            (self.issue_id, email.lower()),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    # -- writing --------------------------------------------------------------------------------
+
+    def commit(self, writes: Iterable[Write]) -> None:
+        """Apply the writes in one durable transaction."""
+        now = time.time()
+        rows = [
+            (self.issue_id, w.email.lower(), w.email, w.status, w.attempts, w.code, w.reply,
+             w.message_id, now)
+            for w in writes
+        ]
+        if not rows:
+            return
+        with self.db:  # BEGIN ... COMMIT
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (issue, email_key) DO UPDATE SET status = excluded.status, "
+                "attempts = excluded.attempts, code = excluded.code, reply = excluded.reply, "
+                "message_id = excluded.message_id, updated = excluded.updated",
+                rows,
+            )
+
+    def close(self) -> None:
+        self.db.close()
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None

@@ -1,0 +1,125 @@
+"""What `send` shows while it runs and when it ends (a bar on a terminal, lines otherwise)."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from newsletter.delivery import DeliveryReport, SendResult
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+class SendProgress:
+    def __init__(self, issue_id: str, *, interactive: bool) -> None:
+        self.issue_id = issue_id
+        self.interactive = interactive
+        self.interrupted = False
+        self.total = 0
+        self._bar: Any = None
+        self._task: Any = None
+        self._last_line = 0.0
+
+    def start(self, result: SendResult) -> None:
+        if result.resent_in_flight:
+            _out(
+                f"{len(result.resent_in_flight)} message(s) were in flight when the last send "
+                "stopped; they are sent again (those readers may get two copies): "
+                + ", ".join(result.resent_in_flight[:10])
+                + (" …" if len(result.resent_in_flight) > 10 else "")
+            )
+        self.total = result.mailable
+        if self.interactive:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self._bar = Progress(
+                TextColumn(f"sending {self.issue_id}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[rate]:.0f}/s"),
+                TimeRemainingColumn(),
+            )
+            self._bar.start()
+            self._task = self._bar.add_task("send", total=self.total or None, rate=0.0)
+
+    def update(self, report: DeliveryReport) -> None:
+        if self._bar is not None:
+            self._bar.update(self._task, completed=report.done, rate=report.rate)
+            return
+        now = time.monotonic()
+        if now - self._last_line >= 2.0:
+            self._last_line = now
+            _out(f"  {report.done} done ({report.sent} sent, {report.failed} failed), "
+                 f"{report.rate:.0f}/s")
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def summary(self, result: SendResult) -> int:
+        """Print the summary; return the exit code."""
+        r = result.report
+        if result.test_to:
+            ok = r.sent == 1
+            _out(f"Test message to {result.test_to}: "
+                 f"{'sent' if ok else 'not sent: ' + (r.failures[0][1].reply if r.failures else '?')}")
+            return 0 if ok else 3
+        if result.dry_run:
+            size = result.totals.get("bytes", 0)
+            _out(f"Dry run of {self.issue_id}: {r.sent} message(s) would be sent "
+                 f"({size / max(r.sent, 1) / 1024:.1f} KB each), built in {r.duration:.1f} s; "
+                 "nothing was sent")
+            self._list_counts(result)
+            return 0
+        if r.done == 0 and not r.stopped and not self.interrupted:
+            t = result.totals
+            _out(f"Nothing to send: all {result.mailable} recipient(s) of {self.issue_id} "
+                 f"already have an outcome ({t.get('sent', 0)} sent, {t.get('failed', 0)} "
+                 f"failed). See `newsletter report {self.issue_id}`.")
+            return 0 if t.get("failed", 0) == 0 and result.remaining == 0 else 3
+        _out(f"Sent {self.issue_id}: {r.sent} sent, {r.failed} failed, {r.deferred} deferred, "
+             f"{result.already_done} skipped (already done), in {r.duration:.1f} s "
+             f"({r.rate:.0f} messages/s)")
+        self._list_counts(result)
+        for email, outcome in r.failures[:20]:
+            _out(f"  {outcome.status}: {email}: {outcome.reply}")
+        if len(r.failures) > 20:
+            _out(f"  … {len(r.failures) - 20} more: `newsletter report {self.issue_id}`")
+        if r.stopped:
+            sys.stderr.write(
+                f"error: the send stopped: {r.stopped} (check the relay and the "
+                f"NEWSLETTER_SMTP_* settings, then run `newsletter send {self.issue_id}` "
+                "to resume)\n"
+            )
+            return 1
+        if self.interrupted:
+            _out(f"Interrupted: {result.remaining} recipient(s) left. Resume with "
+                 f"`newsletter send {self.issue_id}`.")
+            return 130
+        if r.failed or r.deferred or result.remaining:
+            if r.deferred:
+                _out(f"Deferred recipients are retried by `newsletter send {self.issue_id}`.")
+            return 3
+        return 0
+
+    def _list_counts(self, result: SendResult) -> None:
+        extras = [
+            (result.not_subscribed, "not subscribed"),
+            (result.duplicates, "duplicate(s) mailed once"),
+            (result.skipped_invalid, "invalid row(s) skipped"),
+        ]
+        shown = [f"{n} {label}" for n, label in extras if n]
+        if shown:
+            _out("  " + ", ".join(shown))
