@@ -12,8 +12,8 @@ import typer
 
 if TYPE_CHECKING:
     from newsletter.build import BuildResult
-    from newsletter.delivery import SendResult
     from newsletter.checks import Finding
+    from newsletter.delivery import SendResult
     from newsletter.layout import Layout
     from newsletter.settings import Settings
 
@@ -35,11 +35,14 @@ app = typer.Typer(
 
 Root = Annotated[
     Path,
-    typer.Option("--root", help="The newsletter folder (default: the current directory).",
-                 file_okay=False),
+    typer.Option(
+        "--root", help="The newsletter folder (default: the current directory).", file_okay=False
+    ),
 ]
 Debug = Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]
-IssueArg = Annotated[str, typer.Argument(help="An issue id (2026-11) or its file (issues/2026-11.toml).")]
+IssueArg = Annotated[
+    str, typer.Argument(help="An issue id (2026-11) or its file (issues/2026-11.toml).")
+]
 
 
 @app.callback()
@@ -73,8 +76,11 @@ def fail(exc: BaseException, *, debug: bool) -> NoReturn:
 
         traceback.print_exception(exc)
     if isinstance(exc, NewsletterError):
-        err(f"error: {exc}" if "\n" not in str(exc) else "\n".join(
-            f"error: {line}" for line in str(exc).splitlines()))
+        err(
+            f"error: {exc}"
+            if "\n" not in str(exc)
+            else "\n".join(f"error: {line}" for line in str(exc).splitlines())
+        )
     else:
         err(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
     raise SystemExit(ExitCode.USER_ERROR)
@@ -150,9 +156,13 @@ def main() -> None:
 
 @app.command("preview")
 def preview_command(
-    issue: Annotated[str | None, typer.Argument(help="An issue id or its file; omit with --list.")] = None,
+    issue: Annotated[
+        str | None, typer.Argument(help="An issue id or its file; omit with --list.")
+    ] = None,
     root: Root = Path("."),
-    port: Annotated[int, typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).")] = 0,
+    port: Annotated[
+        int, typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).")
+    ] = 0,
     no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser.")] = False,
     as_email: Annotated[
         str | None, typer.Option("--as", help="Personalise as this subscriber of the list file.")
@@ -273,8 +283,13 @@ def send_command(
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, interrupt)
             return await send_issue(
-                layout, issue_id, settings=settings, options=options, stop=stop,
-                on_start=progress.start, on_progress=progress.update,
+                layout,
+                issue_id,
+                settings=settings,
+                options=options,
+                stop=stop,
+                on_start=progress.start,
+                on_progress=progress.update,
             )
 
         result = asyncio.run(run())
@@ -312,8 +327,10 @@ def report_command(
             if not total:
                 out(f"{issue_id}: never sent")
                 return
-            out(f"{issue_id}: {total} recipient(s) — " + ", ".join(
-                f"{n} {status}" for status, n in counts.items() if n))
+            out(
+                f"{issue_id}: {total} recipient(s) — "
+                + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
+            )
             for row in journal.rows(["failed", "deferred", "sending"]):
                 out(f"  {row.status:<8} {row.email}  {row.reply or '(no reply)'}")
             if csv_path is not None:
@@ -321,11 +338,21 @@ def report_command(
 
                 with open(csv_path, "w", encoding="utf-8", newline="") as f:
                     w = csv.writer(f)
-                    w.writerow(["email", "status", "attempts", "code", "reply", "message_id",
-                                "updated"])
+                    w.writerow(
+                        ["email", "status", "attempts", "code", "reply", "message_id", "updated"]
+                    )
                     for row in journal.rows():
-                        w.writerow([row.email, row.status, row.attempts, row.code or "",
-                                    row.reply, row.message_id, _iso(row.updated)])
+                        w.writerow(
+                            [
+                                row.email,
+                                row.status,
+                                row.attempts,
+                                row.code or "",
+                                row.reply,
+                                row.message_id,
+                                _iso(row.updated),
+                            ]
+                        )
                 out(f"wrote {csv_path}")
         finally:
             journal.close()

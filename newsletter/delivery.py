@@ -10,6 +10,7 @@ exponential backoff and jitter on a fresh connection; a run of failures stops th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import random
 import time
@@ -115,11 +116,13 @@ class GroupCommitter:
                 except Exception as exc:  # the journal is the guarantee: stop everything
                     for _, fut in batch:
                         if not fut.done():
-                            fut.set_exception(DeliveryError(
-                                f"the send journal could not be written: {exc}",
-                                path=str(self.journal.path),
-                                hint="check the disk; run send again to resume",
-                            ))
+                            fut.set_exception(
+                                DeliveryError(
+                                    f"the send journal could not be written: {exc}",
+                                    path=str(self.journal.path),
+                                    hint="check the disk; run send again to resume",
+                                )
+                            )
                     continue
                 for _, fut in batch:
                     if not fut.done():
@@ -206,10 +209,8 @@ async def deliver(
                     if pending_outcome is not None:
                         await committer.write(pending_outcome)
                         pending_outcome = None
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=min(job, 0.5))
-                    except TimeoutError:
-                        pass
                     continue
                 sub, attempts = job
                 in_progress += 1
@@ -225,11 +226,17 @@ async def deliver(
                     else:
                         await committer.write(mark)
                     outcome = await transport.send(sender, sub.email, data)
-                    if outcome.status == "deferred" and attempts < max_attempts and not stop.is_set():
+                    if (
+                        outcome.status == "deferred"
+                        and attempts < max_attempts
+                        and not stop.is_set()
+                    ):
                         # Not final: the row stays `deferred` until the retry goes out.
                         delay = retry_delay * (2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
                         seq += 1
-                        heapq.heappush(retries, _Retry(time.monotonic() + delay, seq, sub, attempts))
+                        heapq.heappush(
+                            retries, _Retry(time.monotonic() + delay, seq, sub, attempts)
+                        )
                         report.retries += 1
                     else:
                         _count(report, sub, outcome)
@@ -238,7 +245,7 @@ async def deliver(
                     )
                     if outcome.status == "deferred":
                         consecutive_failures += 1
-                        if consecutive_failures >= max_consecutive_failures:
+                        if consecutive_failures >= max_consecutive_failures and not report.stopped:
                             report.stopped = (
                                 f"{consecutive_failures} failures in a row, the last: "
                                 f"{outcome.reply}"
@@ -329,12 +336,15 @@ def prepare(
             SubscriberError(row.message, path=rel, line=row.line) for row in shown
         ]
         more = len(summary.invalid) - len(shown)
-        errors.append(SubscriberError(
-            f"{len(summary.invalid)} invalid row(s){f' ({more} more not shown)' if more else ''}; "
-            "nothing was sent",
-            path=rel,
-            hint="fix them, or pass --skip-invalid to send to the valid rows only",
-        ))
+        errors.append(
+            SubscriberError(
+                f"{len(summary.invalid)} invalid row(s)"
+                f"{f' ({more} more not shown)' if more else ''}; "
+                "nothing was sent",
+                path=rel,
+                hint="fix them, or pass --skip-invalid to send to the valid rows only",
+            )
+        )
         raise ErrorGroup(errors)
     missing = missing_fields(template, summary.columns)
     if missing:
@@ -363,9 +373,7 @@ async def send_issue(
     from newsletter.transport import SmtpTransport
 
     make_transport = transport_factory or SmtpTransport
-    template, summary, content_hash = prepare(
-        layout, issue_id, settings=settings, options=options
-    )
+    template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
     rel = layout.rel(options.subscribers)
     result = SendResult(
         issue_id=issue_id,
@@ -381,9 +389,7 @@ async def send_issue(
         first = next(unique_mailable(options.subscribers, rel=rel), SAMPLE_READER)
         address = check_test_address(options.test_to)
         transport = make_transport(settings)
-        data = template.personalize(
-            Subscriber(email=address, name=first.name, fields=first.fields)
-        )
+        data = template.personalize(Subscriber(email=address, name=first.name, fields=first.fields))
         try:
             outcome = await transport.send(settings.sender_address, address, data)
         finally:
@@ -425,9 +431,7 @@ async def send_issue(
             limit=options.limit,
         )
         result.totals = journal.counts()
-        result.remaining = max(
-            result.mailable - result.totals["sent"] - result.totals["failed"], 0
-        )
+        result.remaining = max(result.mailable - result.totals["sent"] - result.totals["failed"], 0)
         return result
     finally:
         journal.close()

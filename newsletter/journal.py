@@ -137,9 +137,11 @@ class Journal:
     # -- reading ----------------------------------------------------------------------------
 
     def count_started(self) -> int:
-        return int(self.db.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE issue = ?", (self.issue_id,)
-        ).fetchone()[0])
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM deliveries WHERE issue = ?", (self.issue_id,)
+            ).fetchone()[0]
+        )
 
     def counts(self) -> dict[str, int]:
         out = {"sending": 0, "sent": 0, "deferred": 0, "failed": 0}
@@ -163,15 +165,18 @@ class Journal:
     def in_flight(self) -> list[str]:
         """Addresses whose message was leaving when a previous send was killed."""
         return [
-            email for (email,) in self.db.execute(
+            email
+            for (email,) in self.db.execute(
                 "SELECT email FROM deliveries WHERE issue = ? AND status = 'sending'",
                 (self.issue_id,),
             )
         ]
 
     def rows(self, statuses: Iterable[str] | None = None) -> Iterator[Row]:
-        sql = ("SELECT email, status, attempts, code, reply, message_id, updated FROM deliveries "
-               "WHERE issue = ?")
+        sql = (
+            "SELECT email, status, attempts, code, reply, message_id, updated FROM deliveries "
+            "WHERE issue = ?"
+        )
         params: list[Any] = [self.issue_id]
         if statuses is not None:
             wanted = list(statuses)
@@ -193,8 +198,17 @@ class Journal:
         """Apply the writes in one durable transaction."""
         now = time.time()
         rows = [
-            (self.issue_id, w.email.lower(), w.email, w.status, w.attempts, w.code, w.reply,
-             w.message_id, now)
+            (
+                self.issue_id,
+                w.email.lower(),
+                w.email,
+                w.status,
+                w.attempts,
+                w.code,
+                w.reply,
+                w.message_id,
+                now,
+            )
             for w in writes
         ]
         if not rows:

@@ -189,7 +189,7 @@ class MessageTemplate:
         self._static_head = ("\r\n".join(head) + "\r\n").encode()
         b = self.boundary.encode()
         self._body_pieces: list[Piece] = [
-            b"Content-Type: multipart/alternative; boundary=\"" + b + b"\"\r\n\r\n",
+            b'Content-Type: multipart/alternative; boundary="' + b + b'"\r\n\r\n',
             b"--" + b + b"\r\n",
             b'Content-Type: text/plain; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
@@ -294,7 +294,7 @@ class MessageTemplate:
         in_html = False
         for piece in self._body_pieces:
             if isinstance(piece, bytes):
-                if piece.startswith(b'Content-Type: text/html'):
+                if piece.startswith(b"Content-Type: text/html"):
                     in_html = True
                 parts.append(piece)
                 continue

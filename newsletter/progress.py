@@ -60,8 +60,10 @@ class SendProgress:
         now = time.monotonic()
         if now - self._last_line >= 2.0:
             self._last_line = now
-            _out(f"  {report.done} done ({report.sent} sent, {report.failed} failed), "
-                 f"{report.rate:.0f}/s")
+            _out(
+                f"  {report.done} done ({report.sent} sent, {report.failed} failed), "
+                f"{report.rate:.0f}/s"
+            )
 
     def close(self) -> None:
         if self._bar is not None:
@@ -73,25 +75,31 @@ class SendProgress:
         r = result.report
         if result.test_to:
             ok = r.sent == 1
-            _out(f"Test message to {result.test_to}: "
-                 f"{'sent' if ok else 'not sent: ' + (r.failures[0][1].reply if r.failures else '?')}")
+            why = r.failures[0][1].reply if r.failures else "?"
+            _out(f"Test message to {result.test_to}: {'sent' if ok else 'not sent: ' + why}")
             return 0 if ok else 3
         if result.dry_run:
             size = result.totals.get("bytes", 0)
-            _out(f"Dry run of {self.issue_id}: {r.sent} message(s) would be sent "
-                 f"({size / max(r.sent, 1) / 1024:.1f} KB each), built in {r.duration:.1f} s; "
-                 "nothing was sent")
+            _out(
+                f"Dry run of {self.issue_id}: {r.sent} message(s) would be sent "
+                f"({size / max(r.sent, 1) / 1024:.1f} KB each), built in {r.duration:.1f} s; "
+                "nothing was sent"
+            )
             self._list_counts(result)
             return 0
         if r.done == 0 and not r.stopped and not self.interrupted:
             t = result.totals
-            _out(f"Nothing to send: all {result.mailable} recipient(s) of {self.issue_id} "
-                 f"already have an outcome ({t.get('sent', 0)} sent, {t.get('failed', 0)} "
-                 f"failed). See `newsletter report {self.issue_id}`.")
+            _out(
+                f"Nothing to send: all {result.mailable} recipient(s) of {self.issue_id} "
+                f"already have an outcome ({t.get('sent', 0)} sent, {t.get('failed', 0)} "
+                f"failed). See `newsletter report {self.issue_id}`."
+            )
             return 0 if t.get("failed", 0) == 0 and result.remaining == 0 else 3
-        _out(f"Sent {self.issue_id}: {r.sent} sent, {r.failed} failed, {r.deferred} deferred, "
-             f"{result.already_done} skipped (already done), in {r.duration:.1f} s "
-             f"({r.rate:.0f} messages/s)")
+        _out(
+            f"Sent {self.issue_id}: {r.sent} sent, {r.failed} failed, {r.deferred} deferred, "
+            f"{result.already_done} skipped (already done), in {r.duration:.1f} s "
+            f"({r.rate:.0f} messages/s)"
+        )
         self._list_counts(result)
         for email, outcome in r.failures[:20]:
             _out(f"  {outcome.status}: {email}: {outcome.reply}")
@@ -105,8 +113,10 @@ class SendProgress:
             )
             return 1
         if self.interrupted:
-            _out(f"Interrupted: {result.remaining} recipient(s) left. Resume with "
-                 f"`newsletter send {self.issue_id}`.")
+            _out(
+                f"Interrupted: {result.remaining} recipient(s) left. Resume with "
+                f"`newsletter send {self.issue_id}`."
+            )
             return 130
         if r.failed or r.deferred or result.remaining:
             if r.deferred:

@@ -26,9 +26,7 @@ class Settings(BaseSettings):
     )
 
     language: Literal["fr", "en"] = "fr"
-    sender: str = Field(
-        "Coeur sur Paris <lettre@coeursurparis.example>", alias="NEWSLETTER_FROM"
-    )
+    sender: str = Field("Coeur sur Paris <lettre@coeursurparis.example>", alias="NEWSLETTER_FROM")
     reply_to: str = ""
     list_id: str = ""
     postal_address: str = ""

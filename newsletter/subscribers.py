@@ -62,7 +62,7 @@ def check_address(raw: str) -> str:
 
 def _open(path: Path, rel: str) -> io.TextIOWrapper:
     try:
-        return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115
+        return open(path, encoding="utf-8-sig", newline="")
     except FileNotFoundError:
         raise SubscriberError(
             "subscriber list not found",
@@ -79,15 +79,22 @@ def read_rows(path: Path, *, rel: str) -> Iterator[Subscriber | InvalidRow]:
         try:
             header = next(reader)
         except StopIteration:
-            raise SubscriberError("the file is empty", path=rel, line=1,
-                                  hint="the first line is a header with at least 'email'") from None
+            raise SubscriberError(
+                "the file is empty",
+                path=rel,
+                line=1,
+                hint="the first line is a header with at least 'email'",
+            ) from None
         except (UnicodeDecodeError, csv.Error) as exc:
-            raise SubscriberError(f"unreadable: {exc}", path=rel, line=1,
-                                  hint="save the file as UTF-8 CSV") from None
+            raise SubscriberError(
+                f"unreadable: {exc}", path=rel, line=1, hint="save the file as UTF-8 CSV"
+            ) from None
         names = [h.strip().lower() if h.strip().lower() in RESERVED else h.strip() for h in header]
         if "email" not in names:
             raise SubscriberError(
-                "no 'email' column in the header", path=rel, line=1,
+                "no 'email' column in the header",
+                path=rel,
+                line=1,
                 hint="the first line names the columns, e.g. email,name,status",
             )
         i_email = names.index("email")
@@ -102,11 +109,16 @@ def read_rows(path: Path, *, rel: str) -> Iterator[Subscriber | InvalidRow]:
             except StopIteration:
                 return
             except UnicodeDecodeError as exc:
-                raise SubscriberError(f"not UTF-8 ({exc.reason})", path=rel, line=start,
-                                      hint="save the file as UTF-8") from None
+                raise SubscriberError(
+                    f"not UTF-8 ({exc.reason})", path=rel, line=start, hint="save the file as UTF-8"
+                ) from None
             except csv.Error as exc:
-                raise SubscriberError(f"malformed CSV: {exc}", path=rel, line=start,
-                                      hint="check the quotes on this line") from None
+                raise SubscriberError(
+                    f"malformed CSV: {exc}",
+                    path=rel,
+                    line=start,
+                    hint="check the quotes on this line",
+                ) from None
             line = reader.line_num
             if not row or all(not c.strip() for c in row):
                 continue
@@ -154,7 +166,7 @@ def columns(path: Path, *, rel: str) -> tuple[str, ...]:
 
 def summarize(path: Path, *, rel: str) -> ListSummary:
     summary = ListSummary(columns=columns(path, rel=rel))
-    for sub in unique_mailable(path, rel=rel, summary=summary):
+    for _ in unique_mailable(path, rel=rel, summary=summary):
         summary.mailable += 1
     return summary
 
@@ -234,7 +246,8 @@ def mark_unsubscribed(path: Path, who: str, *, rel: str, secret: str) -> Subscri
             out.append(record + ending)
     if found is None:
         raise SubscriberError(
-            "no subscriber with this address or token", path=rel,
+            "no subscriber with this address or token",
+            path=rel,
             hint="check the address; a token is the one in the unsubscribe link",
         )
     data = ("\ufeff" if had_bom else "") + "".join(out)
@@ -250,7 +263,7 @@ def _split_records(text: str) -> list[tuple[str, str]]:
         buf += line
         if buf.count('"') % 2 == 0:
             body = buf.rstrip("\r\n")
-            records.append((body, buf[len(body):]))
+            records.append((body, buf[len(body) :]))
             buf = ""
     if buf:
         records.append((buf, ""))

@@ -58,7 +58,7 @@ class SmtpTransport:
             hostname=s.smtp_host,
             port=s.smtp_port,
             use_tls=s.smtp_tls == "tls",
-            start_tls=True if s.smtp_tls == "starttls" else False,
+            start_tls=s.smtp_tls == "starttls",
             timeout=s.smtp_timeout,
         )
         await smtp.connect()
@@ -85,7 +85,9 @@ class SmtpTransport:
             if self._smtp is None or not self._smtp.is_connected:
                 self._smtp = await self._connect()
             smtp = self._smtp
-            await smtp.mail(sender, options=[f"SIZE={len(data)}"] if smtp.supports_extension("size") else None)
+            await smtp.mail(
+                sender, options=[f"SIZE={len(data)}"] if smtp.supports_extension("size") else None
+            )
             await smtp.rcpt(recipient)
             response = await smtp.data(data)
             self._sent_on_connection += 1
@@ -111,16 +113,17 @@ class SmtpTransport:
                 field="NEWSLETTER_SMTP_TLS",
                 hint="check NEWSLETTER_SMTP_TLS (starttls, tls or none) and the port",
             ) from None
-        except (SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (SMTPException, OSError, TimeoutError) as exc:
             await self.close()
-            return Outcome("deferred", None, _describe(exc))
+            where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+            return Outcome("deferred", None, _describe(exc, where))
 
     async def _reset(self) -> None:
         if self._smtp is None:
             return
         try:
             await self._smtp.rset()
-        except (SMTPException, OSError, asyncio.TimeoutError):
+        except (SMTPException, OSError, TimeoutError):
             await self.close()
 
     async def close(self) -> None:
@@ -130,13 +133,13 @@ class SmtpTransport:
         try:
             if smtp.is_connected:
                 await asyncio.wait_for(smtp.quit(), timeout=min(self.settings.smtp_timeout, 5))
-        except (SMTPException, OSError, asyncio.TimeoutError):
+        except (SMTPException, OSError, TimeoutError):
             pass
         finally:
             smtp.close()
 
 
-def _describe(exc: BaseException) -> str:
+def _describe(exc: BaseException, where: str) -> str:
     kind = {
         "SMTPServerDisconnected": "connection lost",
         "SMTPConnectError": "could not connect",
@@ -146,5 +149,7 @@ def _describe(exc: BaseException) -> str:
         "ConnectionRefusedError": "connection refused",
         "ConnectionResetError": "connection reset",
     }.get(type(exc).__name__, type(exc).__name__)
+    if kind in ("could not connect", "connection timed out", "connection refused"):
+        return f"{kind} to {where}"  # aiosmtplib's own text repeats host and port
     detail = " ".join(str(exc).split())[:200]
-    return f"{kind}: {detail}" if detail and detail != kind else kind
+    return f"{kind} ({where}): {detail}" if detail and detail != kind else f"{kind} ({where})"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from smtpserver import Faults, TestServer
 from typer.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
@@ -77,3 +78,16 @@ def built(newsletter_root: Path, run_cli: RunCli) -> Iterator[Path]:
     result = run_cli("build-issue", "2026-11", root=newsletter_root)
     assert result.exit_code == 0, result.stderr
     yield newsletter_root
+
+
+@pytest.fixture
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[TestServer]:
+    """A real SMTP server on 127.0.0.1; `@pytest.mark.smtp_faults(...)` makes it misbehave."""
+    marker = request.node.get_closest_marker("smtp_faults")
+    faults = Faults(**marker.kwargs) if marker else Faults()
+    server = TestServer(faults)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -1,0 +1,168 @@
+"""A real SMTP server for the tests (aiosmtpd on 127.0.0.1, a free port) that can misbehave.
+
+Faults are injected into the server, never into the client: per-recipient replies, temporary
+refusals for the first N messages, a connection dropped in the middle of DATA, a stall longer
+than the client's timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+
+@dataclass
+class Faults:
+    rcpt: dict[str, str] = field(default_factory=dict)  # address -> "550 5.1.1 no such user"
+    data_first: list[str] = field(default_factory=list)  # replies to the first DATA commands
+    drop_first: int = 0  # close the connection in the middle of the first N DATA commands
+    stall_first: int = 0  # sleep `stall_seconds` in the first N DATA commands
+    stall_seconds: float = 0.0
+    delay: float = 0.0  # time spent on every message (to kill a send part-way)
+
+
+@dataclass
+class Received:
+    envelope_from: str
+    rcpt: list[str]
+    raw: bytes
+    at: float
+
+    @property
+    def message(self) -> EmailMessage:
+        msg = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+
+class RecordingHandler:
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.received: list[Received] = []
+        self.data_commands = 0
+        self.lock = threading.Lock()
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        reply = self.faults.rcpt.get(address.lower())
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: SMTP, session: Any, envelope: Any) -> str:
+        with self.lock:
+            self.data_commands += 1
+            n = self.data_commands
+        f = self.faults
+        if f.delay:
+            await asyncio.sleep(f.delay)
+        if n <= f.drop_first:
+            assert server.transport is not None
+            server.transport.close()
+            return "421 dropped"  # never reaches the client
+        if n <= f.stall_first:
+            await asyncio.sleep(f.stall_seconds)
+            return "451 4.4.2 too late"
+        if n <= len(f.data_first):
+            return f.data_first[n - 1]
+        with self.lock:
+            self.received.append(
+                Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, time.time())
+            )
+        return "250 2.0.0 OK queued"
+
+    # -- what the tests look at -------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return [r.message for r in self.received]
+
+    def recipients(self) -> list[str]:
+        return sorted(r for rec in self.received for r in rec.rcpt)
+
+
+class Authenticator:
+    def __init__(self, user: str, password: str) -> None:
+        self.user, self.password = user, password
+
+    def __call__(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        ok = (
+            isinstance(auth_data, LoginPassword)
+            and auth_data.login.decode() == self.user
+            and auth_data.password.decode() == self.password
+        )
+        return AuthResult(success=ok, handled=False)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class TestServer:
+    """aiosmtpd in a thread: for tests that run the CLI, which has its own event loop."""
+
+    __test__ = False  # not a test class, despite the name
+
+    def __init__(self, faults: Faults | None = None, auth: tuple[str, str] | None = None) -> None:
+        self.handler = RecordingHandler(faults or Faults())
+        kwargs: dict[str, Any] = {}
+        if auth is not None:
+            kwargs.update(
+                authenticator=Authenticator(*auth), auth_require_tls=False, auth_required=True
+            )
+        # aiosmtpd's Controller checks its own port after starting, so port 0 will not do:
+        # take a free port from the OS first.
+        self.controller = Controller(
+            self.handler, hostname="127.0.0.1", port=free_port(), ready_timeout=10, **kwargs
+        )
+
+    def start(self) -> None:
+        self.controller.start()
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def port(self) -> int:
+        return int(self.controller.port)
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """The settings that point `newsletter send` at this server."""
+        env = {
+            "NEWSLETTER_SMTP_HOST": "127.0.0.1",
+            "NEWSLETTER_SMTP_PORT": str(self.port),
+            "NEWSLETTER_SMTP_TLS": "none",
+            "NEWSLETTER_RETRY_DELAY": "0.05",
+            "NEWSLETTER_SMTP_TIMEOUT": "5",
+        }
+        env.update(extra)
+        return env
+
+    # -- passthrough for the tests --------------------------------------------------------------
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        return self.handler.messages
+
+    @property
+    def received(self) -> list[Received]:
+        return self.handler.received
+
+    def recipients(self) -> list[str]:
+        return self.handler.recipients()

@@ -1,0 +1,52 @@
+"""A send killed with SIGKILL part-way, then resumed: nobody skipped, duplicates only in flight."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from conftest import RunCli
+from smtpserver import Faults, TestServer
+
+
+def test_sigkill_then_resume_mails_everyone_once_but_the_reported_in_flight(
+    built: Path, run_cli: RunCli
+) -> None:
+    n = 60
+    rows = "".join(f"lecteur{i:03d}@example.fr,Lecteur {i}\n" for i in range(n))
+    (built / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
+    server = TestServer(Faults(delay=0.02))  # slow enough to be killed part-way
+    server.start()
+    try:
+        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4")}
+        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while len(server.received) < n // 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        killed_at = len(server.received)
+        assert 0 < killed_at < n, killed_at
+
+        resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    finally:
+        server.stop()
+
+    counts = collections.Counter(server.recipients())
+    assert sorted(counts) == [f"lecteur{i:03d}@example.fr" for i in range(n)]  # nobody skipped
+    twice = sorted(a for a, c in counts.items() if c > 1)
+    assert all(c <= 2 for c in counts.values())
+    m = re.search(r"(\d+) message\(s\) were in flight when the last send stopped", resumed.stdout)
+    in_flight = int(m.group(1)) if m else 0
+    assert in_flight <= 4  # at most one per connection
+    # Every duplicate was announced as in flight.
+    for address in twice:
+        assert address in resumed.stdout
