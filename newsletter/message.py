@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import html as html_lib
 import json
+import re
 import time
 import uuid
 from base64 import b64encode
@@ -93,9 +94,12 @@ def encode_word(text: str, *, chunk_bytes: int = 42) -> str:
     return "\r\n ".join(words)
 
 
+_LINE_BREAKS_RE = re.compile(r"[\r\n]+[ \t]*")
+
+
 def header_value(text: str) -> str:
     """One header line's value, never carrying a raw CR or LF (no header injection)."""
-    return " ".join(text.replace("\r", " ").replace("\n", " ").split())
+    return _LINE_BREAKS_RE.sub(" ", text).strip(" \t")
 
 
 def format_address(name: str, address: str) -> str:
@@ -163,6 +167,7 @@ class MessageTemplate:
         subject_prefix: str = "",
     ) -> None:
         self.issue_id = issue_id
+        self.subject = header_value(subject_prefix + subject)
         self.settings = settings
         self.labels = labels_for(language)
         self.domain = settings.sender_domain
@@ -336,10 +341,8 @@ def _compile(body: str, *, escape: bool) -> list[Piece]:
         pieces.append(m.group(1))
         pos = m.end()
     tail = body[pos:]
-    encoded = qp(tail.encode("utf-8")) if tail else b""
-    if not encoded.endswith(CRLF):
-        encoded += CRLF
-    pieces.append(encoded)
+    # The CRLF before the next boundary belongs to the boundary (RFC 2046), hence one more.
+    pieces.append((qp(tail.encode("utf-8")) if tail else b"") + CRLF)
     return pieces
 
 
