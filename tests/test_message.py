@@ -142,6 +142,6 @@ def test_random_templates_and_values_fill_exactly() -> None:
         name = "".join(rng.choice(alphabet.replace("\n", "")) for _ in range(rng.randint(0, 60)))
         sub = Subscriber(email="a@example.fr", name=name, fields={"ville": name[::-1]})
         values = t.values(sub)
-        expected = PLACEHOLDER_RE.sub(lambda m: values[m.group(1)], body)
+        expected = PLACEHOLDER_RE.sub(lambda m, v=values: v[m.group(1)], body)
         got = parse(t.personalize(sub)).get_body(("plain",)).get_content()
         assert got.replace("\r\n", "\n") == expected.replace("\r\n", "\n")

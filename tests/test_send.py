@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import json
 import re
 import socket
 from pathlib import Path
@@ -29,6 +30,13 @@ def subscribed(root: Path) -> list[dict[str, str]]:
 
 def send(run_cli: RunCli, root: Path, server: TestServer, *args: str, **env: str):  # type: ignore[no-untyped-def]
     return run_cli("send", "2026-11", *args, root=root, env=server.env(**env))
+
+
+def subject_of(root: Path) -> str:
+    manifest = json.loads((root / "build" / "2026-11" / "manifest.json").read_text("utf-8"))
+    subject = manifest["subject"]
+    assert isinstance(subject, str) and "d’année" in subject
+    return subject
 
 
 @pytest.fixture
@@ -58,7 +66,7 @@ def test_every_subscribed_recipient_gets_exactly_one_complete_message(
         msg = by_to[row["email"]]
         assert msg["To"].addresses[0].display_name == row["name"]
         assert msg["From"].addresses[0].addr_spec == "lettre@coeursurparis.example"
-        assert msg["Subject"] == "Novembre : faire le point avant la fin d’année"
+        assert msg["Subject"] == subject_of(ready)
         assert msg["Date"] is not None and msg["MIME-Version"] == "1.0"
         assert re.fullmatch(r"<2026-11\.[0-9a-f]+@coeursurparis\.example>", msg["Message-ID"])
         assert msg["List-Id"].endswith("<newsletter.coeursurparis.example>")
@@ -272,7 +280,7 @@ def test_dry_run_and_test_to_leave_no_trace(
     test = send(run_cli, ready, smtp_server, "--test-to", "relecture@example.org")
     assert test.exit_code == 0, test.stderr
     (msg,) = smtp_server.messages
-    assert msg["Subject"] == "[TEST] Novembre : faire le point avant la fin d’année"
+    assert msg["Subject"] == "[TEST] " + subject_of(ready)
     assert msg["To"].addresses[0].addr_spec == "relecture@example.org"
     first = subscribed(ready)[0]["name"].split(" ")[0]
     assert f"Bonjour {first}," in msg.get_body(("plain",)).get_content()
