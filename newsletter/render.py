@@ -12,7 +12,6 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from email.utils import parseaddr
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -239,11 +238,15 @@ def inline_css(html: str) -> str:
 
 
 _KNOWN_TAGS = frozenset(
-    """mjml mj-head mj-body mj-attributes mj-all mj-class mj-breakpoint mj-font mj-html-attributes
-    mj-html-attribute mj-selector mj-preview mj-style mj-title mj-include mj-accordion
-    mj-accordion-element mj-accordion-title mj-accordion-text mj-button mj-carousel
-    mj-carousel-image mj-column mj-divider mj-group mj-hero mj-image mj-navbar mj-navbar-link
-    mj-raw mj-section mj-social mj-social-element mj-spacer mj-table mj-text mj-wrapper""".split()
+    [
+     "mjml", "mj-head", "mj-body", "mj-attributes", "mj-all", "mj-class", "mj-breakpoint",
+     "mj-font", "mj-html-attributes", "mj-html-attribute", "mj-selector", "mj-preview",
+     "mj-style", "mj-title", "mj-include", "mj-accordion", "mj-accordion-element",
+     "mj-accordion-title", "mj-accordion-text", "mj-button", "mj-carousel", "mj-carousel-image",
+     "mj-column", "mj-divider", "mj-group", "mj-hero", "mj-image", "mj-navbar", "mj-navbar-link",
+     "mj-raw", "mj-section", "mj-social", "mj-social-element", "mj-spacer", "mj-table",
+     "mj-text", "mj-wrapper",
+    ]
 )
 _TAG_RE = re.compile(r"<(mj-[a-z-]+)([^>]*)>")
 
