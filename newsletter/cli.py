@@ -245,6 +245,13 @@ def send_command(
         bool,
         typer.Option("--allow-rebuilt", help="Resume even though build/<id>/ was rebuilt."),
     ] = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option(
+            "--retry-failed",
+            help="Also retry recipients that failed permanently (hard bounces stay suppressed).",
+        ),
+    ] = False,
     debug: Debug = False,
 ) -> None:
     """Send build/<id>/ to every subscriber; run it again to resume after any stop."""
@@ -266,6 +273,7 @@ def send_command(
             limit=limit,
             skip_invalid=skip_invalid,
             allow_rebuilt=allow_rebuilt,
+            retry_failed=retry_failed,
         )
         progress = SendProgress(issue_id, interactive=sys.stdout.isatty())
 
@@ -310,6 +318,7 @@ def report_command(
     debug: Debug = False,
 ) -> None:
     """Counts of a send, and the failed recipients with the relay's replies."""
+    from newsletter.classify import enhanced_code
     from newsletter.errors import NewsletterError
     from newsletter.journal import Journal
     from newsletter.layout import issue_id_from_arg
@@ -331,7 +340,18 @@ def report_command(
                 f"{issue_id}: {total} recipient(s) — "
                 + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
             )
-            for row in journal.rows(["failed", "deferred", "sending"]):
+            problems = list(journal.rows(["failed", "deferred", "sending"]))
+            if problems:
+                by_code: dict[str, int] = {}
+                by_domain: dict[str, int] = {}
+                for row in problems:
+                    code = f"{row.code or '-'} {enhanced_code(row.reply) or ''}".strip()
+                    by_code[code] = by_code.get(code, 0) + 1
+                    domain = row.email.rpartition("@")[2].lower()
+                    by_domain[domain] = by_domain.get(domain, 0) + 1
+                out("  by code:   " + _tally(by_code))
+                out("  by domain: " + _tally(by_domain))
+            for row in problems:
                 out(f"  {row.status:<8} {row.email}  {row.reply or '(no reply)'}")
             if csv_path is not None:
                 import csv
@@ -358,6 +378,10 @@ def report_command(
             journal.close()
     except (NewsletterError, OSError) as exc:
         fail(exc, debug=debug)
+
+
+def _tally(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} ×{n}" for k, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
 
 
 def _iso(ts: float) -> str:

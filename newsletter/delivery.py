@@ -14,11 +14,13 @@ import contextlib
 import heapq
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from newsletter import suppressions
+from newsletter.classify import Verdict, classify
 from newsletter.errors import (
     DeliveryError,
     ErrorGroup,
@@ -48,6 +50,9 @@ class DeliveryReport:
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     stopped: str | None = None  # why the send stopped early, if it did
+    sender_problem: bool = False
+    suppressed: int = 0
+    limiter: RateLimiter | None = None
     interrupted: bool = False
     failures: list[tuple[str, Outcome]] = field(default_factory=list)
 
@@ -65,22 +70,53 @@ class DeliveryReport:
 
 
 class RateLimiter:
-    """A token bucket shared by all connections: at most `rate` messages per second."""
+    """A token bucket shared by all connections, adapting to the relay.
 
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate if rate > 0 else 0.0
+    `ceiling` (0: none) is the most ever asked for. A throttling reply halves the rate (at
+    most once a second, since several connections hear the same refusal); each second without
+    one raises it by a tenth, back up to the ceiling, as Postfix adjusts its concurrency.
+    """
+
+    MIN_RATE = 0.2
+
+    def __init__(self, ceiling: float) -> None:
+        self.ceiling = ceiling
+        self.rate = ceiling  # 0: unlimited until the first throttling reply
+        self.lowest = ceiling
+        self.throttles = 0
         self.next_slot = time.monotonic()
+        self._last_change = time.monotonic()
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
-        if not self.interval:
+        self._recover()
+        if not self.rate:
             return
         async with self._lock:
             now = time.monotonic()
             slot = max(now, self.next_slot)
-            self.next_slot = slot + self.interval
+            self.next_slot = slot + 1.0 / self.rate
         if slot > now:
             await asyncio.sleep(slot - now)
+
+    def throttled(self, observed_rate: float) -> None:
+        now = time.monotonic()
+        self.throttles += 1
+        if self.rate and now - self._last_change < 1.0:
+            return
+        base = self.rate or max(observed_rate, 2 * self.MIN_RATE)
+        self.rate = max(base / 2, self.MIN_RATE)
+        self.lowest = min(self.lowest or self.rate, self.rate)
+        self._last_change = now
+
+    def _recover(self) -> None:
+        if not self.rate or not self.throttles:
+            return
+        now = time.monotonic()
+        if now - self._last_change >= 1.0:
+            raised = self.rate * 1.1
+            self.rate = min(raised, self.ceiling) if self.ceiling else raised
+            self._last_change = now
 
 
 class GroupCommitter:
@@ -161,11 +197,18 @@ async def deliver(
     stop: asyncio.Event | None = None,
     on_progress: ProgressHook | None = None,
     limit: int | None = None,
+    on_hard_bounce: Callable[[Subscriber, Outcome], Awaitable[None]] | None = None,
 ) -> DeliveryReport:
     """Send `template` to every recipient, one worker per transport. See the module docstring."""
+
+    async def ignore(sub: Subscriber, outcome: Outcome) -> None:
+        return None
+
+    on_hard_bounce = on_hard_bounce or ignore
     report = DeliveryReport()
     stop = stop or asyncio.Event()
     limiter = RateLimiter(rate)
+    report.limiter = limiter
     committer = GroupCommitter(journal)
     committer.start()
     retries: list[_Retry] = []
@@ -226,6 +269,20 @@ async def deliver(
                     else:
                         await committer.write(mark)
                     outcome = await transport.send(sender, sub.email, data)
+                    verdict = classify(outcome.code, outcome.detail)
+                    if verdict is Verdict.SENDER_PROBLEM:
+                        # Not the recipient's fault: nobody is suppressed, the row stays
+                        # pending, and the whole run stops.
+                        outcome = Outcome("deferred", outcome.code, outcome.detail)
+                        if not report.stopped:
+                            report.sender_problem = True
+                            report.stopped = f"the relay refused the sender: {outcome.reply}"
+                        stop.set()
+                    elif verdict is Verdict.THROTTLED:
+                        limiter.throttled(report.rate)
+                    elif verdict is Verdict.HARD_BOUNCE:
+                        await on_hard_bounce(sub, outcome)
+                        report.suppressed += 1
                     if (
                         outcome.status == "deferred"
                         and attempts < max_attempts
@@ -238,12 +295,12 @@ async def deliver(
                             retries, _Retry(time.monotonic() + delay, seq, sub, attempts)
                         )
                         report.retries += 1
-                    else:
+                    elif not report.sender_problem or outcome.status != "deferred":
                         _count(report, sub, outcome)
                     pending_outcome = Write(
                         sub.email, outcome.status, attempts, outcome.code, outcome.reply, message_id
                     )
-                    if outcome.status == "deferred":
+                    if outcome.status == "deferred" and verdict is not Verdict.SENDER_PROBLEM:
                         consecutive_failures += 1
                         if consecutive_failures >= max_consecutive_failures and not report.stopped:
                             report.stopped = (
@@ -302,6 +359,7 @@ class SendOptions:
     limit: int | None = None
     skip_invalid: bool = False
     allow_rebuilt: bool = False
+    retry_failed: bool = False
 
 
 @dataclass
@@ -312,6 +370,7 @@ class SendResult:
     already_done: int = 0
     resent_in_flight: list[str] = field(default_factory=list)
     skipped_invalid: int = 0
+    suppressed: int = 0
     not_subscribed: int = 0
     duplicates: int = 0
     dry_run: bool = False
@@ -404,15 +463,26 @@ async def send_issue(
     try:
         journal.lock()
         journal.bind(content_hash, allow_rebuilt=options.allow_rebuilt)
-        done = journal.final_digests()
+        done = journal.final_digests(include_failed=not options.retry_failed)
         result.resent_in_flight = journal.in_flight()
+        suppression_path = layout.resolve(settings.suppressions)
+        suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
 
         def pending() -> Iterator[Subscriber]:
             for sub in unique_mailable(options.subscribers, rel=rel):
-                if key_digest(sub.email) in done:
+                d = key_digest(sub.email)
+                if d in done:
                     result.already_done += 1
+                elif d in suppressed:
+                    result.suppressed += 1
                 else:
                     yield sub
+
+        async def suppress(sub: Subscriber, outcome: Outcome) -> None:
+            entry = suppressions.Suppression(
+                sub.email, "hard-bounce", str(outcome.code or ""), issue_id, suppressions.today()
+            )
+            await asyncio.to_thread(suppressions.append, suppression_path, [entry])
 
         if on_start is not None:
             on_start(result)
@@ -429,6 +499,7 @@ async def send_issue(
             stop=stop,
             on_progress=on_progress,
             limit=options.limit,
+            on_hard_bounce=suppress,
         )
         result.totals = journal.counts()
         result.remaining = max(result.mailable - result.totals["sent"] - result.totals["failed"], 0)

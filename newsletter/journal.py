@@ -152,12 +152,16 @@ class Journal:
             out[status] = n
         return out
 
-    def final_digests(self) -> set[int]:
-        """Recipients with a final outcome (sent, or failed permanently): never mailed again."""
+    def final_digests(self, *, include_failed: bool = True) -> set[int]:
+        """Recipients with a final outcome (sent, or failed permanently): never mailed again.
+
+        `include_failed=False` (send --retry-failed) lets permanent failures be tried again.
+        """
+        statuses = "('sent', 'failed')" if include_failed else "('sent')"
         return {
             key_digest(email)
             for (email,) in self.db.execute(
-                "SELECT email_key FROM deliveries WHERE issue = ? AND status IN ('sent', 'failed')",
+                f"SELECT email_key FROM deliveries WHERE issue = ? AND status IN {statuses}",
                 (self.issue_id,),
             )
         }

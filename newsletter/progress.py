@@ -101,10 +101,24 @@ class SendProgress:
             f"({r.rate:.0f} messages/s)"
         )
         self._list_counts(result)
+        if r.limiter is not None and r.limiter.throttles:
+            _out(
+                f"  the relay throttled {r.limiter.throttles} time(s); the rate settled at "
+                f"{r.limiter.rate:.1f}/s (lowest {r.limiter.lowest:.1f}/s)"
+            )
+        if r.suppressed:
+            _out(f"  {r.suppressed} hard bounce(s) added to the suppression file")
         for email, outcome in r.failures[:20]:
             _out(f"  {outcome.status}: {email}: {outcome.reply}")
         if len(r.failures) > 20:
             _out(f"  … {len(r.failures) - 20} more: `newsletter report {self.issue_id}`")
+        if r.sender_problem:
+            sys.stderr.write(
+                f"error: the send stopped: {r.stopped} — a sender problem (authentication, "
+                "SPF/DKIM/DMARC or the relay's policy), not the recipients'; nobody was "
+                f"suppressed (fix it, then run `newsletter send {self.issue_id}` to resume)\n"
+            )
+            return 1
         if r.stopped:
             sys.stderr.write(
                 f"error: the send stopped: {r.stopped} (check the relay and the "
@@ -129,6 +143,7 @@ class SendProgress:
             (result.not_subscribed, "not subscribed"),
             (result.duplicates, "duplicate(s) mailed once"),
             (result.skipped_invalid, "invalid row(s) skipped"),
+            (result.suppressed, "suppressed address(es) skipped"),
         ]
         shown = [f"{n} {label}" for n, label in extras if n]
         if shown:

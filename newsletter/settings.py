@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     unsubscribe_mailto: str = ""
     secret_key: SecretStr = SecretStr("")
     subscribers: str = "subscribers.csv"
+    suppressions: str = "suppressions.csv"
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(587, ge=1, le=65535)

@@ -1,0 +1,66 @@
+"""What an SMTP reply means for a recipient, by its enhanced status code (RFC 3463).
+
+    2.x.x                      sent
+    5.1.x, 5.2.1               hard bounce: no such mailbox, disabled; suppress the address
+    5.7.x                      sender problem (authentication, DMARC, policy): stop the run
+    421, 454, 451 4.7.x        throttling: slow down, retry later
+    other 4.x.x, no reply      deferred: retry later (dropped connection, timeout, 452 4.2.2)
+    other 5.x.x                failed for this recipient (not suppressed)
+
+Without an enhanced code the basic code and the text decide, as the fallback.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Verdict(StrEnum):
+    SENT = "sent"
+    DEFERRED = "deferred"
+    THROTTLED = "throttled"
+    HARD_BOUNCE = "hard-bounce"
+    FAILED = "failed"
+    SENDER_PROBLEM = "sender-problem"
+
+
+ENHANCED_RE = re.compile(r"(?<![\d.])([245])\.(\d{1,3})\.(\d{1,3})(?![\d.])")
+_NO_MAILBOX_RE = re.compile(
+    r"user unknown|no such (user|mailbox|recipient)|does not exist|unknown (user|recipient)|"
+    r"mailbox (unavailable|not found|disabled)|invalid (recipient|mailbox)|recipient rejected|"
+    r"address rejected|account (disabled|has been disabled)",
+    re.I,
+)
+
+
+def enhanced_code(text: str) -> str | None:
+    m = ENHANCED_RE.search(text[:40])
+    return ".".join(m.groups()) if m else None
+
+
+def classify(code: int | None, text: str) -> Verdict:
+    """The verdict for one reply (`code` None: no reply at all: disconnect or timeout)."""
+    if code is None:
+        return Verdict.DEFERRED
+    enhanced = enhanced_code(text)
+    if 200 <= code < 300:
+        return Verdict.SENT
+    if enhanced is not None:
+        cls, subject, detail = enhanced.split(".")
+        if cls == "5" and (subject == "1" or (subject, detail) == ("2", "1")):
+            return Verdict.HARD_BOUNCE
+        if cls == "5" and subject == "7":
+            return Verdict.SENDER_PROBLEM
+        if code in (421, 454) or (code == 451 and subject == "7"):
+            return Verdict.THROTTLED
+        if cls == "4" or 400 <= code < 500:
+            return Verdict.DEFERRED
+        return Verdict.FAILED
+    if code in (421, 454):
+        return Verdict.THROTTLED
+    if 400 <= code < 500:
+        return Verdict.DEFERRED
+    if code in (550, 551, 553) and _NO_MAILBOX_RE.search(text):
+        return Verdict.HARD_BOUNCE
+    return Verdict.FAILED

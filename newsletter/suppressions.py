@@ -1,0 +1,86 @@
+"""The suppression file: addresses that must never be mailed again (hard bounces, complaints).
+
+CSV with a header `email,reason,code,issue,date`; `send` subtracts it from the list; `send`
+(on a hard bounce) and `bounces` append to it.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import hashlib
+import io
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from newsletter.errors import SubscriberError
+
+HEADER = ("email", "reason", "code", "issue", "date")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    email: str
+    reason: str
+    code: str
+    issue: str
+    date: str
+
+
+def digest(email: str) -> int:
+    return int.from_bytes(hashlib.blake2b(email.lower().encode(), digest_size=8).digest())
+
+
+def load(path: Path, *, rel: str) -> set[int]:
+    """The suppressed addresses, as digests (memory stays small for large files)."""
+    if not path.exists():
+        return set()
+    out: set[int] = set()
+    with open(path, encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None or "email" not in reader.fieldnames:
+            raise SubscriberError(
+                "no 'email' column in the header",
+                path=rel,
+                line=1,
+                hint=f"the first line is {','.join(HEADER)}",
+            )
+        for row in reader:
+            email = (row.get("email") or "").strip()
+            if email:
+                out.add(digest(email))
+    return out
+
+
+def append(path: Path, entries: Iterable[Suppression]) -> int:
+    """Add entries (an address already there is not added twice); durable on return."""
+    items = list(entries)
+    if not items:
+        return 0
+    known = load(path, rel=str(path)) if path.exists() else set()
+    fresh = []
+    for s in items:
+        d = digest(s.email)
+        if d not in known:
+            known.add(d)
+            fresh.append(s)
+    if not fresh:
+        return 0
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    if not path.exists() or path.stat().st_size == 0:
+        writer.writerow(HEADER)
+    for s in fresh:
+        writer.writerow([s.email, s.reason, s.code, s.issue, s.date])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8", newline="") as f:
+        f.write(buf.getvalue())
+        f.flush()
+        os.fsync(f.fileno())
+    return len(fresh)
+
+
+def today() -> str:
+    return dt.date.today().isoformat()
