@@ -6,10 +6,13 @@ Per-recipient fields stay in the output as placeholders (`{{ name }}`, `{{ unsub
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+import sys
 import time
 import traceback
+import types
 from dataclasses import dataclass, field
 from email.utils import parseaddr
 from pathlib import Path
@@ -217,8 +220,7 @@ def inline_css(html: str) -> str:
     layout would be lost), drop a lowercase doctype, and URL-quote `{{ x }}` in hrefs;
     each is prevented here and tested.
     """
-    from premailer import Premailer
-
+    Premailer = _premailer()
     protected = _PROTECT_RE.sub(r"NLFIELDx\1xNLFIELD", html)
     body = _DOCTYPE_RE.sub("", protected)
     inliner = Premailer(
@@ -228,6 +230,7 @@ def inline_css(html: str) -> str:
         remove_classes=False,
         disable_validation=True,
         allow_network=False,
+        session=_NoNetwork(),
         cssutils_logging_level=logging.CRITICAL,
         method="html",
     )
@@ -235,6 +238,47 @@ def inline_css(html: str) -> str:
     out = _DOCTYPE_RE.sub("", out)
     out = _TOKEN_RE.sub(r"{{ \1 }}", out)
     return "<!doctype html>\n" + out.strip() + "\n"
+
+
+class _NoNetwork:
+    """premailer's HTTP session: remote stylesheets are never fetched."""
+
+    def get(self, url: str, *args: Any, **kwargs: Any) -> Any:
+        raise TemplateError(
+            f"the email links a remote stylesheet ({url})",
+            hint="put the CSS in <mj-style> in the template; email clients drop <link>",
+        )
+
+
+def _premailer() -> Any:
+    """premailer's Premailer class, without paying for `requests` at import time.
+
+    premailer imports requests only to fetch remote stylesheets, which we never allow (we
+    pass allow_network=False and our own `_NoNetwork` session). Importing requests costs
+    about 60 ms, a tenth of a whole build-issue process, so premailer is imported against an
+    empty stand-in module, removed right after so that anything else gets the real one.
+    """
+    if "premailer" not in sys.modules and "requests" not in sys.modules:
+        stand_in = types.ModuleType("requests", "stand-in: premailer never fetches here")
+        sys.modules["requests"] = stand_in
+        try:
+            import premailer  # noqa: F401
+        finally:
+            if sys.modules.get("requests") is stand_in:
+                del sys.modules["requests"]
+    from premailer import Premailer, merge_style
+
+    # premailer validates every inline style against cssutils' CSS profiles only to log
+    # warnings, which we silence anyway (cssutils_logging_level=CRITICAL); compiling those
+    # profiles' regular expressions costs ~150 ms per process. Same output without it
+    # (tests/test_render.py compares both).
+    if not getattr(merge_style, "_newsletter_unvalidated", False):
+        validating = merge_style.csstext_to_pairs
+        unvalidated: Any = functools.partial(validating, validate=False)
+        unvalidated._lock = validating._lock  # the function looks its lock up by its own name
+        merge_style.csstext_to_pairs = unvalidated
+        merge_style._newsletter_unvalidated = True
+    return Premailer
 
 
 _KNOWN_TAGS = frozenset(

@@ -12,8 +12,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from email_validator import EmailNotValidError, validate_email
-
 from newsletter.errors import SubscriberError
 
 STATUSES = ("subscribed", "unsubscribed", "bounced")
@@ -53,6 +51,8 @@ class ListSummary:
 
 def check_address(raw: str) -> str:
     """The address normalised (domain in ASCII), or ValueError with the reason."""
+    from email_validator import EmailNotValidError, validate_email  # ~25 ms: only when sending
+
     try:
         result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
