@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import sys
+from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-import typer
+import click
 
 if TYPE_CHECKING:
     from newsletter.build import BuildResult
@@ -25,36 +25,28 @@ class ExitCode(IntEnum):
     SOME_RECIPIENTS_FAILED = 3
 
 
-app = typer.Typer(
-    help="Turn a folder of Markdown articles into a newsletter issue and mail it.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-Root = Annotated[
-    Path,
-    typer.Option(
-        "--root", help="The newsletter folder (default: the current directory).", file_okay=False
-    ),
-]
-Debug = Annotated[bool, typer.Option("--debug", help="Show a traceback on errors.")]
-IssueArg = Annotated[
-    str, typer.Argument(help="An issue id (2026-11) or its file (issues/2026-11.toml).")
-]
+ROOT_HELP = "The newsletter folder (default: the current directory)."
 
 
-@app.callback()
-def _root_callback(
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
-) -> None:
-    """Build, preview and send a newsletter from content/, templates/ and issues/."""
-    if version:
-        from newsletter import __version__
+def common(command: Callable[..., None]) -> Callable[..., None]:
+    """--root and --debug, on every command."""
+    command = click.option("--debug", is_flag=True, help="Show a traceback on errors.")(command)
+    return click.option(
+        "--root",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path("."),
+        show_default=False,
+        help=ROOT_HELP,
+    )(command)
 
-        out(f"newsletter {__version__}")
-        raise SystemExit(0)
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="newsletter", message="newsletter %(version)s")
+def app() -> None:
+    """Turn a folder of Markdown articles into a newsletter issue and mail it.
+
+    ISSUE is an issue id (2026-11) or the path of its file (issues/2026-11.toml).
+    """
 
 
 def err(line: str) -> None:
@@ -100,12 +92,10 @@ def setup(root: Path, debug: bool) -> tuple[Layout, Settings]:
 
 
 @app.command("build-issue")
-def build_issue_command(
-    issue: IssueArg,
-    root: Root = Path("."),
-    strict: Annotated[bool, typer.Option("--strict", help="Fail on any check finding.")] = False,
-    debug: Debug = False,
-) -> None:
+@click.argument("issue")
+@click.option("--strict", is_flag=True, help="Fail on any check finding (nothing is written).")
+@common
+def build_issue_command(issue: str, strict: bool, root: Path, debug: bool) -> None:
     """Build build/<id>/ (email.html, email.txt, email.mjml, email.eml, manifest.json)."""
     from newsletter.build import ChecksFailed, build_issue
     from newsletter.errors import NewsletterError
@@ -145,33 +135,30 @@ def print_findings(findings: list[Finding]) -> None:
 
 
 def main() -> None:
-    # Honour NO_COLOR and keep output plain when it is not a terminal.
-    os.environ.setdefault("TERM", "dumb") if not sys.stdout.isatty() else None
     try:
-        app()
+        app.main(prog_name="newsletter")
     except KeyboardInterrupt:
         err("interrupted")
         raise SystemExit(130) from None
 
 
 @app.command("preview")
+@click.argument("issue", required=False)
+@click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--no-open", is_flag=True, help="Do not open a browser.")
+@click.option("--as", "as_email", help="Personalise as this subscriber of the list file.")
+@click.option("--subscribers", type=click.Path(path_type=Path), help="The subscriber list file.")
+@click.option("--list", "list_issues", is_flag=True, help="List the issues and exit.")
+@common
 def preview_command(
-    issue: Annotated[
-        str | None, typer.Argument(help="An issue id or its file; omit with --list.")
-    ] = None,
-    root: Root = Path("."),
-    port: Annotated[
-        int, typer.Option("--port", help="Port on 127.0.0.1 (default: a free one).")
-    ] = 0,
-    no_open: Annotated[bool, typer.Option("--no-open", help="Do not open a browser.")] = False,
-    as_email: Annotated[
-        str | None, typer.Option("--as", help="Personalise as this subscriber of the list file.")
-    ] = None,
-    subscribers: Annotated[
-        Path | None, typer.Option("--subscribers", help="The subscriber list file.")
-    ] = None,
-    list_issues: Annotated[bool, typer.Option("--list", help="List the issues and exit.")] = False,
-    debug: Debug = False,
+    issue: str | None,
+    port: int,
+    no_open: bool,
+    as_email: str | None,
+    subscribers: Path | None,
+    list_issues: bool,
+    root: Path,
+    debug: bool,
 ) -> None:
     """Serve a live-reloading preview of an issue on 127.0.0.1 (desktop and mobile width)."""
     from newsletter.errors import NewsletterError
@@ -205,7 +192,9 @@ def preview_command(
 
 
 @app.command("open")
-def open_command(issue: IssueArg, root: Root = Path("."), debug: Debug = False) -> None:
+@click.argument("issue")
+@common
+def open_command(issue: str, root: Path, debug: bool) -> None:
     """Open the built email.html in the default browser (no server)."""
     from newsletter.errors import NewsletterError
     from newsletter.layout import issue_id_from_arg
@@ -221,38 +210,34 @@ def open_command(issue: IssueArg, root: Root = Path("."), debug: Debug = False) 
 
 
 @app.command("send")
+@click.argument("issue")
+@click.option(
+    "--subscribers",
+    type=click.Path(path_type=Path),
+    help="The list file (default: NEWSLETTER_SUBSCRIBERS).",
+)
+@click.option("--dry-run", is_flag=True, help="Build every message but send nothing.")
+@click.option("--test-to", metavar="ADDRESS", help="Send one [TEST] message to this address only.")
+@click.option("--limit", type=click.IntRange(min=1), help="Send at most N messages in this run.")
+@click.option("--skip-invalid", is_flag=True, help="Send to the valid rows despite invalid ones.")
+@click.option("--allow-rebuilt", is_flag=True, help="Resume even though build/<id>/ was rebuilt.")
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Also retry recipients that failed permanently (hard bounces stay suppressed).",
+)
+@common
 def send_command(
-    issue: IssueArg,
-    root: Root = Path("."),
-    subscribers: Annotated[
-        Path | None,
-        typer.Option("--subscribers", help="The list file (default: NEWSLETTER_SUBSCRIBERS)."),
-    ] = None,
-    dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Build every message but send nothing.")
-    ] = False,
-    test_to: Annotated[
-        str | None,
-        typer.Option("--test-to", help="Send one [TEST] message to this address only."),
-    ] = None,
-    limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="Send at most N messages this run.")
-    ] = None,
-    skip_invalid: Annotated[
-        bool, typer.Option("--skip-invalid", help="Send to the valid rows despite invalid ones.")
-    ] = False,
-    allow_rebuilt: Annotated[
-        bool,
-        typer.Option("--allow-rebuilt", help="Resume even though build/<id>/ was rebuilt."),
-    ] = False,
-    retry_failed: Annotated[
-        bool,
-        typer.Option(
-            "--retry-failed",
-            help="Also retry recipients that failed permanently (hard bounces stay suppressed).",
-        ),
-    ] = False,
-    debug: Debug = False,
+    issue: str,
+    subscribers: Path | None,
+    dry_run: bool,
+    test_to: str | None,
+    limit: int | None,
+    skip_invalid: bool,
+    allow_rebuilt: bool,
+    retry_failed: bool,
+    root: Path,
+    debug: bool,
 ) -> None:
     """Send build/<id>/ to every subscriber; run it again to resume after any stop."""
     import asyncio
@@ -309,14 +294,15 @@ def send_command(
 
 
 @app.command("report")
-def report_command(
-    issue: IssueArg,
-    root: Root = Path("."),
-    csv_path: Annotated[
-        Path | None, typer.Option("--csv", help="Write every recipient's outcome to this CSV.")
-    ] = None,
-    debug: Debug = False,
-) -> None:
+@click.argument("issue")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(path_type=Path),
+    help="Write every recipient's outcome to this CSV file.",
+)
+@common
+def report_command(issue: str, csv_path: Path | None, root: Path, debug: bool) -> None:
     """Counts of a send, and the failed recipients with the relay's replies."""
     from newsletter.classify import enhanced_code
     from newsletter.errors import NewsletterError
@@ -391,14 +377,10 @@ def _iso(ts: float) -> str:
 
 
 @app.command("unsubscribe")
-def unsubscribe_command(
-    who: Annotated[str, typer.Argument(help="An address, or the token of an unsubscribe link.")],
-    root: Root = Path("."),
-    subscribers: Annotated[
-        Path | None, typer.Option("--subscribers", help="The list file.")
-    ] = None,
-    debug: Debug = False,
-) -> None:
+@click.argument("who", metavar="EMAIL_OR_TOKEN")
+@click.option("--subscribers", type=click.Path(path_type=Path), help="The list file.")
+@common
+def unsubscribe_command(who: str, subscribers: Path | None, root: Path, debug: bool) -> None:
     """Mark a subscriber `unsubscribed` in the list file (rewritten atomically)."""
     from newsletter.errors import NewsletterError
     from newsletter.subscribers import mark_unsubscribed

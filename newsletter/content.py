@@ -61,10 +61,9 @@ class ArticleMeta(BaseModel):
         return value
 
 
-class Article(BaseModel):
-    """An article ready to be put in an issue."""
-
-    model_config = ConfigDict(frozen=True)
+@dataclass(frozen=True)
+class Article:
+    """An article ready to be put in an issue (built from validated front matter)."""
 
     slug: str
     title: str

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -58,10 +59,9 @@ class IssueSpec(BaseModel):
         return self
 
 
-class Issue(BaseModel):
+@dataclass(frozen=True)
+class Issue:
     """An issue with its articles resolved, in the order they appear in the email."""
-
-    model_config = ConfigDict(frozen=True)
 
     id: str
     subject: str

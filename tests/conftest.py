@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from smtpserver import Faults, TestServer
-from typer.testing import CliRunner
+from click.testing import CliRunner
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
