@@ -85,7 +85,7 @@ class RateLimiter:
         self.lowest = ceiling
         self.throttles = 0
         self.next_slot = time.monotonic()
-        self._last_change = time.monotonic()
+        self._last_change = float("-inf")  # the first throttling reply always counts
         self._lock = asyncio.Lock()
 
     async def acquire(self) -> None:
@@ -502,7 +502,10 @@ async def send_issue(
             on_hard_bounce=suppress,
         )
         result.totals = journal.counts()
-        result.remaining = max(result.mailable - result.totals["sent"] - result.totals["failed"], 0)
+        result.remaining = max(
+            result.mailable - result.suppressed - result.totals["sent"] - result.totals["failed"],
+            0,
+        )
         return result
     finally:
         journal.close()

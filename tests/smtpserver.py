@@ -29,6 +29,10 @@ class Faults:
     stall_first: int = 0  # sleep `stall_seconds` in the first N DATA commands
     stall_seconds: float = 0.0
     delay: float = 0.0  # time spent on every message (to kill a send part-way)
+    rcpt_first: dict[str, list[str]] = field(default_factory=dict)  # replies, then accept
+    every_nth: int = 0  # answer `every_nth_reply` to every Nth DATA command
+    every_nth_reply: str = "454 4.7.0 Throttling, slow down"
+    refuse_all: str = ""  # answer this to every RCPT until cleared (a sender problem)
 
 
 @dataclass
@@ -58,6 +62,11 @@ class RecordingHandler:
         reply = self.faults.rcpt.get(address.lower())
         if reply:
             return reply
+        if self.faults.refuse_all:
+            return self.faults.refuse_all
+        queued = self.faults.rcpt_first.get(address.lower())
+        if queued:
+            return queued.pop(0)
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
@@ -77,6 +86,8 @@ class RecordingHandler:
             return "451 4.4.2 too late"
         if n <= len(f.data_first):
             return f.data_first[n - 1]
+        if f.every_nth and n % f.every_nth == 0:
+            return f.every_nth_reply
         with self.lock:
             self.received.append(
                 Received(envelope.mail_from, list(envelope.rcpt_tos), envelope.content, time.time())
