@@ -18,6 +18,7 @@ SUBJECT_MAX_CHARS = 78
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
 _ALT_RE = re.compile(r"""\balt\s*=\s*(["'])(.*?)\1""", re.I | re.S)
 _SRC_RE = re.compile(r"""\bsrc\s*=\s*(["'])(.*?)\1""", re.I | re.S)
+_UNSUBSCRIBE_HREF_RE = re.compile(r"""\bhref\s*=\s*(["'])\{\{ unsubscribe_url \}\}\1""", re.I)
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,19 @@ def check(rendered: RenderedIssue, issue: Issue) -> list[Finding]:
             "cut in most inboxes",
             issue.source,
         ))
-    if "unsubscribe_url" not in rendered.placeholders or "{{ unsubscribe_url }}" not in rendered.html:
+    # Each part needs its own link: some clients and readers only ever show the text part.
+    if not _UNSUBSCRIBE_HREF_RE.search(rendered.html):
         findings.append(Finding(
             "no-unsubscribe",
-            "the email has no unsubscribe link (put <a href=\"{{ unsubscribe_url }}\"> in "
-            "templates/email.mjml.j2 and {{ unsubscribe_url }} in email.txt.j2)",
-            "templates/",
+            "the HTML part has no unsubscribe link "
+            "(put <a href=\"{{ unsubscribe_url }}\"> in the template)",
+            "templates/email.mjml.j2",
+        ))
+    if "{{ unsubscribe_url }}" not in rendered.text:
+        findings.append(Finding(
+            "no-unsubscribe",
+            "the text part has no unsubscribe link (put {{ unsubscribe_url }} in the template)",
+            "templates/email.txt.j2",
         ))
     for w in rendered.mjml_warnings:
         findings.append(Finding("mjml", w.message, f"email.mjml:{w.line}"))

@@ -153,6 +153,24 @@ def load_authors(layout: Layout) -> dict[str, Author]:
     return authors
 
 
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML as `yaml.safe_load` reads it, except that a date YAML cannot build stays a string.
+
+    PyYAML turns `date: 2026-13-45` into a ValueError deep in its constructor; as a string it
+    reaches the `date` field's validation, which names the field and its line.
+    """
+
+
+def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
+    try:
+        return loader.construct_yaml_timestamp(node)
+    except ValueError:
+        return loader.construct_scalar(node)
+
+
+_FrontMatterLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+
+
 FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?$\n?", re.S | re.M)
 
 
@@ -176,7 +194,7 @@ def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> A
     front, body = match.group(1), text[match.end() :]
     body_line = text[: match.end()].count("\n") + 1
     try:
-        raw = yaml.safe_load(front) or {}
+        raw = yaml.load(front, Loader=_FrontMatterLoader) or {}  # a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
@@ -222,7 +240,7 @@ def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> A
             field="author",
             hint=f"use a key of content/authors.toml (known: {known})",
         )
-    if (meta.image is None) != (meta.image_alt is None) and meta.image is not None:
+    if meta.image is not None and not (meta.image_alt or "").strip():
         raise ContentError(
             "image has no image_alt",
             path=rel,

@@ -130,8 +130,11 @@ def resolve_issue(layout: Layout, issue_id: str, catalog: Catalog, *, language: 
     """
     spec = load_spec(layout, issue_id)
     used: set[str] = set()
-    for other_id, other in _earlier_specs(layout, issue_id, spec):
-        used.update(a.slug for a in _pick(layout, other_id, other, catalog, used))
+    # Only rules need the earlier issues: an explicit list must not fail on another issue file
+    # (a half-written draft of next month's issue, an old issue naming a renamed article).
+    if spec.select is not None:
+        for other_id, other in _earlier_specs(layout, issue_id, spec):
+            used.update(a.slug for a in _pick(layout, other_id, other, catalog, used))
     articles = _pick(layout, issue_id, spec, catalog, used)
     lang: Any = spec.language or language
     return Issue(

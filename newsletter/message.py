@@ -42,8 +42,12 @@ def qp(data: bytes) -> bytes:
     # Encode with LF line breaks, then turn every LF into CRLF: after encoding, a raw CR or LF
     # in the data can only be a line break (a lone CR is written =0D).
     encoded = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True)
+    # A line starting with a dot would need SMTP dot-stuffing; `=2E` is the same dot.
+    if encoded.startswith(b"."):
+        encoded = b"=2E" + encoded[1:]
+    encoded = encoded.replace(b"\n.", b"\n=2E")
     lines = encoded.split(b"\n")
-    if any(len(line) > MAX_LINE for line in lines):  # binascii overshoots by one around '=20'
+    if any(len(line) > MAX_LINE for line in lines):  # binascii overshoots around '=20', =2E
         lines = [part for line in lines for part in _rewrap(line)]
     return b"\r\n".join(lines)
 
@@ -53,7 +57,12 @@ def _rewrap(line: bytes) -> list[bytes]:
     out: list[bytes] = []
     while len(line) > MAX_LINE:
         cut = MAX_LINE - 1
-        while line[cut - 1 : cut] == b"=" or line[cut - 2 : cut - 1] == b"=":
+        # Never inside an =XX escape, and never leaving a dot at the start of the next line.
+        while (
+            line[cut - 1 : cut] == b"="
+            or line[cut - 2 : cut - 1] == b"="
+            or line[cut : cut + 1] == b"."
+        ):
             cut -= 1
         out.append(line[:cut] + b"=")
         line = line[cut:]
@@ -172,6 +181,7 @@ class MessageTemplate:
         self.labels = labels_for(language)
         self.domain = settings.sender_domain
         self._secret = settings.secret_key.get_secret_value()
+        self._mailto = settings.effective_unsubscribe_mailto  # parsed once, used per recipient
         if settings.unsubscribe_url and not self._secret:
             raise ConfigError(
                 "NEWSLETTER_UNSUBSCRIBE_URL is set but NEWSLETTER_SECRET_KEY is empty",
@@ -241,7 +251,7 @@ class MessageTemplate:
     def unsubscribe_link(self, subscriber: Subscriber) -> str:
         if self.settings.unsubscribe_url:
             return self._unsubscribe_https(subscriber)
-        return f"mailto:{self.settings.effective_unsubscribe_mailto}?subject=unsubscribe"
+        return f"mailto:{self._mailto}?subject=unsubscribe"
 
     def _unsubscribe_https(self, subscriber: Subscriber) -> str:
         token = unsubscribe_token(subscriber.email, self._secret)
@@ -271,10 +281,7 @@ class MessageTemplate:
     ) -> bytes:
         """The complete message for one recipient, CRLF line endings, ready for DATA."""
         values = self.values(subscriber)
-        mailto = (
-            f"<mailto:{self.settings.effective_unsubscribe_mailto}"
-            f"?subject=unsubscribe%20{quote(subscriber.email)}>"
-        )
+        mailto = f"<mailto:{self._mailto}?subject=unsubscribe%20{quote(subscriber.email)}>"
         head = [
             self._static_head,
             b"To: ",
