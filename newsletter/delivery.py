@@ -17,28 +17,52 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from newsletter import suppressions
 from newsletter.classify import Verdict, classify
+from newsletter.digests import digest
 from newsletter.errors import (
     DeliveryError,
     ErrorGroup,
     NewsletterError,
     SubscriberError,
 )
-from newsletter.journal import Journal, Write, key_digest
+from newsletter.journal import Journal, Write
 from newsletter.layout import Layout
 from newsletter.message import SAMPLE_READER, Manifest, MessageTemplate, missing_fields
 from newsletter.settings import Settings
 from newsletter.subscribers import ListSummary, Subscriber, summarize, unique_mailable
 from newsletter.transport import Outcome
 
+if TYPE_CHECKING:
+    from newsletter.dkim_sign import Signer
+    from newsletter.verp import Verp
+
 
 class Transport(Protocol):
     async def send(self, sender: str, recipient: str, data: bytes) -> Outcome: ...
 
     async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What leaves for one recipient: the envelope sender, and the bytes, signed if DKIM is on."""
+
+    template: MessageTemplate
+    signer: Signer | None = None
+    verp: Verp | None = None
+
+    def sender(self, sub: Subscriber) -> str:
+        if self.verp is None:
+            return self.template.settings.sender_address
+        return self.verp.return_path(self.template.issue_id, sub.email)
+
+    def data(self, sub: Subscriber) -> bytes:
+        data = self.template.personalize(sub)
+        # Signed here and only here, right after personalising: nothing touches the bytes after.
+        return self.signer.sign(data) if self.signer is not None else data
 
 
 @dataclass
@@ -198,6 +222,7 @@ async def deliver(
     on_progress: ProgressHook | None = None,
     limit: int | None = None,
     on_hard_bounce: Callable[[Subscriber, Outcome], Awaitable[None]] | None = None,
+    outgoing: Outgoing | None = None,
 ) -> DeliveryReport:
     """Send `template` to every recipient, one worker per transport. See the module docstring."""
 
@@ -218,7 +243,7 @@ async def deliver(
     exhausted = False
     taken = 0
     in_progress = 0
-    sender = template.settings.sender_address
+    outgoing = outgoing or Outgoing(template)
     fatal: list[BaseException] = []
 
     def next_job() -> tuple[Subscriber, int] | float | None:
@@ -259,7 +284,7 @@ async def deliver(
                 in_progress += 1
                 try:
                     await limiter.acquire()
-                    data = template.personalize(sub)
+                    data = outgoing.data(sub)
                     message_id = template.message_id(sub)
                     attempts += 1
                     mark = Write(sub.email, "sending", attempts, message_id=message_id)
@@ -268,7 +293,7 @@ async def deliver(
                         pending_outcome = None
                     else:
                         await committer.write(mark)
-                    outcome = await transport.send(sender, sub.email, data)
+                    outcome = await transport.send(outgoing.sender(sub), sub.email, data)
                     verdict = classify(outcome.code, outcome.detail)
                     if verdict is Verdict.SENDER_PROBLEM:
                         # Not the recipient's fault: nobody is suppressed, the row stays
@@ -429,10 +454,18 @@ async def send_issue(
     transport_factory: Callable[[Settings], Transport] | None = None,
 ) -> SendResult:
     """`newsletter send`: check, then mail every pending recipient and journal each outcome."""
+    from newsletter.dkim_sign import Signer
     from newsletter.transport import SmtpTransport
+    from newsletter.verp import Verp
 
     make_transport = transport_factory or SmtpTransport
     template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
+    # A bad key or bounce setting stops the send here, before anything leaves.
+    outgoing = Outgoing(
+        template,
+        signer=Signer.from_settings(settings, layout=layout),
+        verp=Verp.from_settings(settings),
+    )
     rel = layout.rel(options.subscribers)
     result = SendResult(
         issue_id=issue_id,
@@ -448,16 +481,17 @@ async def send_issue(
         first = next(unique_mailable(options.subscribers, rel=rel), SAMPLE_READER)
         address = check_test_address(options.test_to)
         transport = make_transport(settings)
-        data = template.personalize(Subscriber(email=address, name=first.name, fields=first.fields))
+        reader = Subscriber(email=address, name=first.name, fields=first.fields)
+        data = outgoing.data(reader)
         try:
-            outcome = await transport.send(settings.sender_address, address, data)
+            outcome = await transport.send(outgoing.sender(reader), address, data)
         finally:
             await transport.close()
         _count(result.report, Subscriber(email=address), outcome)
         result.report.finished = time.monotonic()
         return result
     if options.dry_run:
-        return _dry_run(template, options, rel, result, on_progress)
+        return _dry_run(outgoing, options, rel, result, on_progress)
 
     journal = Journal.open(layout, issue_id)
     try:
@@ -470,7 +504,7 @@ async def send_issue(
 
         def pending() -> Iterator[Subscriber]:
             for sub in unique_mailable(options.subscribers, rel=rel):
-                d = key_digest(sub.email)
+                d = digest(sub.email)
                 if d in done:
                     result.already_done += 1
                 elif d in suppressed:
@@ -500,6 +534,7 @@ async def send_issue(
             on_progress=on_progress,
             limit=options.limit,
             on_hard_bounce=suppress,
+            outgoing=outgoing,
         )
         result.totals = journal.counts()
         result.remaining = max(
@@ -512,7 +547,7 @@ async def send_issue(
 
 
 def _dry_run(
-    template: MessageTemplate,
+    outgoing: Outgoing,
     options: SendOptions,
     rel: str,
     result: SendResult,
@@ -524,7 +559,7 @@ def _dry_run(
     for n, sub in enumerate(unique_mailable(options.subscribers, rel=rel)):
         if options.limit is not None and n >= options.limit:
             break
-        size += len(template.personalize(sub))
+        size += len(outgoing.data(sub))
         report.sent += 1
         if on_progress is not None and report.sent % 1000 == 0:
             on_progress(report)

@@ -9,7 +9,6 @@ counted and reported, so nobody is skipped and at most those few get two copies.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import os
 import sqlite3
 import time
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from newsletter.digests import DigestSet, digest
 from newsletter.errors import DeliveryError
 from newsletter.layout import Layout
 
@@ -66,10 +66,6 @@ class Write:
     code: int | None = None
     reply: str = ""
     message_id: str = ""
-
-
-def key_digest(email: str) -> int:
-    return int.from_bytes(hashlib.blake2b(email.lower().encode(), digest_size=8).digest())
 
 
 class Journal:
@@ -152,19 +148,19 @@ class Journal:
             out[status] = n
         return out
 
-    def final_digests(self, *, include_failed: bool = True) -> set[int]:
+    def final_digests(self, *, include_failed: bool = True) -> DigestSet:
         """Recipients with a final outcome (sent, or failed permanently): never mailed again.
 
         `include_failed=False` (send --retry-failed) lets permanent failures be tried again.
         """
         statuses = "('sent', 'failed')" if include_failed else "('sent')"
-        return {
-            key_digest(email)
-            for (email,) in self.db.execute(
-                f"SELECT email_key FROM deliveries WHERE issue = ? AND status IN {statuses}",
-                (self.issue_id,),
-            )
-        }
+        done = DigestSet()
+        for (email,) in self.db.execute(
+            f"SELECT email_key FROM deliveries WHERE issue = ? AND status IN {statuses}",
+            (self.issue_id,),
+        ):
+            done.add(digest(email))
+        return done
 
     def in_flight(self) -> list[str]:
         """Addresses whose message was leaving when a previous send was killed."""
@@ -233,3 +229,16 @@ class Journal:
             fcntl.flock(self._lock_file, fcntl.LOCK_UN)
             self._lock_file.close()
             self._lock_file = None
+
+
+def all_recipients(path: Path) -> Iterator[tuple[str, str]]:
+    """(issue, address) of every row, all issues (VERP look-ups); nothing if no journal yet."""
+    if not path.exists():
+        return
+    db = sqlite3.connect(path)
+    try:
+        yield from db.execute("SELECT issue, email FROM deliveries")
+    except sqlite3.OperationalError:  # a journal file without the table: nothing was sent
+        return
+    finally:
+        db.close()

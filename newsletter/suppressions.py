@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import hashlib
 import io
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsletter.digests import DigestSet
+from newsletter.digests import digest as digest  # re-exported for bounces
 from newsletter.errors import SubscriberError
 
 HEADER = ("email", "reason", "code", "issue", "date")
@@ -29,15 +30,11 @@ class Suppression:
     date: str
 
 
-def digest(email: str) -> int:
-    return int.from_bytes(hashlib.blake2b(email.lower().encode(), digest_size=8).digest())
-
-
-def load(path: Path, *, rel: str) -> set[int]:
+def load(path: Path, *, rel: str) -> DigestSet:
     """The suppressed addresses, as digests (memory stays small for large files)."""
+    out = DigestSet()
     if not path.exists():
-        return set()
-    out: set[int] = set()
+        return out
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None or "email" not in reader.fieldnames:
@@ -59,13 +56,8 @@ def append(path: Path, entries: Iterable[Suppression]) -> int:
     items = list(entries)
     if not items:
         return 0
-    known = load(path, rel=str(path)) if path.exists() else set()
-    fresh = []
-    for s in items:
-        d = digest(s.email)
-        if d not in known:
-            known.add(d)
-            fresh.append(s)
+    known = load(path, rel=str(path))
+    fresh = [s for s in items if known.add(digest(s.email))]
     if not fresh:
         return 0
     buf = io.StringIO()

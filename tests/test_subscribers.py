@@ -44,3 +44,49 @@ def test_only_subscribed_unique_addresses_are_mailed(tmp_path: Path) -> None:
     assert [s.email for s in unique_mailable(path, rel="l")] == ["a@example.fr", "d@example.fr"]
     summary = summarize(path, rel="l")
     assert (summary.mailable, summary.duplicates, summary.not_subscribed) == (2, 1, 2)
+
+
+def test_the_fast_address_check_agrees_with_email_validator() -> None:
+    import random
+
+    from email_validator import EmailNotValidError, validate_email
+
+    from newsletter.subscribers import check_address
+
+    rng = random.Random(5)
+    letters = ["a", "Z", "0", "x", "mo", "b"] * 4
+    pieces = [*letters, ".", "-", "+", "_", "é", "@", "..", "-.", "xn--", " ", '"']
+    tlds = ["fr", "com", "f", "123", "local", "test", "co.uk", "x-", "museum"]
+    checked = 0
+    for _ in range(4000):
+        local = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 6)))
+        domain = "".join(rng.choice(pieces[:-3]) for _ in range(rng.randint(0, 5)))
+        address = f"{local}@{domain}.{rng.choice(tlds)}"
+        try:
+            ref = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+            expected: str | None = ref.ascii_email or ref.normalized
+        except EmailNotValidError:
+            expected = None
+        try:
+            got: str | None = check_address(address)
+        except ValueError:
+            got = None
+        assert got == expected, address
+        checked += expected is not None
+    assert checked > 400  # the corpus exercises the accepting side too
+
+
+def test_digest_set_behaves_like_a_set() -> None:
+    import random
+
+    from newsletter.digests import DigestSet, digest
+
+    rng = random.Random(1)
+    ours, ref = DigestSet(), set()
+    for _ in range(20000):
+        d = digest(f"user{rng.randint(0, 8000)}@example.fr")
+        assert ours.add(d) == (d not in ref)
+        ref.add(d)
+    assert len(ours) == len(ref)
+    assert all(d in ours for d in ref)
+    assert digest("x@example.fr") not in ours
