@@ -25,7 +25,7 @@ from urllib.parse import quote
 
 from newsletter.errors import BuildError, ConfigError
 from newsletter.labels import labels_for
-from newsletter.render import PLACEHOLDER_RE, RECIPIENT_FIELDS
+from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
 from newsletter.settings import Settings
 from newsletter.subscribers import Subscriber, unsubscribe_token
 

@@ -26,15 +26,11 @@ from newsletter.issue import Issue
 from newsletter.labels import Labels, labels_for, long_date
 from newsletter.layout import Layout
 from newsletter.markup import parse, to_html, to_text
+from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
 
-#: A per-recipient field as it stays in email.html / email.txt until `message.py` fills it.
-PLACEHOLDER_RE = re.compile(r"\{\{ ([A-Za-z_][A-Za-z0-9_]*) \}\}")
-
-#: The fields every recipient has; CSV columns add more (`{{ subscriber.ville }}`).
-RECIPIENT_FIELDS = ("name", "email", "greeting", "unsubscribe_url")
 
 
 @dataclass(frozen=True)
