@@ -40,7 +40,7 @@ from newsletter.errors import BuildError, IssueError, NewsletterError, Subscribe
 from newsletter.issue import load_spec
 from newsletter.layout import Layout
 from newsletter.message import SAMPLE_READER, Manifest, MessageTemplate
-from newsletter.render import PLACEHOLDER_RE
+from newsletter.placeholders import PLACEHOLDER_RE
 from newsletter.settings import Settings, load_settings
 from newsletter.subscribers import Subscriber, read_rows
 
