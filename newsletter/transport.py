@@ -16,9 +16,12 @@ from aiosmtplib import (
     SMTPAuthenticationError,
     SMTPDataError,
     SMTPException,
+    SMTPHeloError,
+    SMTPRecipientRefused,
     SMTPRecipientsRefused,
     SMTPResponse,
     SMTPResponseException,
+    SMTPSenderRefused,
     SMTPServerDisconnected,
     SMTPStatus,
     SMTPTimeoutError,
@@ -68,6 +71,11 @@ class SmtpTransport:
             timeout=s.smtp_timeout,
         )
         await smtp.connect()
+        if smtp.last_ehlo_response is None:  # STARTTLS or login said EHLO already
+            try:
+                await smtp.ehlo()
+            except SMTPHeloError:
+                await smtp.helo()  # an old relay without ESMTP
         if s.smtp_username:
             try:
                 await login(smtp, s)
@@ -77,8 +85,16 @@ class SmtpTransport:
         self._sent_on_connection = 0
         return smtp
 
-    async def send(self, sender: str, recipient: str, data: bytes) -> Outcome:
-        """Send one message to one recipient; never raises for a per-message problem."""
+    async def send(
+        self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
+    ) -> Outcome:
+        """Send one message to one recipient; never raises for a per-message problem.
+
+        `wire_ready`: `data` already has CRLF line endings and no line starting with a dot
+        (what `message.py` produces, property-tested), so it is sent without being scanned.
+        Addresses were validated before they got here (subscribers.check_address, the
+        settings), and aiosmtplib still refuses control characters in any command.
+        """
         limit = self.settings.max_per_connection
         if self._smtp is not None and limit and self._sent_on_connection >= limit:
             await self.close()
@@ -86,11 +102,20 @@ class SmtpTransport:
             if self._smtp is None or not self._smtp.is_connected:
                 self._smtp = await self._connect()
             smtp = self._smtp
-            await smtp.mail(
-                sender, options=[f"SIZE={len(data)}"] if smtp.supports_extension("size") else None
+            timeout = self.settings.smtp_timeout
+            size = [f"SIZE={len(data)}".encode()] if smtp.supports_extension("size") else []
+            reply = await smtp.execute_command(
+                b"MAIL", b"FROM:<" + sender.encode() + b">", *size, timeout=timeout
             )
-            await smtp.rcpt(recipient)
-            response = await _data(smtp, data, timeout=self.settings.smtp_timeout)
+            if reply.code != SMTPStatus.completed:
+                raise SMTPSenderRefused(reply.code, reply.message, sender)
+            reply = await smtp.execute_command(
+                b"RCPT", b"TO:<" + recipient.encode() + b">", timeout=timeout
+            )
+            if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+                raise SMTPRecipientRefused(reply.code, reply.message, recipient)
+            payload = data + b".\r\n" if wire_ready else wire_format(data)
+            response = await _data(smtp, payload, timeout=timeout)
             self._sent_on_connection += 1
             return outcome_for(response.code, response.message)
         except DeliveryError:
@@ -172,7 +197,7 @@ def wire_format(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
-async def _data(smtp: aiosmtplib.SMTP, data: bytes, *, timeout: float) -> SMTPResponse:
+async def _data(smtp: aiosmtplib.SMTP, payload: bytes, *, timeout: float) -> SMTPResponse:
     """DATA with a payload already in wire format (see `wire_format`).
 
     Mirrors aiosmtplib 5's `SMTPProtocol.execute_data_command` minus its rewriting; the
@@ -181,7 +206,6 @@ async def _data(smtp: aiosmtplib.SMTP, data: bytes, *, timeout: float) -> SMTPRe
     protocol = smtp.protocol
     if protocol is None or protocol._command_lock is None:
         raise SMTPServerDisconnected("Server not connected")
-    payload = wire_format(data)
     try:
         async with protocol._command_lock:
             protocol._response_pending = True
