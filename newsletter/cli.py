@@ -394,3 +394,56 @@ def unsubscribe_command(who: str, subscribers: Path | None, root: Path, debug: b
     except (NewsletterError, OSError) as exc:
         fail(exc, debug=debug)
     out(f"{sub.email} is now unsubscribed in {layout.rel(path)}")
+
+
+@app.command("bounces")
+@click.argument("source", metavar="FILE", type=click.Path(path_type=Path))
+@common
+def bounces_command(source: Path, root: Path, debug: bool) -> None:
+    """Read bounce notifications (an mbox or a folder of .eml); suppress the hard bounces."""
+    from newsletter.bounces import process_bounces
+    from newsletter.errors import NewsletterError
+
+    try:
+        layout, settings = setup(root, debug)
+        report = process_bounces(layout.resolve(source), layout=layout, settings=settings)
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+    for b in report.bounces:
+        if b.skipped:
+            out(f"{b.source}: skipped: {b.note}")
+            continue
+        if b.note:
+            state = f"not suppressed: {b.note}"
+        elif b.hard:
+            state = "suppressed" if b.added else "already suppressed"
+        else:
+            state = "not suppressed"
+        out(f"{b.source}: {b.address} {b.verdict or 'unknown'} {b.code} ({state})")
+    out(
+        f"{report.messages} message(s): {len(report.hard)} hard bounce(s), {report.added} "
+        f"added to {report.suppression_file}; {len(report.others)} other(s) not suppressed; "
+        f"{len(report.skipped)} skipped"
+    )
+
+
+@app.command("doctor")
+@common
+def doctor_command(root: Path, debug: bool) -> None:
+    """Check the relay, login, DKIM key and headers without sending anything."""
+    import asyncio
+
+    from newsletter.doctor import diagnose
+    from newsletter.errors import NewsletterError
+
+    try:
+        layout, settings = setup(root, debug)
+        checks = asyncio.run(diagnose(layout, settings))
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+    for c in checks:
+        out(f"{c.level:<7} {c.name}: {c.message}")
+    errors = sum(c.level == "error" for c in checks)
+    warnings = sum(c.level == "warning" for c in checks)
+    out(f"{len(checks) - errors - warnings} ok, {warnings} warning(s), {errors} error(s)")
+    raise SystemExit(ExitCode.USER_ERROR if errors else ExitCode.OK)

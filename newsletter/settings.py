@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     secret_key: SecretStr = SecretStr("")
     subscribers: str = "subscribers.csv"
     suppressions: str = "suppressions.csv"
+    dkim_key_file: str = ""
+    dkim_selector: str = ""
+    dkim_domain: str = ""
+    bounce_domain: str = ""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(587, ge=1, le=65535)

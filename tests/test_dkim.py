@@ -1,0 +1,227 @@
+"""DKIM: every message that leaves is signed, and verifies against the key published in DNS."""
+
+from __future__ import annotations
+
+import csv
+import email
+import email.policy
+from base64 import b64encode
+from collections.abc import Callable
+from pathlib import Path
+
+import dkim
+import pytest
+from conftest import RunCli, snapshot
+from cryptography.hazmat.primitives import serialization as ser
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from smtpserver import TestServer
+
+from newsletter.cli import ExitCode
+
+SELECTOR = "nl2026"
+DOMAIN = "coeursurparis.example"
+HEADERS = [
+    "from",
+    "to",
+    "subject",
+    "date",
+    "message-id",
+    "mime-version",
+    "content-type",
+    "list-id",
+    "list-unsubscribe",
+]
+KeyPair = tuple[bytes, bytes]  # (private PEM, TXT record)
+
+
+def _pem(key: rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
+    return key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+
+
+@pytest.fixture(scope="module")
+def keys() -> dict[str, KeyPair]:
+    """An RSA 2048 and an Ed25519 key, with the TXT records that publish them."""
+    r = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    spki = r.public_key().public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+    e = ed25519.Ed25519PrivateKey.generate()
+    raw = e.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+    return {
+        "rsa": (_pem(r), b"v=DKIM1; k=rsa; p=" + b64encode(spki)),
+        "ed25519": (_pem(e), b"v=DKIM1; k=ed25519; p=" + b64encode(raw)),
+    }
+
+
+def dns(records: dict[str, bytes]) -> Callable[..., bytes | None]:
+    """A dnsfunc for dkim.verify: TXT records by name, from the test."""
+
+    def lookup(name: bytes | str, timeout: float = 5) -> bytes | None:
+        text = name.decode() if isinstance(name, bytes) else name
+        return records.get(text.rstrip("."))
+
+    return lookup
+
+
+def tags(raw: bytes) -> dict[str, str]:
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    value = " ".join(str(msg["DKIM-Signature"]).split())
+    return {
+        k.strip(): "".join(v.split())
+        for k, _, v in (item.partition("=") for item in value.split(";"))
+    }
+
+
+def mailable(root: Path) -> list[str]:
+    with open(root / "subscribers.csv", encoding="utf-8-sig", newline="") as f:
+        rows = csv.DictReader(f)
+        return sorted(r["email"] for r in rows if (r["status"] or "subscribed") == "subscribed")
+
+
+def write_key(root: Path, pem: bytes, name: str = "dkim.pem") -> str:
+    (root / "keys").mkdir(exist_ok=True)
+    (root / "keys" / name).write_bytes(pem)
+    return f"keys/{name}"
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_every_message_is_signed_and_verifies_against_the_published_key(
+    kind: str, keys: dict[str, KeyPair], built: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    pem, record = keys[kind]
+    env = smtp_server.env(
+        NEWSLETTER_DKIM_KEY_FILE=write_key(built, pem),
+        NEWSLETTER_DKIM_SELECTOR=SELECTOR,
+        NEWSLETTER_UNSUBSCRIBE_URL="https://coeursurparis.example/desinscription",
+        NEWSLETTER_SECRET_KEY="a-long-random-secret-for-the-tests",
+    )
+    result = run_cli("send", "2026-11", root=built, env=env)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert smtp_server.recipients() == mailable(built)
+    lookup = dns({f"{SELECTOR}._domainkey.{DOMAIN}": record})
+    for received in smtp_server.received:
+        assert received.raw.startswith(b"DKIM-Signature: ")
+        assert dkim.verify(received.raw, dnsfunc=lookup), received.rcpt
+        t = tags(received.raw)
+        assert t["a"] == ("rsa-sha256" if kind == "rsa" else "ed25519-sha256")
+        assert (t["c"], t["d"], t["s"]) == ("relaxed/relaxed", DOMAIN, SELECTOR)
+        assert t["h"].split(":") == [*HEADERS, "list-unsubscribe-post"]
+
+
+def test_a_changed_byte_breaks_the_signature(
+    keys: dict[str, KeyPair], built: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    pem, record = keys["rsa"]
+    env = smtp_server.env(
+        NEWSLETTER_DKIM_KEY_FILE=write_key(built, pem), NEWSLETTER_DKIM_SELECTOR=SELECTOR
+    )
+    assert run_cli("send", "2026-11", root=built, env=env).exit_code == 0
+    raw = smtp_server.received[0].raw
+    lookup = dns({f"{SELECTOR}._domainkey.{DOMAIN}": record})
+    assert dkim.verify(raw, dnsfunc=lookup)
+    assert not dkim.verify(raw.replace(b"Bonjour", b"Bonsoir", 1), dnsfunc=lookup)
+    another = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    spki = another.public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+    other = dns({f"{SELECTOR}._domainkey.{DOMAIN}": b"v=DKIM1; k=rsa; p=" + b64encode(spki)})
+    assert not dkim.verify(raw, dnsfunc=other)
+
+
+def test_the_test_message_is_signed_too_with_the_dkim_domain(
+    keys: dict[str, KeyPair], built: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    pem, record = keys["ed25519"]
+    env = smtp_server.env(
+        NEWSLETTER_DKIM_KEY_FILE=write_key(built, pem),
+        NEWSLETTER_DKIM_SELECTOR=SELECTOR,
+        NEWSLETTER_DKIM_DOMAIN="mail.coeursurparis.example",
+    )
+    result = run_cli("send", "2026-11", "--test-to", "moi@example.fr", root=built, env=env)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    (received,) = smtp_server.received
+    lookup = dns({f"{SELECTOR}._domainkey.mail.coeursurparis.example": record})
+    assert dkim.verify(received.raw, dnsfunc=lookup)
+    t = tags(received.raw)
+    assert t["d"] == "mail.coeursurparis.example"
+    assert t["h"].split(":") == HEADERS  # no one-click URL, so no List-Unsubscribe-Post
+
+
+def _encrypted(keys: dict[str, KeyPair]) -> bytes:
+    key = ser.load_pem_private_key(keys["rsa"][0], password=None)
+    return key.private_bytes(
+        ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.BestAvailableEncryption(b"pass")
+    )
+
+
+def _public(keys: dict[str, KeyPair]) -> bytes:
+    key = ser.load_pem_private_key(keys["rsa"][0], password=None)
+    return key.public_key().public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _ec_key(keys: dict[str, KeyPair]) -> bytes:
+    return ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()
+    )
+
+
+HINT = "make one with `openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out dkim.pem`"
+
+
+@pytest.mark.parametrize(
+    ("content", "message", "hint"),
+    [
+        (
+            None,
+            "cannot read the DKIM private key: No such file or directory",
+            "check the path, relative to the newsletter folder; " + HINT,
+        ),
+        (_public, "the file is a public key, not a private key", HINT),
+        (lambda keys: b"not a key\n", "the file is not a PEM private key", HINT),
+        (
+            _encrypted,
+            "the DKIM private key is encrypted",
+            "signing needs it unencrypted: `openssl pkey -in KEY -out dkim.pem`",
+        ),
+        (_ec_key, "DKIM keys are RSA or Ed25519, this one is EC", HINT),
+    ],
+    ids=["missing", "public", "garbage", "encrypted", "ec"],
+)
+def test_a_bad_key_is_one_error_line_and_nothing_is_sent(
+    content: Callable[[dict[str, KeyPair]], bytes] | None,
+    message: str,
+    hint: str,
+    keys: dict[str, KeyPair],
+    built: Path,
+    smtp_server: TestServer,
+    run_cli: RunCli,
+) -> None:
+    path = "keys/dkim.pem" if content is None else write_key(built, content(keys))
+    env = smtp_server.env(NEWSLETTER_DKIM_KEY_FILE=path, NEWSLETTER_DKIM_SELECTOR=SELECTOR)
+    before = snapshot(built)
+    for args in (("send", "2026-11"), ("send", "2026-11", "--test-to", "moi@example.fr")):
+        result = run_cli(*args, root=built, env=env)
+        assert result.exit_code == ExitCode.USER_ERROR
+        assert (
+            result.stderr == f"error: keys/dkim.pem: NEWSLETTER_DKIM_KEY_FILE: {message} ({hint})\n"
+        )
+        assert result.stdout == ""
+    assert smtp_server.received == []
+    assert snapshot(built) == before  # no journal, no suppression file
+
+
+def test_a_selector_without_a_key_is_an_error(
+    built: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    env = smtp_server.env(NEWSLETTER_DKIM_SELECTOR=SELECTOR)
+    result = run_cli("send", "2026-11", root=built, env=env)
+    assert result.exit_code == ExitCode.USER_ERROR
+    assert result.stderr == (
+        "error: .env: NEWSLETTER_DKIM_KEY_FILE: NEWSLETTER_DKIM_SELECTOR is set but "
+        "NEWSLETTER_DKIM_KEY_FILE is empty (set the path of the PEM private key, or empty both "
+        "to send unsigned)\n"
+    )
+    assert smtp_server.received == []
+
+
+def test_without_dkim_settings_messages_are_not_signed(
+    built: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    assert run_cli("send", "2026-11", root=built, env=smtp_server.env()).exit_code == 0
+    assert all(b"DKIM-Signature" not in r.raw for r in smtp_server.received)

@@ -1,0 +1,247 @@
+"""`newsletter doctor`: every setting checked against a real server, nothing sent."""
+
+from __future__ import annotations
+
+from base64 import b64encode
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from conftest import RunCli
+from cryptography.hazmat.primitives import serialization as ser
+from cryptography.hazmat.primitives.asymmetric import ed25519
+from smtpserver import TestServer
+
+from newsletter.cli import ExitCode
+
+USER, PASSWORD = "lettre", "s3cret-pass-for-tests"
+SELECTOR = "nl2026"
+DKIM_NAME = f"{SELECTOR}._domainkey.coeursurparis.example"
+
+
+# aiosmtpd warns about AUTH without TLS at each connection: this is a test server.
+pytestmark = pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+
+
+@pytest.fixture
+def relay() -> Iterator[TestServer]:
+    """The test server, requiring a login."""
+    server = TestServer(auth=(USER, PASSWORD))
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def key(newsletter_root: Path) -> str:
+    """An Ed25519 key in the newsletter folder; returns its TXT record."""
+    k = ed25519.Ed25519PrivateKey.generate()
+    pem = k.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    (newsletter_root / "dkim.pem").write_bytes(pem)
+    raw = k.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+    return "v=DKIM1; k=ed25519; p=" + b64encode(raw).decode()
+
+
+Resolver = Callable[[str], list[str] | None]
+
+
+def resolver(monkeypatch: pytest.MonkeyPatch, answer: Resolver) -> list[str]:
+    """Answer DNS from the test (this machine has none); returns the names asked."""
+    asked: list[str] = []
+
+    def resolve(name: str, *, timeout: float = 5.0) -> list[str] | None:
+        asked.append(name)
+        return answer(name)
+
+    monkeypatch.setattr("newsletter.doctor.resolve_txt", resolve)
+    return asked
+
+
+def env(server: TestServer, **extra: str) -> dict[str, str]:
+    settings = {
+        "NEWSLETTER_SMTP_USERNAME": USER,
+        "NEWSLETTER_SMTP_PASSWORD": PASSWORD,
+        "NEWSLETTER_DKIM_KEY_FILE": "dkim.pem",
+        "NEWSLETTER_DKIM_SELECTOR": SELECTOR,
+        "NEWSLETTER_UNSUBSCRIBE_URL": "https://coeursurparis.example/desinscription",
+        "NEWSLETTER_SECRET_KEY": "a-long-random-secret-for-the-tests",
+        "NEWSLETTER_BOUNCE_DOMAIN": "bounces.coeursurparis.example",
+    }
+    settings.update(extra)
+    return server.env(**settings)
+
+
+def relay_line(server: TestServer) -> str:
+    return (
+        f"ok      relay: 127.0.0.1:{server.port} answers EHLO (offers AUTH LOGIN PLAIN, "
+        "SIZE 33554432, 8BITMIME, SMTPUTF8)"
+    )
+
+
+def test_all_is_well(
+    newsletter_root: Path,
+    relay: TestServer,
+    key: str,
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked = resolver(monkeypatch, lambda name: ["google-site-verification=abc", key])
+    result = run_cli("doctor", root=newsletter_root, env=env(relay))
+    assert result.exit_code == 0, result.stdout
+    assert result.stderr == ""
+    assert result.stdout.splitlines() == [
+        relay_line(relay),
+        "ok      tls: none (a relay on this machine)",
+        f"ok      login: the relay accepts user '{USER}'",
+        "ok      from: lettre@coeursurparis.example",
+        f"ok      dkim: Ed25519 key, d=coeursurparis.example, s={SELECTOR}",
+        f"ok      dkim-dns: the key matches the TXT record at {DKIM_NAME}",
+        "ok      list-id: newsletter.coeursurparis.example",
+        "ok      unsubscribe: one-click https://coeursurparis.example/desinscription with "
+        "signed tokens",
+        "ok      return-path: bounce+<token>@bounces.coeursurparis.example (VERP)",
+        "9 ok, 0 warning(s), 0 error(s)",
+    ]
+    assert asked == [DKIM_NAME]
+    assert relay.received == []
+
+
+def test_a_wrong_password_is_an_error_that_never_shows_it(
+    newsletter_root: Path,
+    relay: TestServer,
+    key: str,
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolver(monkeypatch, lambda name: [key])
+    wrong = "not-the-password-42"
+    result = run_cli("doctor", root=newsletter_root, env=env(relay, NEWSLETTER_SMTP_PASSWORD=wrong))
+    assert result.exit_code == ExitCode.USER_ERROR
+    lines = result.stdout.splitlines()
+    assert lines[2] == (
+        f"error   login: the relay refused the login for user '{USER}' (535 5.7.8 "
+        "Authentication credentials invalid): check NEWSLETTER_SMTP_USERNAME and "
+        "NEWSLETTER_SMTP_PASSWORD"
+    )
+    assert lines[-1] == "8 ok, 0 warning(s), 1 error(s)"
+    assert wrong not in result.stdout + result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+
+
+def test_starttls_asked_but_not_offered(
+    newsletter_root: Path,
+    relay: TestServer,
+    key: str,
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    resolver(monkeypatch, lambda name: [key])
+    result = run_cli("doctor", root=newsletter_root, env=env(relay, NEWSLETTER_SMTP_TLS="starttls"))
+    assert result.exit_code == ExitCode.USER_ERROR
+    assert result.stdout.splitlines()[1:3] == [
+        "error   tls: the relay does not offer STARTTLS (use port 587 with starttls, port 465 "
+        "with NEWSLETTER_SMTP_TLS=tls, or none for a relay on this machine only)",
+        "warning login: not tried without TLS (the password would cross in clear)",
+    ]
+
+
+def test_a_relay_that_does_not_answer(
+    newsletter_root: Path, run_cli: RunCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = TestServer()
+    port = server.port  # never started: nothing listens there
+    result = run_cli("doctor", root=newsletter_root, env=server.env(NEWSLETTER_SMTP_TIMEOUT="2"))
+    assert result.exit_code == ExitCode.USER_ERROR
+    first = result.stdout.splitlines()[0]
+    assert first.startswith(f"error   relay: 127.0.0.1:{port} does not answer: ")
+    assert first.endswith(
+        "(check NEWSLETTER_SMTP_HOST, NEWSLETTER_SMTP_PORT and NEWSLETTER_SMTP_TLS)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "line"),
+    [
+        (
+            "unreachable",
+            "warning dkim-dns: could not check: The DNS operation timed out after 5.0 seconds",
+        ),
+        (
+            "nxdomain",
+            "warning dkim-dns: could not check: the DNS knows neither "
+            f"{DKIM_NAME} nor coeursurparis.example (no network, or the domain is not "
+            "registered)",
+        ),
+        ("none", f"error   dkim-dns: no DKIM record at {DKIM_NAME} (publish: {{key}})"),
+        (
+            "other",
+            f"error   dkim-dns: the TXT record at {DKIM_NAME} holds another key (publish: {{key}})",
+        ),
+        (
+            "revoked",
+            f"error   dkim-dns: the key at {DKIM_NAME} is revoked (empty p=; publish: {{key}})",
+        ),
+    ],
+    ids=["unreachable", "nxdomain", "none", "other", "revoked"],
+)
+def test_the_published_dkim_key(
+    answer: str,
+    line: str,
+    newsletter_root: Path,
+    relay: TestServer,
+    key: str,
+    run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def dns(name: str) -> list[str] | None:
+        if answer == "unreachable":
+            raise RuntimeError("The DNS operation timed out after 5.0 seconds")
+        if answer == "other":
+            return ["v=DKIM1; k=ed25519; p=11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="]
+        if answer == "revoked":
+            return ["v=DKIM1; k=ed25519; p="]
+        if answer == "nxdomain":
+            return None
+        return None if name == DKIM_NAME else ["v=spf1 mx -all"]
+
+    resolver(monkeypatch, dns)
+    result = run_cli("doctor", root=newsletter_root, env=env(relay))
+    assert line.format(key=key) in result.stdout.splitlines()
+    assert result.exit_code == (0 if answer in ("unreachable", "nxdomain") else ExitCode.USER_ERROR)
+
+
+def test_inconsistent_headers_and_a_bad_key(
+    newsletter_root: Path, relay: TestServer, run_cli: RunCli
+) -> None:
+    (newsletter_root / "dkim.pem").write_text(
+        "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"
+    )
+    result = run_cli(
+        "doctor",
+        root=newsletter_root,
+        env=env(
+            relay,
+            NEWSLETTER_FROM="Coeur sur Paris <coeursurparis@gmail.com>",
+            NEWSLETTER_LIST_ID="lettre.autre-domaine.example",
+            NEWSLETTER_UNSUBSCRIBE_URL="http://coeursurparis.example/desinscription",
+            NEWSLETTER_SECRET_KEY="",
+        ),
+    )
+    assert result.exit_code == ExitCode.USER_ERROR
+    assert result.stdout.splitlines()[3:] == [
+        "error   from: coeursurparis@gmail.com: gmail.com refuses mail sent in its name from "
+        "elsewhere (DMARC p=reject); use an address at your own domain",
+        "error   dkim: dkim.pem: NEWSLETTER_DKIM_KEY_FILE: the file is a public key, not a "
+        "private key (make one with `openssl genpkey -algorithm RSA -pkeyopt "
+        "rsa_keygen_bits:2048 -out dkim.pem`)",
+        "warning list-id: lettre.autre-domaine.example is not under the From domain gmail.com "
+        "(e.g. newsletter.gmail.com)",
+        "error   unsubscribe: http://coeursurparis.example/desinscription: one-click "
+        "unsubscribe needs an https URL (RFC 8058)",
+        "error   return-path: .env: NEWSLETTER_SECRET_KEY: NEWSLETTER_BOUNCE_DOMAIN is set but "
+        "NEWSLETTER_SECRET_KEY is empty (set a long random secret: the return paths are signed "
+        "with it)",
+        "3 ok, 1 warning(s), 4 error(s)",
+    ]
