@@ -225,3 +225,27 @@ def test_without_dkim_settings_messages_are_not_signed(
 ) -> None:
     assert run_cli("send", "2026-11", root=built, env=smtp_server.env()).exit_code == 0
     assert all(b"DKIM-Signature" not in r.raw for r in smtp_server.received)
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_signed_bytes_stay_wire_ready(
+    kind: str, keys: dict[str, KeyPair], built: Path, tmp_path: Path
+) -> None:
+    """The transport sends personalised bytes without a scan: CRLF only, no line with a dot."""
+    from newsletter.dkim_sign import Signer, load_key
+    from newsletter.layout import Layout
+    from newsletter.message import SAMPLE_READER, MessageTemplate
+    from newsletter.settings import Settings
+
+    key_file = tmp_path / "k.pem"
+    key_file.write_bytes(keys[kind][0])
+    signer = Signer(load_key(key_file, shown="k.pem"), selector=SELECTOR, domain=DOMAIN)
+    template = MessageTemplate.from_build(
+        Layout.at(built).build_dir("2026-11"), settings=Settings()
+    )
+    signed = signer.sign(template.personalize(SAMPLE_READER))
+    head = signed[: signed.index(b"\r\n\r\n")]
+    assert b"\n" not in signed.replace(b"\r\n", b"")
+    assert b"\r" not in signed.replace(b"\r\n", b"")
+    assert not signed.startswith(b".") and b"\r\n." not in signed
+    assert all(len(line) <= 78 for line in head.split(b"\r\n") if line.startswith((b"DKIM", b" ")))
