@@ -249,3 +249,30 @@ def test_signed_bytes_stay_wire_ready(
     assert b"\r" not in signed.replace(b"\r\n", b"")
     assert not signed.startswith(b".") and b"\r\n." not in signed
     assert all(len(line) <= 78 for line in head.split(b"\r\n") if line.startswith((b"DKIM", b" ")))
+
+
+@pytest.mark.parametrize("kind", ["rsa", "ed25519"])
+def test_relaxed_canonicalisation_of_awkward_bytes_verifies_with_dkimpy(
+    keys: dict[str, KeyPair], tmp_path: Path, kind: str
+) -> None:
+    """Our own RFC 6376 code against dkimpy's: tabs, runs of spaces, folded headers,
+    trailing spaces and empty lines at the end of the body."""
+    from newsletter.dkim_sign import DkimKey, Signer, load_key
+
+    path = tmp_path / "k.pem"
+    path.write_bytes(keys[kind][0])
+    key: DkimKey = load_key(path, shown="k.pem")
+    signer = Signer(key, selector="nl", domain="example.fr")
+    message = (
+        b"From:  Zo\xc3\xa9 <z@example.fr>\r\nTo: a@example.fr\r\n"
+        b"Subject: a  long\r\n\t folded   subject\r\nDate: Mon, 23 Nov 2026 10:00:00 +0000\r\n"
+        b"X-Other: not signed\r\n\r\n"
+        b"line\twith tab  and   spaces \r\n\r\n  indented\t \r\n\r\n\r\n"
+    ).replace(b"\xc3\xa9", b"e")
+    signed = signer.sign(message)
+    lookup = dns({"nl._domainkey.example.fr": keys[kind][1]})
+    assert dkim.verify(signed, dnsfunc=lookup)
+    assert tags(signed)["h"] == "from:to:subject:date"
+    assert not dkim.verify(signed.replace(b"indented", b"Indented"), dnsfunc=lookup)
+    # Whitespace changes that relaxed canonicalisation ignores keep the signature valid.
+    assert dkim.verify(signed.replace(b"tab  and", b"tab and"), dnsfunc=lookup)
