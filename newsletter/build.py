@@ -66,7 +66,10 @@ def build_issue(
         catalog = load_catalog(layout)
         issue = resolve_issue(layout, issue_id, catalog, language=settings.language)
     newsletter = newsletter_from_settings(settings.sender, settings.postal_address, issue.language)
-    rendered = render_issue(issue, layout=layout, newsletter=newsletter, timings=timings)
+    rendered = render_issue(
+        issue, layout=layout, newsletter=newsletter, timings=timings,
+        archive_url=settings.archive_page_url(issue.id),
+    )
     with _stage(timings, "checks"):
         findings = check(rendered, issue)
     if strict and findings:
@@ -112,6 +115,17 @@ def _manifest(
         "language": issue.language,
         "mode": issue.mode,
         "articles": [a.slug for a in issue.articles],
+        # What the public archive lists for each article (`newsletter archive`).
+        "article_details": [
+            {
+                "slug": a.slug,
+                "title": a.title,
+                "category": a.category,
+                "author": a.author.name,
+                "url": a.url,
+            }
+            for a in issue.articles
+        ],
         "placeholders": list(rendered.placeholders),
         "content_hash": content_hash(issue.subject, rendered.html, rendered.text),
         "sizes": sizes,

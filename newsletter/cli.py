@@ -209,6 +209,28 @@ def open_command(issue: str, root: Path, debug: bool) -> None:
     out(f"Opened {path}")
 
 
+@app.command("archive")
+@click.option("--all", "include_unsent", is_flag=True, help="Also archive the issues never sent.")
+@common
+def archive_command(include_unsent: bool, root: Path, debug: bool) -> None:
+    """Write the public archive (index, one page per sent issue, Atom feed) into site/."""
+    from newsletter.archive import write_archive
+    from newsletter.errors import NewsletterError
+
+    try:
+        layout, settings = setup(root, debug)
+        result = write_archive(layout, settings=settings, include_unsent=include_unsent)
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+    out(f"Archive {layout.rel(result.site_dir)}/ — {len(result.issues)} issue(s)")
+    for issue in result.issues:
+        sent = f"sent {_iso(issue.sent_at)[:10]}" if issue.sent_at is not None else "not sent"
+        out(f"  {issue.id}  {issue.date.isoformat()}  {issue.subject}  [{sent}]")
+    report = result.report
+    removed = f", {len(report.removed)} removed" if report.removed else ""
+    out(f"  {len(report.written)} written, {len(report.unchanged)} unchanged{removed}")
+
+
 @app.command("send")
 @click.argument("issue")
 @click.option(

@@ -242,3 +242,29 @@ def all_recipients(path: Path) -> Iterator[tuple[str, str]]:
         return
     finally:
         db.close()
+
+
+def first_sent(path: Path) -> dict[str, float]:
+    """{issue: time of its first `sent` row} for every issue mailed to at least one recipient.
+
+    Opens the journal read-only (the archive must never change it, even during a send);
+    nothing when there is no journal yet.
+    """
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        rows = db.execute(
+            "SELECT issue, MIN(updated) FROM deliveries WHERE status = 'sent' GROUP BY issue"
+        ).fetchall()
+    except sqlite3.OperationalError as exc:
+        if "no such table" in str(exc):  # a journal file without the table: nothing was sent
+            return {}
+        raise DeliveryError(
+            f"cannot read the send journal: {exc}", path=str(path),
+            hint="check the file's permissions; a send may be holding it",
+        ) from None
+    finally:
+        db.close()
+    return {str(issue): float(at) for issue, at in rows}

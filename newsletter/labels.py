@@ -1,4 +1,4 @@
-"""The words the email itself uses, one table per language."""
+"""The words the email and the public archive use, one table per language."""
 
 from __future__ import annotations
 
@@ -16,6 +16,16 @@ class Labels(TypedDict):
     in_this_issue: str
     why_received: str
     view_online: str
+    archive: str
+    archive_intro: str
+    all_issues: str
+    feed: str
+    newer_issue: str
+    older_issue: str
+    by_author: str
+    skip_to_content: str
+    archive_nav: str
+    no_issues: str
     months: tuple[str, ...]
     colon: str
 
@@ -31,6 +41,16 @@ LABELS: dict[str, Labels] = {
         "in_this_issue": "Dans ce numéro",
         "why_received": "Vous recevez cette lettre car vous y êtes abonné·e.",
         "view_online": "Voir dans le navigateur",
+        "archive": "Archives",
+        "archive_intro": "Tous les numéros de la lettre, du plus récent au plus ancien.",
+        "all_issues": "Tous les numéros",
+        "feed": "Flux Atom",
+        "newer_issue": "Numéro suivant",
+        "older_issue": "Numéro précédent",
+        "by_author": "par {names}",
+        "skip_to_content": "Aller au contenu",
+        "archive_nav": "Navigation des archives",
+        "no_issues": "Aucun numéro pour l’instant.",
         "colon": "\u00a0:",
         "months": (
             "janvier",
@@ -57,6 +77,16 @@ LABELS: dict[str, Labels] = {
         "in_this_issue": "In this issue",
         "why_received": "You receive this letter because you subscribed to it.",
         "view_online": "View in your browser",
+        "archive": "Archive",
+        "archive_intro": "Every issue of the newsletter, newest first.",
+        "all_issues": "All issues",
+        "feed": "Atom feed",
+        "newer_issue": "Newer issue",
+        "older_issue": "Older issue",
+        "by_author": "by {names}",
+        "skip_to_content": "Skip to content",
+        "archive_nav": "Archive navigation",
+        "no_issues": "No issues yet.",
         "colon": ":",
         "months": (
             "January",

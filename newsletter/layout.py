@@ -52,6 +52,20 @@ class Layout:
     def build_dir(self, issue_id: str) -> Path:
         return self.build_root / issue_id
 
+    def site_dir(self, archive_dir: str = "site") -> Path:
+        """The public archive (`newsletter archive`): NEWSLETTER_ARCHIVE_DIR, from the root."""
+        return self.resolve(archive_dir)
+
+    def built_ids(self) -> list[str]:
+        """Every issue with a `build/<id>/manifest.json`, sorted (temporary folders left out)."""
+        if not self.build_root.is_dir():
+            return []
+        return sorted(
+            p.parent.name
+            for p in self.build_root.glob("*/manifest.json")
+            if not p.parent.name.startswith(".")
+        )
+
     def issue_file(self, issue_id: str) -> Path:
         return self.issues_dir / f"{issue_id}.toml"
 

@@ -6,6 +6,7 @@
           /email.html   build/<id>/email.html, recipient placeholders filled
           /__reload     long poll: answers as soon as the version moves
           /issues       every issue; /issue/<id>/ shows what build/<id>/ holds
+          /archive/     the public archive as `newsletter archive --all` would write it
 
 The build is the one `build-issue` does (`build.build_issue`, into `build/<id>/`), and the
 frames load that `email.html` with only the recipient placeholders filled. The reload script
@@ -30,10 +31,11 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import cast
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from watchfiles import Change, DefaultFilter, watch
 
+from newsletter import archive
 from newsletter.build import BuildResult, build_issue
 from newsletter.checks import GMAIL_CLIP_BYTES, Finding
 from newsletter.errors import BuildError, IssueError, NewsletterError, SubscriberError
@@ -410,6 +412,10 @@ class PreviewHandler(BaseHTTPRequestHandler):
             self._html(issues_page(preview))
         elif path.startswith("/issue/"):
             self._other_issue(path.removeprefix("/issue/"))
+        elif path == "/archive":
+            self._redirect("/archive/")
+        elif path.startswith("/archive/"):
+            self._archive(path.removeprefix("/archive/"))
         elif path == "/favicon.ico":
             self._send(HTTPStatus.NO_CONTENT, "image/x-icon", b"")
         else:
@@ -441,6 +447,31 @@ class PreviewHandler(BaseHTTPRequestHandler):
             self._email(snapshot, "html")
         else:
             self._html(static_page(preview, issue_id, snapshot, None))
+
+    def _archive(self, rest: str) -> None:
+        """/archive/...: the archive generated in memory, built issues included (`--all`)."""
+        preview = self.preview
+        try:
+            site = archive.generate(preview.layout, settings=preview.settings, include_unsent=True)
+        except NewsletterError as exc:
+            body = f"the archive cannot be generated:\n{exc}\n".encode()
+            self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8", body)
+            return
+        name = unquote(rest)
+        if name == "" or name.endswith("/"):
+            name += archive.INDEX
+        if name in site.files:
+            self._send(HTTPStatus.OK, archive.content_type(name), site.files[name])
+        elif f"{name}/{archive.INDEX}" in site.files:
+            self._redirect(f"/archive/{rest}/")
+        else:
+            self._send(HTTPStatus.NOT_FOUND, "text/plain", b"not in the archive\n")
+
+    def _redirect(self, location: str) -> None:
+        self.send_response(HTTPStatus.FOUND)
+        self.send_header("Location", location)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
 
     def _email(self, snapshot: Snapshot | None, part: str) -> None:
         if snapshot is None:
@@ -709,6 +740,7 @@ def issues_page(preview: LivePreview) -> str:
     )
     header = (
         f'<header><strong>Issues</strong><a href="/">back to {escape(preview.issue_id)}</a>'
+        '<a href="/archive/">public archive</a>'
         "</header>"
     )
     return _page("Issues", header + table)

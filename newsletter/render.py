@@ -96,12 +96,17 @@ def render_issue(
     layout: Layout,
     newsletter: Newsletter,
     timings: dict[str, float] | None = None,
+    archive_url: str = "",
 ) -> RenderedIssue:
-    """Render MJML, HTML and text for `issue`. Raises TemplateError naming template and line."""
+    """Render MJML, HTML and text for `issue`. Raises TemplateError naming template and line.
+
+    `archive_url`: the issue's public page (the "view in browser" link), "" for none.
+    """
     clock = _Clock(timings)
     env = make_env(layout.templates_dir)
     labels = labels_for(issue.language)
     context = _context(issue, newsletter, labels)
+    context["archive_url"] = archive_url
     mjml_source = _render_template(env, HTML_TEMPLATE, context, layout)
     clock.lap("jinja2")
     raw_html = mjml_to_html(mjml_source, layout=layout)

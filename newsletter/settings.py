@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from email.utils import parseaddr
 from typing import Literal
+from urllib.parse import quote
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -30,6 +31,8 @@ class Settings(BaseSettings):
     reply_to: str = ""
     list_id: str = ""
     postal_address: str = ""
+    archive_dir: str = "site"
+    archive_url: str = ""
     unsubscribe_url: str = ""
     unsubscribe_mailto: str = ""
     secret_key: SecretStr = SecretStr("")
@@ -67,6 +70,18 @@ class Settings(BaseSettings):
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("must start with https://")
         return value
+
+    @field_validator("archive_url")
+    @classmethod
+    def _archive_url_is_a_folder(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (the public address of the archive)")
+        # Issue pages are <url><id>/: without the slash, `…/archive2026-11/`.
+        return value if not value or value.endswith("/") else value + "/"
+
+    def archive_page_url(self, issue_id: str) -> str:
+        """The public page of an issue in the archive, or "" without NEWSLETTER_ARCHIVE_URL."""
+        return f"{self.archive_url}{quote(issue_id)}/" if self.archive_url else ""
 
     @property
     def sender_address(self) -> str:
