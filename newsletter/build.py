@@ -26,12 +26,20 @@ OUTPUTS = ("email.html", "email.txt", "email.mjml", "email.eml", "manifest.json"
 
 
 class ChecksFailed(NewsletterError):
-    """--strict and the checks found something: nothing was written."""
+    """A check found an error (or, with --strict, anything): nothing was written.
 
-    def __init__(self, findings: list[Finding]) -> None:
+    `findings` holds them all, warnings included, so that all can be shown in one run.
+    """
+
+    def __init__(self, findings: list[Finding], *, strict: bool = False) -> None:
+        errors = sum(f.severity == "error" for f in findings)
+        failed = len(findings) if strict else errors
         super().__init__(
-            f"{len(findings)} check(s) failed with --strict; build/ was not changed",
-            hint="fix the findings above, or build without --strict",
+            f"{failed} check(s) failed{' with --strict' if strict else ''}; "
+            "build/ was not changed",
+            hint="fix the errors above"
+            if not strict
+            else "fix the findings above" + ("" if errors else ", or build without --strict"),
         )
         self.findings = findings
 
@@ -70,16 +78,17 @@ def build_issue(
         issue, layout=layout, newsletter=newsletter, timings=timings,
         archive_url=settings.archive_page_url(issue.id),
     )
-    with _stage(timings, "checks"):
-        findings = check(rendered, issue)
-    if strict and findings:
-        raise ChecksFailed(findings)
     with _stage(timings, "message"):
         template = MessageTemplate(
             issue_id=issue.id, subject=issue.subject, html=rendered.html, text=rendered.text,
             language=issue.language, settings=settings,
         )
         eml = template.test_message()
+    with _stage(timings, "checks"):
+        # The Gmail clip is measured on the message as sent, not on email.html.
+        findings = check(rendered, issue, message=eml, postal_address=settings.postal_address)
+    if any(f.severity == "error" for f in findings) or (strict and findings):
+        raise ChecksFailed(findings, strict=strict)
     with _stage(timings, "write"):
         files: dict[str, bytes] = {
             "email.html": rendered.html.encode("utf-8"),

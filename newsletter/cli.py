@@ -93,7 +93,9 @@ def setup(root: Path, debug: bool) -> tuple[Layout, Settings]:
 
 @app.command("build-issue")
 @click.argument("issue")
-@click.option("--strict", is_flag=True, help="Fail on any check finding (nothing is written).")
+@click.option(
+    "--strict", is_flag=True, help="Fail on warnings too (errors always fail; nothing is written)."
+)
 @common
 def build_issue_command(issue: str, strict: bool, root: Path, debug: bool) -> None:
     """Build build/<id>/ (email.html, email.txt, email.mjml, email.eml, manifest.json)."""
@@ -129,9 +131,13 @@ def print_findings(findings: list[Finding]) -> None:
     if not findings:
         out("  checks: all passed")
         return
-    out(f"  checks: {len(findings)} warning(s)")
+    errors = sum(f.severity == "error" for f in findings)
+    counts = [f"{errors} error(s)"] if errors else []
+    if len(findings) > errors:
+        counts.append(f"{len(findings) - errors} warning(s)")
+    out(f"  checks: {', '.join(counts)}")
     for f in findings:
-        out(f"  warning [{f.code}] {f.where}: {f.message}")
+        out(f"  {f.severity} [{f.code}] {f.where}: {f.message}")
 
 
 def main() -> None:

@@ -5,16 +5,26 @@ from __future__ import annotations
 import datetime as dt
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import yaml
+from markdown_it.token import Token
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from newsletter.errors import ContentError, ErrorGroup, NewsletterError
 from newsletter.layout import Layout
-from newsletter.markup import first_paragraph_text, parse, to_html, to_text
+from newsletter.markup import (
+    TYPESET_LANGUAGES,
+    first_paragraph_text,
+    parse,
+    to_html,
+    to_text,
+    typeset,
+    typeset_text,
+)
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
@@ -74,9 +84,43 @@ class Article:
     url: str | None
     image: str | None
     image_alt: str | None
-    body_html: str
-    body_text: str
     source: str  # the file, relative to the root, for messages
+    # The body's tokens and the front matter's summary, to typeset the article per issue.
+    tokens: tuple[Token, ...] = field(default=(), repr=False, compare=False)
+    written_summary: str | None = field(default=None, repr=False, compare=False)
+    #: The typography the article is shown with: "" as written, else an issue's language.
+    language: str = ""
+
+    def in_language(self, language: str) -> Article:
+        """This article of the catalog (as written) as an issue in `language` shows it.
+
+        French: no-break spaces before `: ; ! ?` and inside `« »` (markup.french_spacing) in
+        the title, the summary and the body, from the same tokens for the HTML and the text.
+        """
+        if language not in TYPESET_LANGUAGES or language == self.language:
+            return self
+        return replace(
+            self,
+            language=language,
+            title=typeset_text(self.title, language),
+            summary=typeset_text(self.written_summary, language)
+            if self.written_summary
+            else first_paragraph_text(typeset(self.tokens, language)),
+        )
+
+    # Rendered on first use only: most articles of the catalog are in no issue being built,
+    # and an excerpt shows no body.
+    @cached_property
+    def _shown(self) -> list[Token]:
+        return typeset(self.tokens, self.language)
+
+    @cached_property
+    def body_html(self) -> str:
+        return to_html(self._shown)
+
+    @cached_property
+    def body_text(self) -> str:
+        return to_text(self._shown)
 
 
 @dataclass(frozen=True)
@@ -271,9 +315,9 @@ def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> A
         url=meta.url,
         image=meta.image,
         image_alt=meta.image_alt,
-        body_html=to_html(tokens),
-        body_text=to_text(tokens),
         source=rel,
+        tokens=tuple(tokens),
+        written_summary=meta.summary,
     )
 
 

@@ -12,7 +12,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import html
 import random
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,6 +25,8 @@ from newsletter import suppressions
 from newsletter.classify import Verdict, classify
 from newsletter.digests import digest
 from newsletter.errors import (
+    BuildError,
+    ConfigError,
     DeliveryError,
     ErrorGroup,
     NewsletterError,
@@ -412,6 +416,8 @@ def prepare(
     manifest = Manifest.read(build_dir)
     prefix = "[TEST] " if options.test_to else ""
     template = MessageTemplate.from_build(build_dir, settings=settings, subject_prefix=prefix)
+    if not (options.dry_run or options.test_to):
+        require_postal_address(build_dir, settings=settings)
     rel = layout.rel(options.subscribers)
     summary = summarize(options.subscribers, rel=rel)
     if summary.invalid and not options.skip_invalid:
@@ -440,6 +446,32 @@ def prepare(
             hint="add the column to the list file, or remove it from the templates and rebuild",
         )
     return template, summary, manifest.content_hash
+
+
+def require_postal_address(build_dir: Path, *, settings: Settings) -> None:
+    """CAN-SPAM (US) and the LCEN (France): a mailing shows the sender's postal address.
+
+    `build-issue` only warns (the sample must build on a fresh clone); sending refuses,
+    and also refuses a build made before the address was set.
+    """
+    address = " ".join(settings.postal_address.split())
+    if not address:
+        raise ConfigError(
+            "no postal address: set NEWSLETTER_POSTAL_ADDRESS and rebuild; nothing was sent",
+            path=".env",
+            hint="CAN-SPAM and the French LCEN want one in every email; "
+            "--dry-run and --test-to work without it",
+        )
+    for name in ("email.html", "email.txt"):
+        body = (build_dir / name).read_text(encoding="utf-8")
+        if name == "email.html":
+            body = html.unescape(re.sub(r"<[^>]+>", " ", body))
+        if address not in " ".join(body.split()):
+            raise BuildError(
+                f"{name} does not show NEWSLETTER_POSTAL_ADDRESS; nothing was sent",
+                path=f"build/{build_dir.name}",
+                hint=f"rebuild with `newsletter build-issue {build_dir.name}`",
+            )
 
 
 async def send_issue(

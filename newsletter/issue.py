@@ -146,7 +146,8 @@ def resolve_issue(layout: Layout, issue_id: str, catalog: Catalog, *, language: 
         intro=spec.intro,
         language=lang,
         mode=spec.mode,
-        articles=tuple(articles),
+        # Typeset for the issue's language: an English issue can carry a French article.
+        articles=tuple(a.in_language(lang) for a in articles),
         source=layout.rel(layout.issue_file(issue_id)),
     )
 

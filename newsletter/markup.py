@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Sequence
 from functools import lru_cache
@@ -140,3 +141,148 @@ def first_paragraph_text(tokens: Sequence[Token]) -> str:
         if tok.type == "paragraph_open" and i + 1 < len(tokens):
             return inline_text(tokens[i + 1].children).replace("\n", " ")
     return ""
+
+
+# -- French typography -------------------------------------------------------------------------
+#
+# In French, `: ; ! ?` and `»` take a space before them and `«` one after, which must not break
+# (a line starting with `?` or ending with `«` is wrong). We use U+00A0 NO-BREAK SPACE for all
+# of them, as labels.py does for its colon: every email font has it, whereas the narrow U+202F
+# is missing from some (Outlook on Windows draws it wide or as a box). A U+202F or U+00A0
+# already in the source is kept as written.
+
+NBSP = "\u00a0"
+#: The languages `typeset` changes anything for.
+TYPESET_LANGUAGES = frozenset({"fr"})
+_NO_BREAK = "\u00a0\u202f"
+_MARKS = ":;!?"
+# After these, a mark gets no space: "?!", "(?)", a mark at the start of a line.
+_NO_SPACE_AFTER = frozenset(" \t\n\r«([{/" + _NO_BREAK + _MARKS)
+# A mark gets a space inserted only when it ends a word: "Bonjour!", "Quoi?!" but not "10:30",
+# "a:b", "std::vector".
+_ENDS_AFTER = frozenset(".,…)]}»'\"’”")
+_PUNCT_RE = re.compile(r"[:;!?«»]")
+_SPACES_BEFORE_RE = re.compile(r"[ \t]+(?=[:;!?»])")
+_SPACES_AFTER_OPEN_RE = re.compile(r"(?<=«)[ \t]+")
+# URLs are left exactly as written, trailing punctuation excepted (as linkifiers do).
+_URL_RE = re.compile(
+    r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.|\bmailto:)[^\s<>«»\"]*[^\s<>«»\".,;:!?)'’]", re.I
+)
+
+
+def french_spacing(text: str, *, before: str = "", after: str = "") -> str:
+    """`text` with no-break spaces before `: ; ! ?` and `»` and after `«`, URLs untouched.
+
+    An ordinary space there becomes a no-break one; where there is none, one is inserted,
+    except inside URLs and between non-space characters ("10:30", "std::vector").
+    `before` / `after`: the characters around `text` (the neighbouring Markdown tokens).
+    """
+    out: list[str] = []
+    pos = 0
+    for m in _URL_RE.finditer(text):
+        out.append(_spaced(text[pos : m.start()], before=_last(out, before), after=m.group(0)[0]))
+        out.append(m.group(0))
+        pos = m.end()
+    out.append(_spaced(text[pos:], before=_last(out, before), after=after))
+    return "".join(out)
+
+
+def _last(parts: list[str], default: str) -> str:
+    for part in reversed(parts):
+        if part:
+            return part[-1]
+    return default
+
+
+def _spaced(text: str, *, before: str, after: str) -> str:
+    if not text:
+        return text
+    text = _SPACES_BEFORE_RE.sub(NBSP, text)
+    text = _SPACES_AFTER_OPEN_RE.sub(NBSP, text)
+    # Spaces at the edges whose mark is in the neighbouring token.
+    if before == "«" and text[0] in " \t":
+        text = NBSP + text.lstrip(" \t")
+    if after and after in _MARKS + "»" and text[-1] in " \t":
+        text = text.rstrip(" \t") + NBSP
+    out: list[str] = []
+    pos, n = 0, len(text)
+    for m in _PUNCT_RE.finditer(text):
+        i, ch = m.start(), m.group(0)
+        prev = text[i - 1] if i else before
+        nxt = text[i + 1] if i + 1 < n else after
+        out.append(text[pos:i])
+        pos = i + 1
+        if ch in _MARKS:
+            ends = (
+                not nxt
+                or nxt.isspace()
+                or nxt in _NO_BREAK
+                or nxt in _ENDS_AFTER
+                or (ch in "!?" and nxt in "!?")
+            )
+            if prev and prev not in _NO_SPACE_AFTER and ends:
+                out.append(NBSP)
+            out.append(ch)
+        elif ch == "»":
+            if prev and not prev.isspace() and prev not in _NO_BREAK and prev != "«":
+                out.append(NBSP)
+            out.append(ch)
+        else:  # «
+            out.append(ch)
+            if nxt and not nxt.isspace() and nxt not in _NO_BREAK and nxt != "»":
+                out.append(NBSP)
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def typeset(tokens: Sequence[Token], language: str) -> list[Token]:
+    """The tokens with `language`'s typography applied to their text (French: `french_spacing`).
+
+    Only `text` tokens change: code spans and blocks, link targets, image alt text and
+    autolinks are left as they are. The input tokens are not modified.
+    """
+    if language not in TYPESET_LANGUAGES:
+        return list(tokens)
+    return [
+        tok.copy(children=_typeset_inline(tok.children))
+        if tok.type == "inline" and tok.children
+        else tok
+        for tok in tokens
+    ]
+
+
+def typeset_text(text: str, language: str) -> str:
+    """A plain-text string (a title, a summary from front matter) typeset for `language`."""
+    return french_spacing(text) if language in TYPESET_LANGUAGES else text
+
+
+def _visible(tok: Token) -> str:
+    """What a token shows, for the characters around a text token."""
+    if tok.type == "text":
+        return tok.content
+    if tok.type in ("code_inline", "image"):
+        return "x"  # a word: "`ls`!" is spaced, but a `!` inside code is not a mark
+    if tok.type == "softbreak":
+        return " "
+    if tok.type == "hardbreak":
+        return "\n"
+    return ""
+
+
+def _typeset_inline(children: Sequence[Token]) -> list[Token]:
+    out = list(children)
+    in_autolink = False
+    shown = [_visible(tok) for tok in children]
+    for i, tok in enumerate(children):
+        if tok.type == "link_open":
+            in_autolink = tok.markup == "autolink"
+        elif tok.type == "link_close":
+            in_autolink = False
+        elif tok.type == "text" and not in_autolink:
+            before = next((s[-1] for s in reversed(shown[:i]) if s), "")
+            after = next((s[0] for s in shown[i + 1 :] if s), "")
+            content = french_spacing(tok.content, before=before, after=after)
+            if content != tok.content:
+                out[i] = tok.copy(content=content)
+                shown[i] = content
+    return out

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from watchfiles import Change, DefaultFilter, watch
 
 from newsletter import archive
-from newsletter.build import BuildResult, build_issue
+from newsletter.build import BuildResult, ChecksFailed, build_issue
 from newsletter.checks import GMAIL_CLIP_BYTES, Finding
 from newsletter.errors import BuildError, IssueError, NewsletterError, SubscriberError
 from newsletter.issue import load_spec
@@ -225,6 +225,10 @@ class LivePreview:
                     self.settings = load_settings(self.layout)
                 result = build_issue(self.layout, self.issue_id, settings=self.settings)
                 snapshot = self._snapshot(result, start)
+            except ChecksFailed as exc:  # which checks, not only how many
+                lines = [f"{f.severity} [{f.code}] {f.where}: {f.message}" for f in exc.findings]
+                self._failed([*lines, str(exc)])
+                return False
             except NewsletterError as exc:
                 self._failed(str(exc).splitlines())
                 return False

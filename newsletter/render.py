@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from markdown_it.token import Token
 from markupsafe import Markup
 
 from newsletter.errors import TemplateError
 from newsletter.issue import Issue
 from newsletter.labels import Labels, labels_for, long_date
 from newsletter.layout import Layout
-from newsletter.markup import parse, to_html, to_text
+from newsletter.markup import parse, to_html, to_text, typeset
 from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
 
 HTML_TEMPLATE = "email.mjml.j2"
@@ -84,9 +85,16 @@ def make_env(templates_dir: Path) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["long_date"] = long_date
-    env.filters["markdown_html"] = lambda s: Markup(to_html(parse(s or "")))
-    env.filters["markdown_text"] = lambda s: to_text(parse(s or ""))
+    env.filters["markdown_html"] = jinja2.pass_context(
+        lambda ctx, s: Markup(to_html(_markdown(ctx, s)))
+    )
+    env.filters["markdown_text"] = jinja2.pass_context(lambda ctx, s: to_text(_markdown(ctx, s)))
     return env
+
+
+def _markdown(context: jinja2.runtime.Context, source: str | None) -> list[Token]:
+    # Typeset in the language of the issue being rendered (French spacing for "fr").
+    return typeset(parse(source or ""), str(getattr(context.get("issue"), "language", "")))
 
 
 def render_issue(

@@ -17,12 +17,21 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+#: The sample newsletter's postal address (fictional): `send` refuses to mail without one.
+POSTAL_ADDRESS = "Coeur sur Paris, 12 rue de l’Exemple, 75011 Paris, France"
+
+
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The developer's own NEWSLETTER_* variables must not change what a test sees."""
+    """The developer's own NEWSLETTER_* variables must not change what a test sees.
+
+    Only the postal address is set, as a real newsletter must: a test of its absence
+    removes it.
+    """
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("NEWSLETTER_POSTAL_ADDRESS", POSTAL_ADDRESS)
 
 
 @pytest.fixture

@@ -138,7 +138,7 @@ def test_a_rebuild_replaces_the_previous_output(built: Path, run_cli: RunCli) ->
     root = built
     path = root / "content" / "articles" / "audit-digital-petite-entreprise.md"
     old_title = articles_meta(root)["audit-digital-petite-entreprise"]["title"]
-    new_title = "L’audit digital, révisé « en une journée »"
+    new_title = "L’audit digital, révisé «\u00a0en une journée\u00a0»"  # typeset as French
     text = path.read_text(encoding="utf-8")
     path.write_text(text.replace(f'title: "{old_title}"', f'title: "{new_title}"'), "utf-8")
 

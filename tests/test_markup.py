@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
-import lxml.html
+import re
 
-from newsletter.markup import WIDTH, first_paragraph_text, parse, to_html, to_text
+import lxml.html
+import pytest
+
+from newsletter.markup import (
+    NBSP,
+    WIDTH,
+    first_paragraph_text,
+    french_spacing,
+    parse,
+    to_html,
+    to_text,
+    typeset,
+)
 
 
 def html_of(source: str) -> lxml.html.HtmlElement:
@@ -158,3 +170,86 @@ def test_first_paragraph_skips_headings_and_keeps_link_urls() -> None:
 
 def test_first_paragraph_of_a_text_without_paragraph_is_empty() -> None:
     assert first_paragraph_text(parse("## Seulement un titre\n")) == ""
+
+
+# -- French typography --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [
+        ("Titre : sous-titre", "Titre_: sous-titre"),
+        ("les horaires ; les photos", "les horaires_; les photos"),
+        ("Bonjour!", "Bonjour_!"),
+        ("Vraiment ?", "Vraiment_?"),
+        ("Quoi?!", "Quoi_?!"),
+        ("(voir plus bas):", "(voir plus bas)_:"),
+        ("« Citation »", "«_Citation_»"),
+        ("«serrée»", "«_serrée_»"),
+        ("« Super! »", "«_Super_!_»"),
+        ("mot  :", "mot_:"),
+        # Left alone: times, ratios, words joined by a colon, and what is already no-break.
+        ("à 10:30 précises", "à 10:30 précises"),
+        ("un ratio 16:9", "un ratio 16:9"),
+        ("std::vector et a:b", "std::vector et a:b"),
+        ("Déjà_: fait_!", "Déjà_: fait_!"),
+        ("Étroite\u202f; fine\u202f?", "Étroite\u202f; fine\u202f?"),
+        # URLs as written, the punctuation after them spaced.
+        ("Voir https://x.example/a?b=c;d=1 !", "Voir https://x.example/a?b=c;d=1_!"),
+        ("Voir https://x.example/page?", "Voir https://x.example/page_?"),
+        ("http://x.example:8080/p et mailto:a@b.example?subject=oui", None),
+        ("sur www.example.fr/?q=1:", "sur www.example.fr/?q=1_:"),
+    ],
+)
+def test_french_spacing(written: str, shown: str | None) -> None:
+    written = written.replace("_", NBSP)
+    expected = written if shown is None else shown.replace("_", NBSP)
+    assert french_spacing(written) == expected
+
+
+FRENCH = (
+    "# Un titre : le voici\n\n"
+    "Bonjour! Le code `a : b` et `!important`, [la FAQ?](https://x.example/faq?q=1;r=2) "
+    "puis <https://x.example/p?q=1>, ![un schéma : flux](https://x.example/s.png) "
+    "et « **gras** ».\n\n"
+    "```\nx : y ; z ?\n```\n"
+)
+
+
+def test_typeset_changes_text_tokens_only_in_both_parts() -> None:
+    tokens = parse(FRENCH)
+    html = to_html(typeset(tokens, "fr"))
+    doc = lxml.html.fragment_fromstring(html, create_parent="div")
+    assert doc.find("h1").text == f"Un titre{NBSP}: le voici"
+    assert [c.text for c in doc.iter("code")] == ["a : b", "!important", "x : y ; z ?\n"]
+    assert [a.get("href") for a in doc.iter("a")] == [
+        "https://x.example/faq?q=1;r=2", "https://x.example/p?q=1"
+    ]
+    assert [a.text_content() for a in doc.iter("a")] == [
+        f"la FAQ{NBSP}?", "https://x.example/p?q=1"
+    ]
+    (img,) = doc.iter("img")
+    assert img.get("alt") == "un schéma : flux" and img.get("src") == "https://x.example/s.png"
+    assert f"Bonjour{NBSP}! Le code" in doc.text_content()
+    assert f"«{NBSP}gras{NBSP}»" in doc.text_content()
+
+    text = to_text(typeset(tokens, "fr"))
+    assert text.splitlines()[0] == f"Un titre{NBSP}: le voici"
+    flowing = re.sub(r"[ \n]+", " ", text)  # line wraps undone, no-break spaces kept
+    assert f"Bonjour{NBSP}! Le code a : b et !important, la FAQ{NBSP}? " in flowing
+    assert "(https://x.example/faq?q=1;r=2)" in flowing and " https://x.example/p?q=1," in flowing
+    assert "    x : y ; z ?" in text.splitlines()
+    # The tokens given are not changed: the catalog's article serves every issue.
+    assert to_html(tokens) == to_html(parse(FRENCH))
+
+
+def test_typeset_leaves_english_as_written() -> None:
+    tokens = parse(FRENCH)
+    assert NBSP not in to_html(typeset(tokens, "en"))
+    assert to_text(typeset(tokens, "en")) == to_text(tokens)
+
+
+def test_a_no_break_space_never_breaks_a_line_of_the_text_part() -> None:
+    source = "Une phrase assez longue pour être repliée, qui se termine par une question ?\n"
+    lines = to_text(typeset(parse(source), "fr"), width=40).splitlines()
+    assert lines[-1].endswith(f"question{NBSP}?")

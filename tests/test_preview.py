@@ -276,6 +276,23 @@ def test_a_first_build_that_fails_still_serves_the_error_until_fixed(
         assert 'id="build-error"' not in running.get("/")[1]
 
 
+def test_a_build_stopped_by_a_check_shows_which_check(newsletter_root: Path) -> None:
+    edit(
+        newsletter_root / TEMPLATE,
+        "<p>{{ greeting }}</p>",
+        '<p>{{ greeting }}</p><img src="https://coeursurparis.example/logo.png">',
+    )
+    with running_preview(newsletter_root) as running:
+        status, index = running.get("/")
+        assert status == 200
+        assert 'id="build-error"' in index
+        assert (
+            "error [missing-alt] email.html: image https://coeursurparis.example/logo.png has "
+            "no alt text" in index
+        )
+        assert "1 check(s) failed; build/ was not changed (fix the errors above)" in index
+
+
 def test_the_issue_list_links_every_issue(preview: Running) -> None:
     status, page = preview.get("/issues")
     assert status == 200

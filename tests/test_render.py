@@ -152,6 +152,11 @@ def seen(el: Any) -> str:
     return words(el.text_content())
 
 
+def french_spacing(text: str) -> str:
+    """A title as a French issue shows it: no-break spaces before : ; ! ? » and after «."""
+    return re.sub(r" ([:;!?»])", "\u00a0\\1", text).replace("« ", "«\u00a0")
+
+
 def long_date(value: dt.date, language: str) -> str:
     return f"{value.day} {MONTHS[language].split()[value.month - 1]} {value.year}"
 
@@ -206,7 +211,7 @@ def test_text_has_every_article_in_order_with_category_title_and_signature(
         lines = block.splitlines()
         assert lines[:3] == [
             meta["category"].upper(),
-            meta["title"],
+            french_spacing(meta["title"]) if mail.language == "fr" else meta["title"],
             f"{author['name']} · {long_date(meta['date'], mail.language)}",
         ]
         signature = f"-- {written_by} {author['name']}, {author['role']}"

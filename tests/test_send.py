@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import RunCli
+from conftest import POSTAL_ADDRESS, RunCli
 from smtpserver import TestServer
 
 from newsletter.cli import ExitCode
@@ -287,6 +287,46 @@ def test_dry_run_and_test_to_leave_no_trace(
     # Neither left a journal entry: the real send mails everyone.
     assert send(run_cli, ready, smtp_server).exit_code == 0
     assert len(smtp_server.received) == 1 + len(subscribed(ready))
+
+
+def test_no_postal_address_refuses_the_send_before_anything_leaves(
+    newsletter_root: Path, smtp_server: TestServer, run_cli: RunCli,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    root = newsletter_root
+    monkeypatch.delenv("NEWSLETTER_POSTAL_ADDRESS")
+    assert run_cli("build-issue", "2026-11", root=root).exit_code == 0  # a warning only
+    refused = send(run_cli, root, smtp_server)
+    assert refused.exit_code == ExitCode.USER_ERROR
+    assert refused.stderr == (
+        "error: .env: no postal address: set NEWSLETTER_POSTAL_ADDRESS and rebuild; nothing was "
+        "sent (CAN-SPAM and the French LCEN want one in every email; --dry-run and --test-to "
+        "work without it)\n"
+    )
+    assert smtp_server.received == []
+    assert not Layout.at(root).journal_path.exists()
+    # Reading it over is allowed.
+    assert send(run_cli, root, smtp_server, "--dry-run").exit_code == 0
+    assert send(run_cli, root, smtp_server, "--test-to", "relecture@example.org").exit_code == 0
+    assert len(smtp_server.received) == 1
+
+    # Set now, but the build was made without it.
+    stale = send(run_cli, root, smtp_server, NEWSLETTER_POSTAL_ADDRESS=POSTAL_ADDRESS)
+    assert stale.exit_code == ExitCode.USER_ERROR
+    assert stale.stderr == (
+        "error: build/2026-11: email.html does not show NEWSLETTER_POSTAL_ADDRESS; nothing was "
+        "sent (rebuild with `newsletter build-issue 2026-11`)\n"
+    )
+    assert len(smtp_server.received) == 1
+
+    monkeypatch.setenv("NEWSLETTER_POSTAL_ADDRESS", POSTAL_ADDRESS)
+    assert run_cli("build-issue", "2026-11", root=root).exit_code == 0
+    result = send(run_cli, root, smtp_server)
+    assert result.exit_code == 0, result.stderr
+    assert len(smtp_server.messages) == 1 + len(subscribed(root))
+    for msg in smtp_server.messages[1:]:
+        for kind in ("plain", "html"):
+            assert POSTAL_ADDRESS in msg.get_body((kind,)).get_content()
 
 
 def test_a_relay_that_is_down_stops_the_send_which_resumes_later(
