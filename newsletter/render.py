@@ -208,13 +208,24 @@ def mjml_to_html(source: str, *, layout: Layout) -> str:
 
     try:
         # fonts={}: no Google Fonts <link> (remote fonts are blocked or slow in most clients).
-        return str(mjml.mjml2html(source, fonts={}))
+        html = str(mjml.mjml2html(source, fonts={}))
     except ValueError as exc:
         raise TemplateError(
             f"MJML could not be rendered: {exc}",
             path="build/email.mjml",
             hint=f"check the tags in {layout.rel(layout.templates_dir / HTML_TEMPLATE)}",
         ) from None
+    return _ARIA_LABEL_RE.sub(_unescape_rust, html)
+
+
+# mjml-python (mrml) writes the title into the body's aria-label with Rust's debug escapes
+# (`Novembre\u{a0}: …`), which a screen reader would read out; put the characters back.
+_ARIA_LABEL_RE = re.compile(r'aria-label="[^"]*\\u\{[0-9a-f]{1,6}\}[^"]*"')
+_RUST_ESCAPE_RE = re.compile(r"\\u\{([0-9a-f]{1,6})\}")
+
+
+def _unescape_rust(m: re.Match[str]) -> str:
+    return _RUST_ESCAPE_RE.sub(lambda e: chr(int(e.group(1), 16)), m.group(0))
 
 
 _PROTECT_RE = re.compile(r"\{\{ ([A-Za-z_][A-Za-z0-9_]*) \}\}")
