@@ -45,7 +45,9 @@ if TYPE_CHECKING:
 
 
 class Transport(Protocol):
-    async def send(self, sender: str, recipient: str, data: bytes) -> Outcome: ...
+    async def send(
+        self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
+    ) -> Outcome: ...
 
     async def close(self) -> None: ...
 
@@ -297,7 +299,9 @@ async def deliver(
                         pending_outcome = None
                     else:
                         await committer.write(mark)
-                    outcome = await transport.send(outgoing.sender(sub), sub.email, data)
+                    outcome = await transport.send(
+                        outgoing.sender(sub), sub.email, data, wire_ready=True
+                    )
                     verdict = classify(outcome.code, outcome.detail)
                     if verdict is Verdict.SENDER_PROBLEM:
                         # Not the recipient's fault: nobody is suppressed, the row stays
@@ -516,7 +520,9 @@ async def send_issue(
         reader = Subscriber(email=address, name=first.name, fields=first.fields)
         data = outgoing.data(reader)
         try:
-            outcome = await transport.send(outgoing.sender(reader), address, data)
+            outcome = await transport.send(
+                outgoing.sender(reader), address, data, wire_ready=True
+            )
         finally:
             await transport.close()
         _count(result.report, Subscriber(email=address), outcome)
