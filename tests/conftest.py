@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import os
 import shutil
@@ -68,6 +69,13 @@ def run_cli() -> RunCli:
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return run
+
+
+def mailable(root: Path) -> list[str]:
+    """The addresses the list file says must be mailed, computed from the file itself."""
+    with open(root / "subscribers.csv", encoding="utf-8-sig", newline="") as f:
+        rows = csv.DictReader(f)
+        return sorted(r["email"] for r in rows if (r.get("status") or "subscribed") == "subscribed")
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -6,18 +6,11 @@ import csv
 from pathlib import Path
 
 import pytest
-from conftest import RunCli
+from conftest import RunCli, mailable
 from smtpserver import TestServer
 
 from newsletter.classify import Verdict, classify
 from newsletter.cli import ExitCode
-
-
-def mailable(root: Path) -> list[str]:
-    with open(root / "subscribers.csv", encoding="utf-8-sig", newline="") as f:
-        return sorted(
-            r["email"] for r in csv.DictReader(f) if (r["status"] or "subscribed") == "subscribed"
-        )
 
 
 def send(run_cli: RunCli, root: Path, server: TestServer, *args: str, **env: str):  # type: ignore[no-untyped-def]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import email
 import email.policy
 from base64 import b64encode
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import dkim
 import pytest
-from conftest import RunCli, snapshot
+from conftest import RunCli, mailable, snapshot
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from smtpserver import TestServer
@@ -70,10 +69,6 @@ def tags(raw: bytes) -> dict[str, str]:
     }
 
 
-def mailable(root: Path) -> list[str]:
-    with open(root / "subscribers.csv", encoding="utf-8-sig", newline="") as f:
-        rows = csv.DictReader(f)
-        return sorted(r["email"] for r in rows if (r["status"] or "subscribed") == "subscribed")
 
 
 def write_key(root: Path, pem: bytes, name: str = "dkim.pem") -> str:
