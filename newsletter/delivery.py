@@ -347,7 +347,9 @@ async def deliver(
                         on_progress(report)
                 finally:
                     in_progress -= 1
-        except DeliveryError as exc:
+        except Exception as exc:
+            # The others finish their message in flight and commit it; the error is raised
+            # once they have (a bare exception would leave them waiting on the journal).
             fatal.append(exc)
             stop.set()
         finally:

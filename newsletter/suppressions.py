@@ -10,6 +10,7 @@ import csv
 import datetime as dt
 import io
 import os
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +38,9 @@ def load(path: Path, *, rel: str) -> DigestSet:
         return out
     with open(path, encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None or "email" not in reader.fieldnames:
+        if reader.fieldnames is None:  # an empty file
+            return out
+        if "email" not in reader.fieldnames:
             raise SubscriberError(
                 "no 'email' column in the header",
                 path=rel,
@@ -56,6 +59,14 @@ def append(path: Path, entries: Iterable[Suppression]) -> int:
     items = list(entries)
     if not items:
         return 0
+    with _APPEND_LOCK:  # hard bounces of several connections arrive from worker threads
+        return _append(path, items)
+
+
+_APPEND_LOCK = threading.Lock()
+
+
+def _append(path: Path, items: list[Suppression]) -> int:
     known = load(path, rel=str(path))
     fresh = [s for s in items if known.add(digest(s.email))]
     if not fresh:
