@@ -98,7 +98,7 @@ class SendProgress:
         _out(
             f"Sent {self.issue_id}: {r.sent} sent, {r.failed} failed, {r.deferred} deferred, "
             f"{result.already_done} skipped (already done), in {r.duration:.1f} s "
-            f"({r.rate:.0f} messages/s)"
+            f"({r.sent / r.duration if r.duration else 0:.0f} sent/s)"
         )
         self._list_counts(result)
         if r.limiter is not None and r.limiter.throttles:
