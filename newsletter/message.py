@@ -203,17 +203,24 @@ class MessageTemplate:
             head.append(f"Reply-To: {header_value(settings.reply_to)}")
         self._static_head = ("\r\n".join(head) + "\r\n").encode()
         b = self.boundary.encode()
-        self._body_pieces: list[Piece] = [
-            b'Content-Type: multipart/alternative; boundary="' + b + b'"\r\n\r\n',
+        text_part: list[Piece] = [
             b"--" + b + b"\r\n",
             b'Content-Type: text/plain; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            *_compile(text, escape=False),
+            *_compile(text),
+        ]
+        html_part: list[Piece] = [
             b"--" + b + b"\r\n",
             b'Content-Type: text/html; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            *_compile(html, escape=True),
-            b"--" + b + b"--\r\n",
+            *_compile(html),
+        ]
+        # (piece, in the HTML part): a field's value is HTML-escaped there only.
+        self._body_pieces: list[tuple[Piece, bool]] = [
+            (b'Content-Type: multipart/alternative; boundary="' + b + b'"\r\n\r\n', False),
+            *((piece, False) for piece in text_part),
+            *((piece, True) for piece in html_part),
+            (b"--" + b + b"--\r\n", False),
         ]
         self._date_cache: tuple[int, str] = (0, "")
 
@@ -296,28 +303,22 @@ class MessageTemplate:
         if self.settings.unsubscribe_url:
             head += [
                 b",\r\n <",
-                self._unsubscribe_https(subscriber).encode(),
+                values["unsubscribe_url"].encode(),  # the https link, signed once
                 b">\r\nList-Unsubscribe-Post: List-Unsubscribe=One-Click",
             ]
         head.append(b"\r\n")
         parts: list[bytes] = head
-        html_cache: dict[str, bytes] = {}
-        text_cache: dict[str, bytes] = {}
-        in_html = False
-        for piece in self._body_pieces:
+        encoded: dict[tuple[str, bool], bytes] = {}  # a field used twice is encoded once
+        for piece, in_html in self._body_pieces:
             if isinstance(piece, bytes):
-                if piece.startswith(b"Content-Type: text/html"):
-                    in_html = True
                 parts.append(piece)
                 continue
-            value = values.get(piece, "")
-            cache = html_cache if in_html else text_cache
-            encoded = cache.get(piece)
-            if encoded is None:
+            chunk = encoded.get((piece, in_html))
+            if chunk is None:
+                value = values.get(piece, "")
                 raw = html_lib.escape(value, quote=True) if in_html else value
-                encoded = qp_piece(raw.encode("utf-8"))
-                cache[piece] = encoded
-            parts.append(encoded)
+                chunk = encoded[(piece, in_html)] = qp_piece(raw.encode("utf-8"))
+            parts.append(chunk)
         return b"".join(parts)
 
     def _date(self, now: float | None) -> str:
@@ -338,7 +339,7 @@ def _split_from(sender: str) -> tuple[str, str]:
     return parseaddr(sender)
 
 
-def _compile(body: str, *, escape: bool) -> list[Piece]:
+def _compile(body: str) -> list[Piece]:
     """Split a part into pre-encoded static pieces and field names."""
     pieces: list[Piece] = []
     pos = 0
