@@ -62,7 +62,7 @@ class Outgoing:
 
     def sender(self, sub: Subscriber) -> str:
         if self.verp is None:
-            return self.template.settings.sender_address
+            return self.template.sender_address
         return self.verp.return_path(self.template.issue_id, sub.email)
 
     def data(self, sub: Subscriber) -> bytes:

@@ -182,6 +182,7 @@ class MessageTemplate:
         self.domain = settings.sender_domain
         self._secret = settings.secret_key.get_secret_value()
         self._mailto = settings.effective_unsubscribe_mailto  # parsed once, used per recipient
+        self.sender_address = settings.sender_address  # the envelope sender without VERP
         if settings.unsubscribe_url and not self._secret:
             raise ConfigError(
                 "NEWSLETTER_UNSUBSCRIBE_URL is set but NEWSLETTER_SECRET_KEY is empty",
