@@ -36,7 +36,7 @@ from newsletter.errors import BuildError, ErrorGroup, NewsletterError
 from newsletter.journal import first_sent
 from newsletter.labels import Labels, labels_for, long_date
 from newsletter.layout import Layout
-from newsletter.placeholders import PLACEHOLDER_RE
+from newsletter.placeholders import fill
 from newsletter.settings import Settings
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -251,8 +251,7 @@ _TITLE_RE = re.compile(r"<title>.*?</title>", re.S | re.I)
 _HEAD_CLOSE_RE = re.compile(r"</head\s*>", re.I)
 # The preheader: text shown after the subject in an inbox, hidden in the email's body.
 _PREHEADER_RE = re.compile(r"^\s*<div style=\"display:none;[^\"]*\">[^<]*</div>", re.I)
-# mjml-python writes non-ASCII in aria-label as Rust escapes (`Novembre\u{a0}: …`).
-_RUST_ESCAPE_RE = re.compile(r"\\u\{([0-9a-fA-F]{1,6})\}")
+# Characters XML 1.0 forbids: kept out of feed.xml.
 _XML_INVALID_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 
@@ -272,9 +271,7 @@ def public_email(html: str, *, language: str, index_href: str) -> str:
 
     html = _UNSUBSCRIBE_A_RE.sub(index_link, html)
     html = html.replace(escape(labels["why_received"], quote=False) + " ", "")
-    greeting = escape(labels["greeting"])
-    html = PLACEHOLDER_RE.sub(lambda m: greeting if m.group(1) == "greeting" else "", html)
-    return _RUST_ESCAPE_RE.sub(lambda m: chr(int(m.group(1), 16)), html)
+    return fill(html, {"greeting": labels["greeting"]}, html=True)
 
 
 def _body(html: str, issue_id: str) -> tuple[re.Match[str], re.Match[str]]:

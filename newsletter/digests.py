@@ -27,31 +27,26 @@ class DigestSet:
         return self._count
 
     def __contains__(self, value: int) -> bool:
-        table, mask = self._table, self._mask
-        i = value & mask
-        while True:
-            slot = table[i]
-            if slot == value:
-                return True
-            if slot == 0:
-                return False
-            i = (i + 1) & mask
+        return self._table[self._slot(value)] == value
 
     def add(self, value: int) -> bool:
         """Add `value`; False if it was already there."""
+        i = self._slot(value)
+        if self._table[i] == value:
+            return False
+        self._table[i] = value
+        self._count += 1
+        if self._count * 2 > self._mask:
+            self._grow()
+        return True
+
+    def _slot(self, value: int) -> int:
+        """Where `value` is, or the empty slot where it would go (linear probing)."""
         table, mask = self._table, self._mask
         i = value & mask
-        while True:
-            slot = table[i]
-            if slot == value:
-                return False
-            if slot == 0:
-                table[i] = value
-                self._count += 1
-                if self._count * 2 > mask:
-                    self._grow()
-                return True
+        while table[i] != value and table[i] != 0:
             i = (i + 1) & mask
+        return i
 
     def _grow(self) -> None:
         old = self._table

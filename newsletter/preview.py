@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import threading
 import time
 import uuid
@@ -42,7 +41,7 @@ from newsletter.errors import BuildError, IssueError, NewsletterError, Subscribe
 from newsletter.issue import load_spec
 from newsletter.layout import Layout
 from newsletter.message import SAMPLE_READER, Manifest, MessageTemplate
-from newsletter.placeholders import PLACEHOLDER_RE
+from newsletter.placeholders import fill
 from newsletter.settings import Settings, load_settings
 from newsletter.subscribers import Subscriber, read_rows
 
@@ -134,16 +133,6 @@ def find_subscriber(path: Path, email: str, *, rel: str) -> Subscriber:
         path=rel,
         hint="use an address of the list file, or omit --as to preview as the sample reader",
     )
-
-
-def fill(body: str, values: dict[str, str], *, html: bool) -> str:
-    """Fill `{{ field }}` placeholders as `message.personalize` does (unknown fields: empty)."""
-
-    def value(match: re.Match[str]) -> str:
-        raw = values.get(match.group(1), "")
-        return escape(raw, quote=True) if html else raw
-
-    return PLACEHOLDER_RE.sub(value, body)
 
 
 def snapshot_of(

@@ -26,7 +26,8 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 from newsletter.errors import BuildError, SubscriberError
 from newsletter.layout import Layout
 from newsletter.message import SAMPLE_READER, MessageTemplate
-from newsletter.preview import fill, open_built, serve
+from newsletter.placeholders import fill
+from newsletter.preview import open_built, serve
 from newsletter.settings import load_settings
 
 CHROMIUM = Path("/usr/bin/chromium")
