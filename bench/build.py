@@ -135,7 +135,7 @@ def bench_process(root: Path, runs: int, env: dict[str, str]) -> None:
 
 def bench_in_process(root: Path, warm: int) -> None:
     start = time.perf_counter()
-    from newsletter.build import build_issue
+    from newsletter.compose.build import build_issue
     from newsletter.layout import Layout
     from newsletter.settings import load_settings
 
@@ -166,7 +166,7 @@ def bench_in_process(root: Path, warm: int) -> None:
     total = statistics.median(totals)
     print(f"    {'sum of stages':<26} {ms(stage_sum)} {ms(sum(cold.values())):>13}")
     print(f"    {'total (wall, whole call)':<26} {ms(total)} {ms(cold_total):>13}")
-    print(f"    {'import newsletter.build':<26} {'':>11} {ms(import_s):>13}")
+    print(f"    {'import newsletter.compose.build':<26} {'':>11} {ms(import_s):>13}")
 
 
 def bench_startup(runs: int, env: dict[str, str]) -> None:

@@ -67,12 +67,12 @@ def main() -> None:
 
     import dkim
 
-    from newsletter.build import build_issue
-    from newsletter.dkim_sign import Signer, load_key
+    from newsletter.compose.build import build_issue
     from newsletter.layout import Layout
-    from newsletter.message import MessageTemplate
+    from newsletter.send.dkim import Signer, load_key
+    from newsletter.send.message import MessageTemplate
+    from newsletter.send.subscribers import Subscriber
     from newsletter.settings import load_settings
-    from newsletter.subscribers import Subscriber
 
     with tempfile.TemporaryDirectory() as tmp:
         root = make_root(Path(tmp))

@@ -51,8 +51,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from newsletter.layout import Layout
-    from newsletter.preview import serve
     from newsletter.settings import load_settings
+    from newsletter.web.preview import serve
 
     OUT.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="newsletter-preview-") as tmp_name:

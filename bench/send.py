@@ -473,11 +473,11 @@ def bench_personalize(root: Path, *, calls: int) -> None:
     from email.utils import formatdate
     from html import escape
 
+    from newsletter.compose.render import PLACEHOLDER_RE
     from newsletter.layout import Layout
-    from newsletter.message import Manifest, MessageTemplate
-    from newsletter.render import PLACEHOLDER_RE
+    from newsletter.send.message import Manifest, MessageTemplate
+    from newsletter.send.subscribers import Subscriber
     from newsletter.settings import load_settings
-    from newsletter.subscribers import Subscriber
 
     layout = Layout.at(root)
     settings = load_settings(layout)
@@ -530,7 +530,7 @@ def bench_personalize(root: Path, *, calls: int) -> None:
         return PERIOD_REGEX.sub(b"..", normalize_message_line_endings(data)) + b".\r\n"
 
     prep = statistics.median(per_call_us(prepare, range(min(calls, 2000))))
-    from newsletter.transport import wire_format
+    from newsletter.send.transport import wire_format
 
     ours = statistics.median(per_call_us(lambda _: wire_format(data), range(2000)))
     print(f"    aiosmtplib data() preparation    {prep:8.1f} µs  (its regexes; transport.py "

@@ -33,10 +33,10 @@ from typing import Any
 from urllib.parse import quote
 
 from newsletter.errors import BuildError, ErrorGroup, NewsletterError
-from newsletter.journal import first_sent
 from newsletter.labels import Labels, labels_for, long_date
 from newsletter.layout import Layout
 from newsletter.placeholders import fill
+from newsletter.send.journal import first_sent
 from newsletter.settings import Settings
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
@@ -212,7 +212,7 @@ def _article_details(layout: Layout, manifest: dict[str, Any]) -> list[dict[str,
     if isinstance(details, list):
         return details
     # A build made before manifests listed titles and authors: look the slugs up in content/.
-    from newsletter.content import load_catalog
+    from newsletter.compose.content import load_catalog
 
     slugs = [str(s) for s in manifest.get("articles", [])]
     try:

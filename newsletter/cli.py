@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, NoReturn
 import click
 
 if TYPE_CHECKING:
-    from newsletter.build import BuildResult
-    from newsletter.checks import Finding
-    from newsletter.delivery import SendResult
+    from newsletter.compose.build import BuildResult
+    from newsletter.compose.checks import Finding
     from newsletter.layout import Layout
+    from newsletter.send.delivery import SendResult
     from newsletter.settings import Settings
 
 
@@ -99,7 +99,7 @@ def setup(root: Path, debug: bool) -> tuple[Layout, Settings]:
 @common
 def build_issue_command(issue: str, strict: bool, root: Path, debug: bool) -> None:
     """Build build/<id>/ (email.html, email.txt, email.mjml, email.eml, manifest.json)."""
-    from newsletter.build import ChecksFailed, build_issue
+    from newsletter.compose.build import ChecksFailed, build_issue
     from newsletter.errors import NewsletterError
     from newsletter.layout import issue_id_from_arg
 
@@ -172,7 +172,7 @@ def preview_command(
 
     try:
         layout, settings = setup(root, debug)
-        from newsletter import preview
+        from newsletter.web import preview
 
         if list_issues or issue is None:
             for line in preview.describe_issues(layout):
@@ -207,7 +207,7 @@ def open_command(issue: str, root: Path, debug: bool) -> None:
 
     try:
         layout, _settings = setup(root, debug)
-        from newsletter import preview
+        from newsletter.web import preview
 
         path = preview.open_built(layout, issue_id_from_arg(issue))
     except (NewsletterError, OSError) as exc:
@@ -271,10 +271,10 @@ def send_command(
     import asyncio
     import signal
 
-    from newsletter.delivery import SendOptions, send_issue
     from newsletter.errors import NewsletterError
     from newsletter.layout import issue_id_from_arg
-    from newsletter.progress import SendProgress
+    from newsletter.send.delivery import SendOptions, send_issue
+    from newsletter.send.progress import SendProgress
 
     try:
         layout, settings = setup(root, debug)
@@ -332,10 +332,10 @@ def send_command(
 @common
 def report_command(issue: str, csv_path: Path | None, root: Path, debug: bool) -> None:
     """Counts of a send, and the failed recipients with the relay's replies."""
-    from newsletter.classify import enhanced_code
     from newsletter.errors import NewsletterError
-    from newsletter.journal import Journal
     from newsletter.layout import issue_id_from_arg
+    from newsletter.send.classify import enhanced_code
+    from newsletter.send.journal import Journal
 
     try:
         layout, _settings = setup(root, debug)
@@ -411,7 +411,7 @@ def _iso(ts: float) -> str:
 def unsubscribe_command(who: str, subscribers: Path | None, root: Path, debug: bool) -> None:
     """Mark a subscriber `unsubscribed` in the list file (rewritten atomically)."""
     from newsletter.errors import NewsletterError
-    from newsletter.subscribers import mark_unsubscribed
+    from newsletter.send.subscribers import mark_unsubscribed
 
     try:
         layout, settings = setup(root, debug)
@@ -429,8 +429,8 @@ def unsubscribe_command(who: str, subscribers: Path | None, root: Path, debug: b
 @common
 def bounces_command(source: Path, root: Path, debug: bool) -> None:
     """Read bounce notifications (an mbox or a folder of .eml); suppress the hard bounces."""
-    from newsletter.bounces import process_bounces
     from newsletter.errors import NewsletterError
+    from newsletter.send.bounces import process_bounces
 
     try:
         layout, settings = setup(root, debug)
@@ -461,8 +461,8 @@ def doctor_command(root: Path, debug: bool) -> None:
     """Check the relay, login, DKIM key and headers without sending anything."""
     import asyncio
 
-    from newsletter.doctor import diagnose
     from newsletter.errors import NewsletterError
+    from newsletter.send.doctor import diagnose
 
     try:
         layout, settings = setup(root, debug)

@@ -30,8 +30,8 @@ from smtpserver import TestServer
 
 from newsletter.archive import generate
 from newsletter.layout import Layout
+from newsletter.send.subscribers import unsubscribe_token
 from newsletter.settings import load_settings
-from newsletter.subscribers import unsubscribe_token
 
 ARCHIVE_URL = "https://lettre.example/archive/"
 SECRET = "archive-test-secret-0123456789"
@@ -450,7 +450,7 @@ def test_the_pages_load_without_errors_and_fit_375px(
 
 
 def test_preview_serves_the_archive_with_the_built_issues(sent: Path) -> None:
-    from newsletter.preview import serve
+    from newsletter.web.preview import serve
 
     layout = Layout.at(sent)
     stop = threading.Event()

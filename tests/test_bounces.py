@@ -11,9 +11,9 @@ import pytest
 from conftest import FIXTURES, RunCli
 from smtpserver import TestServer
 
-from newsletter.bounces import Context, parse, read_messages
-from newsletter.classify import Verdict
 from newsletter.cli import ExitCode
+from newsletter.send.bounces import Context, parse, read_messages
+from newsletter.send.classify import Verdict
 
 BOUNCES = FIXTURES / "bounces"
 SECRET = "a-long-random-secret-for-the-tests"

@@ -17,7 +17,7 @@ import pytest
 from conftest import POSTAL_ADDRESS, RunCli, snapshot
 from test_issue import expected_selection
 
-from newsletter.checks import (
+from newsletter.compose.checks import (
     GMAIL_CLIP_ERROR_BYTES,
     GMAIL_CLIP_WARN_BYTES,
     STYLE_MAX_BYTES,

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from newsletter.content import Catalog, load_catalog
+from newsletter.compose.content import Catalog, load_catalog
 from newsletter.errors import ContentError, ErrorGroup, NewsletterError
 from newsletter.layout import Layout
 
@@ -18,7 +18,7 @@ GOOD_FRONT = 'title: "Un titre d’essai"\ncategory: "SEO"\nauthor: claire\ndate
 
 
 def front_matter(path: Path) -> tuple[dict[str, Any], str]:
-    """The front matter and body of an article, read independently of `newsletter.content`."""
+    """The front matter and body of an article, read independently of `compose.content`."""
     text = path.read_text(encoding="utf-8")
     m = re.match(r"\A---\n(.*?)\n---\n(.*)\Z", text, re.S)
     assert m, path

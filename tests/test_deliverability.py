@@ -9,8 +9,8 @@ import pytest
 from conftest import RunCli, mailable
 from smtpserver import TestServer
 
-from newsletter.classify import Verdict, classify
 from newsletter.cli import ExitCode
+from newsletter.send.classify import Verdict, classify
 
 
 def send(run_cli: RunCli, root: Path, server: TestServer, *args: str, **env: str):  # type: ignore[no-untyped-def]

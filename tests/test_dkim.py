@@ -227,9 +227,9 @@ def test_signed_bytes_stay_wire_ready(
     kind: str, keys: dict[str, KeyPair], built: Path, tmp_path: Path
 ) -> None:
     """The transport sends personalised bytes without a scan: CRLF only, no line with a dot."""
-    from newsletter.dkim_sign import Signer, load_key
     from newsletter.layout import Layout
-    from newsletter.message import SAMPLE_READER, MessageTemplate
+    from newsletter.send.dkim import Signer, load_key
+    from newsletter.send.message import SAMPLE_READER, MessageTemplate
     from newsletter.settings import Settings
 
     key_file = tmp_path / "k.pem"
@@ -252,7 +252,7 @@ def test_relaxed_canonicalisation_of_awkward_bytes_verifies_with_dkimpy(
 ) -> None:
     """Our own RFC 6376 code against dkimpy's: tabs, runs of spaces, folded headers,
     trailing spaces and empty lines at the end of the body."""
-    from newsletter.dkim_sign import DkimKey, Signer, load_key
+    from newsletter.send.dkim import DkimKey, Signer, load_key
 
     path = tmp_path / "k.pem"
     path.write_bytes(keys[kind][0])

@@ -55,7 +55,7 @@ def resolver(monkeypatch: pytest.MonkeyPatch, answer: Resolver) -> list[str]:
         asked.append(name)
         return answer(name)
 
-    monkeypatch.setattr("newsletter.doctor.resolve_txt", resolve)
+    monkeypatch.setattr("newsletter.send.doctor.resolve_txt", resolve)
     return asked
 
 

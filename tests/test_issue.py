@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from newsletter.content import load_catalog
+from newsletter.compose.content import load_catalog
+from newsletter.compose.issue import Issue, resolve_issue
 from newsletter.errors import IssueError, NewsletterError
-from newsletter.issue import Issue, resolve_issue
 from newsletter.layout import Layout
 
 # ---------------------------------------------------------------------------------------------

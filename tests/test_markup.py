@@ -7,7 +7,7 @@ import re
 import lxml.html
 import pytest
 
-from newsletter.markup import (
+from newsletter.compose.markup import (
     NBSP,
     WIDTH,
     first_paragraph_text,

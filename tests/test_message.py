@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.message import PLACEHOLDER_RE, MessageTemplate, qp, qp_piece
+from newsletter.send.message import PLACEHOLDER_RE, MessageTemplate, qp, qp_piece
+from newsletter.send.subscribers import Subscriber
 from newsletter.settings import Settings
-from newsletter.subscribers import Subscriber
 
 READER = Subscriber(
     email="amelie.durand@example.fr", name="Amélie Durand-Lefèvre", fields={"ville": "Paris, 11e"}

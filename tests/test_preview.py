@@ -25,10 +25,10 @@ from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from newsletter.errors import BuildError, SubscriberError
 from newsletter.layout import Layout
-from newsletter.message import SAMPLE_READER, MessageTemplate
 from newsletter.placeholders import fill
-from newsletter.preview import open_built, serve
+from newsletter.send.message import SAMPLE_READER, MessageTemplate
 from newsletter.settings import load_settings
+from newsletter.web.preview import open_built, serve
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -15,8 +15,8 @@ from conftest import POSTAL_ADDRESS, RunCli
 from smtpserver import TestServer
 
 from newsletter.cli import ExitCode
-from newsletter.journal import Journal
 from newsletter.layout import Layout
+from newsletter.send.journal import Journal
 
 SECRET = "test-secret-key-0123456789"
 

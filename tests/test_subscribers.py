@@ -2,7 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from newsletter.subscribers import InvalidRow, Subscriber, read_rows, summarize, unique_mailable
+from newsletter.send.subscribers import (
+    InvalidRow,
+    Subscriber,
+    read_rows,
+    summarize,
+    unique_mailable,
+)
 
 
 def write(tmp_path: Path, text: str, *, bom: bool = False) -> Path:
@@ -51,7 +57,7 @@ def test_the_fast_address_check_agrees_with_email_validator() -> None:
 
     from email_validator import EmailNotValidError, validate_email
 
-    from newsletter.subscribers import check_address
+    from newsletter.send.subscribers import check_address
 
     rng = random.Random(5)
     letters = ["a", "Z", "0", "x", "mo", "b"] * 4
@@ -79,7 +85,7 @@ def test_the_fast_address_check_agrees_with_email_validator() -> None:
 def test_digest_set_behaves_like_a_set() -> None:
     import random
 
-    from newsletter.digests import DigestSet, digest
+    from newsletter.send.digests import DigestSet, digest
 
     rng = random.Random(1)
     ours, ref = DigestSet(), set()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.transport import wire_format
+from newsletter.send.transport import wire_format
 
 
 @pytest.mark.parametrize(

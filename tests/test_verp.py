@@ -10,10 +10,10 @@ from pydantic import SecretStr
 from smtpserver import TestServer
 
 from newsletter.cli import ExitCode
-from newsletter.journal import all_recipients
 from newsletter.layout import Layout
+from newsletter.send.journal import all_recipients
+from newsletter.send.verp import Verp
 from newsletter.settings import Settings
-from newsletter.verp import Verp
 
 SECRET = "a-long-random-secret-for-the-tests"
 BOUNCE_DOMAIN = "bounces.coeursurparis.example"

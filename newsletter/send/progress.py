@@ -7,7 +7,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from newsletter.delivery import DeliveryReport, SendResult
+    from newsletter.send.delivery import DeliveryReport, SendResult
 
 
 def _out(line: str) -> None:

@@ -14,9 +14,7 @@ import yaml
 from markdown_it.token import Token
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from newsletter.errors import ContentError, ErrorGroup, NewsletterError
-from newsletter.layout import Layout
-from newsletter.markup import (
+from newsletter.compose.markup import (
     TYPESET_LANGUAGES,
     first_paragraph_text,
     parse,
@@ -25,6 +23,8 @@ from newsletter.markup import (
     typeset,
     typeset_text,
 )
+from newsletter.errors import ContentError, ErrorGroup, NewsletterError
+from newsletter.layout import Layout
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 

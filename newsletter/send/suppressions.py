@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.digests import DigestSet
-from newsletter.digests import digest as digest  # re-exported for bounces
 from newsletter.errors import SubscriberError
+from newsletter.send.digests import DigestSet
+from newsletter.send.digests import digest as digest  # re-exported for bounces
 
 HEADER = ("email", "reason", "code", "issue", "date")
 

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from newsletter.checks import Finding, check
-from newsletter.content import load_catalog
+from newsletter.compose.checks import Finding, check
+from newsletter.compose.content import load_catalog
+from newsletter.compose.issue import Issue, resolve_issue
+from newsletter.compose.render import RenderedIssue, newsletter_from_settings, render_issue
 from newsletter.errors import NewsletterError
-from newsletter.issue import Issue, resolve_issue
 from newsletter.layout import Layout
-from newsletter.message import MessageTemplate
-from newsletter.render import RenderedIssue, newsletter_from_settings, render_issue
+from newsletter.send.message import MessageTemplate
 from newsletter.settings import Settings
 
 OUTPUTS = ("email.html", "email.txt", "email.mjml", "email.eml", "manifest.json")

@@ -22,11 +22,11 @@ import jinja2
 from markdown_it.token import Token
 from markupsafe import Markup
 
+from newsletter.compose.issue import Issue
+from newsletter.compose.markup import parse, to_html, to_text, typeset
 from newsletter.errors import TemplateError
-from newsletter.issue import Issue
 from newsletter.labels import Labels, labels_for, long_date
 from newsletter.layout import Layout
-from newsletter.markup import parse, to_html, to_text, typeset
 from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
 
 HTML_TEMPLATE = "email.mjml.j2"

@@ -21,9 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from newsletter import suppressions
-from newsletter.classify import Verdict, classify
-from newsletter.digests import digest
 from newsletter.errors import (
     BuildError,
     ConfigError,
@@ -32,16 +29,19 @@ from newsletter.errors import (
     NewsletterError,
     SubscriberError,
 )
-from newsletter.journal import Journal, Write
 from newsletter.layout import Layout
-from newsletter.message import SAMPLE_READER, Manifest, MessageTemplate, missing_fields
+from newsletter.send import suppressions
+from newsletter.send.classify import Verdict, classify
+from newsletter.send.digests import digest
+from newsletter.send.journal import Journal, Write
+from newsletter.send.message import SAMPLE_READER, Manifest, MessageTemplate, missing_fields
+from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
+from newsletter.send.transport import Outcome
 from newsletter.settings import Settings
-from newsletter.subscribers import ListSummary, Subscriber, summarize, unique_mailable
-from newsletter.transport import Outcome
 
 if TYPE_CHECKING:
-    from newsletter.dkim_sign import Signer
-    from newsletter.verp import Verp
+    from newsletter.send.dkim import Signer
+    from newsletter.send.verp import Verp
 
 
 class Transport(Protocol):
@@ -492,9 +492,9 @@ async def send_issue(
     transport_factory: Callable[[Settings], Transport] | None = None,
 ) -> SendResult:
     """`newsletter send`: check, then mail every pending recipient and journal each outcome."""
-    from newsletter.dkim_sign import Signer
-    from newsletter.transport import SmtpTransport
-    from newsletter.verp import Verp
+    from newsletter.send.dkim import Signer
+    from newsletter.send.transport import SmtpTransport
+    from newsletter.send.verp import Verp
 
     make_transport = transport_factory or SmtpTransport
     template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
@@ -609,7 +609,7 @@ def _dry_run(
 
 
 def check_test_address(address: str) -> str:
-    from newsletter.subscribers import check_address
+    from newsletter.send.subscribers import check_address
 
     try:
         return check_address(address)

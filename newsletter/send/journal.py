@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from newsletter.digests import DigestSet, digest
 from newsletter.errors import DeliveryError
 from newsletter.layout import Layout
+from newsletter.send.digests import DigestSet, digest
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (

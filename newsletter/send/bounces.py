@@ -3,7 +3,7 @@
     read_messages(path)   an mbox file, a folder of .eml files, or one .eml file
       └─ parse(raw)       RFC 3464 multipart/report (message/delivery-status), else the
                           plain-text shapes (Outlook/Exchange, qmail, old Gmail): [Bounce]
-          └─ classify     `newsletter.classify` on the remote reply (Diagnostic-Code, else Status)
+          └─ classify     `send.classify` on the remote reply (Diagnostic-Code, else Status)
               └─ append   hard bounces to the suppression file, reason "bounce"
 
 Who failed, in order of trust: the VERP return path the notification came back to (when
@@ -28,13 +28,13 @@ from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 
-from newsletter import suppressions
-from newsletter.classify import Verdict, classify, enhanced_code
 from newsletter.errors import NewsletterError
-from newsletter.journal import all_recipients
 from newsletter.layout import Layout
+from newsletter.send import suppressions
+from newsletter.send.classify import Verdict, classify, enhanced_code
+from newsletter.send.journal import all_recipients
+from newsletter.send.verp import Verp
 from newsletter.settings import Settings
-from newsletter.verp import Verp
 
 NOT_A_DSN = "not a delivery status notification"
 NO_RECIPIENT = "no failed recipient found"

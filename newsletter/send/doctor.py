@@ -102,7 +102,7 @@ async def diagnose(
 
 
 async def check_relay(settings: Settings) -> list[Check]:
-    from newsletter.transport import login
+    from newsletter.send.transport import login
 
     s = settings
     where = f"{s.smtp_host}:{s.smtp_port}"
@@ -224,7 +224,7 @@ def check_sender(settings: Settings) -> list[Check]:
 
 
 def check_dkim(layout: Layout, settings: Settings, *, resolve: TxtResolver) -> list[Check]:
-    from newsletter.dkim_sign import Signer
+    from newsletter.send.dkim import Signer
 
     try:
         signer = Signer.from_settings(settings, layout=layout)
@@ -321,7 +321,7 @@ def check_headers(settings: Settings) -> list[Check]:
 
 
 def check_return_path(settings: Settings) -> list[Check]:
-    from newsletter.verp import Verp
+    from newsletter.send.verp import Verp
 
     try:
         verp = Verp.from_settings(settings)

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from newsletter.content import Article, Catalog, line_of, toml_error
+from newsletter.compose.content import Article, Catalog, line_of, toml_error
 from newsletter.errors import IssueError
 from newsletter.layout import Layout
 

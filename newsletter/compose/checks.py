@@ -11,9 +11,9 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from newsletter.issue import Issue
-from newsletter.markup import parse, to_html
-from newsletter.render import RenderedIssue
+from newsletter.compose.issue import Issue
+from newsletter.compose.markup import parse, to_html
+from newsletter.compose.render import RenderedIssue
 
 Severity = Literal["error", "warning"]
 

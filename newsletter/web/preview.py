@@ -35,15 +35,15 @@ from urllib.parse import parse_qs, quote, unquote, urlsplit
 from watchfiles import Change, DefaultFilter, watch
 
 from newsletter import archive
-from newsletter.build import BuildResult, ChecksFailed, build_issue
-from newsletter.checks import GMAIL_CLIP_BYTES, Finding
+from newsletter.compose.build import BuildResult, ChecksFailed, build_issue
+from newsletter.compose.checks import GMAIL_CLIP_BYTES, Finding
+from newsletter.compose.issue import load_spec
 from newsletter.errors import BuildError, IssueError, NewsletterError, SubscriberError
-from newsletter.issue import load_spec
 from newsletter.layout import Layout
-from newsletter.message import SAMPLE_READER, Manifest, MessageTemplate
 from newsletter.placeholders import fill
+from newsletter.send.message import SAMPLE_READER, Manifest, MessageTemplate
+from newsletter.send.subscribers import Subscriber, read_rows
 from newsletter.settings import Settings, load_settings
-from newsletter.subscribers import Subscriber, read_rows
 
 HOST = "127.0.0.1"  # never another interface: the page may show a subscriber's data
 DESKTOP_FRAME_PX = 640  # the 600 px email body and its margins

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter.digests import DigestSet, digest
 from newsletter.errors import SubscriberError
+from newsletter.send.digests import DigestSet, digest
 
 STATUSES = ("subscribed", "unsubscribed", "bounced")
 RESERVED = ("email", "name", "status")

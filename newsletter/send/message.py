@@ -26,8 +26,8 @@ from urllib.parse import quote
 from newsletter.errors import BuildError, ConfigError
 from newsletter.labels import labels_for
 from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
+from newsletter.send.subscribers import Subscriber, unsubscribe_token
 from newsletter.settings import Settings
-from newsletter.subscribers import Subscriber, unsubscribe_token
 
 CRLF = b"\r\n"
 SOFT_BREAK = b"=\r\n"
