@@ -1,62 +1,106 @@
-"""The `newsletter` command: a thin shell over the core. Each command imports its stage late."""
+"""The `newsletter` command: a thin shell over the core. Each command imports its stage late.
+
+`FolderGroup.command` does what every command needs, once: `--root` and `--debug`, the folder's
+`Layout` and `Settings` (warning about unknown setting names), and a `NewsletterError` or
+`OSError` turned into one line on stderr and exit 1 (the traceback only with --debug). A command
+body takes the loaded `Folder` first, prints through newsletter.console and returns its exit code.
+"""
 
 from __future__ import annotations
 
+import functools
+import os
 import sys
 from collections.abc import Callable
-from enum import IntEnum
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from newsletter.console import err, out
+from newsletter.errors import ExitCode as ExitCode  # re-exported: the tests import it here
+
 if TYPE_CHECKING:
-    from newsletter.compose.build import BuildResult
-    from newsletter.compose.checks import Finding
     from newsletter.layout import Layout
-    from newsletter.send.delivery import SendResult
+    from newsletter.send.delivery import SendOptions, SendResult
+    from newsletter.send.progress import SendProgress
     from newsletter.settings import Settings
 
-
-class ExitCode(IntEnum):
-    OK = 0
-    USER_ERROR = 1
-    USAGE_ERROR = 2
-    SOME_RECIPIENTS_FAILED = 3
-
-
 ROOT_HELP = "The newsletter folder (default: the current directory)."
+Body = Callable[..., "int | None"]
 
 
-def common(command: Callable[..., None]) -> Callable[..., None]:
-    """--root and --debug, on every command."""
-    command = click.option("--debug", is_flag=True, help="Show a traceback on errors.")(command)
-    return click.option(
-        "--root",
-        type=click.Path(file_okay=False, path_type=Path),
-        default=Path("."),
-        show_default=False,
-        help=ROOT_HELP,
-    )(command)
+@dataclass(frozen=True)
+class Folder:
+    """The newsletter folder a command runs in (`--root`), with its settings loaded."""
+
+    layout: Layout
+    settings: Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="newsletter", message="newsletter %(version)s")
-def app() -> None:
-    """Turn a folder of Markdown articles into a newsletter issue and mail it.
+class FolderGroup(click.Group):
+    """A click group whose commands run in a newsletter folder (as Flask's AppGroup runs its
+    commands in an app context)."""
 
-    ISSUE is an issue id (2026-11) or the path of its file (issues/2026-11.toml).
-    """
+    def command(  # type: ignore[override]
+        self, *args: Any, **kwargs: Any
+    ) -> Callable[[Body], click.Command]:
+        def decorator(body: Body) -> click.Command:
+            command: click.Command = super(FolderGroup, self).command(*args, **kwargs)(
+                in_folder(body)
+            )
+            return command
+
+        return decorator
 
 
-def err(line: str) -> None:
-    sys.stderr.write(line + "\n")
-    sys.stderr.flush()
+def in_folder(body: Body) -> Callable[..., None]:
+    """`body(folder, **params)` with --root/--debug added and the errors turned into one line."""
+
+    @functools.wraps(body)
+    def run(*, root: Path, debug: bool, **params: Any) -> None:
+        from newsletter.errors import NewsletterError
+
+        try:
+            code = body(load_folder(root), **params)
+        except BrokenPipeError:
+            quiet_broken_pipe()
+        except KeyboardInterrupt:
+            err("interrupted")
+            raise SystemExit(ExitCode.INTERRUPTED) from None
+        except (NewsletterError, OSError) as exc:
+            fail(exc, debug=debug)
+        if code:
+            raise SystemExit(code)
+
+    # click lists the options of the decorators top-down from a list built bottom-up: placed
+    # first, --root and --debug come last in every command's --help, as they always have.
+    params = run.__dict__.setdefault("__click_params__", [])
+    params[:0] = [
+        click.Option(["--debug"], is_flag=True, help="Show a traceback on errors."),
+        click.Option(
+            ["--root"],
+            type=click.Path(file_okay=False, path_type=Path),
+            default=Path("."),
+            show_default=False,
+            help=ROOT_HELP,
+        ),
+    ]
+    return run
 
 
-def out(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+def load_folder(root: Path) -> Folder:
+    from newsletter.errors import ConfigError
+    from newsletter.layout import Layout
+    from newsletter.settings import load_settings, unknown_names
+
+    layout = Layout.at(root)
+    if not layout.root.is_dir():
+        raise ConfigError("no such folder", path=root, hint="pass --root DIR, a newsletter folder")
+    for name in unknown_names(layout):
+        err(f"warning: unknown setting {name} (ignored; see .env.example for the names)")
+    return Folder(layout, load_settings(layout))
 
 
 def fail(exc: BaseException, *, debug: bool) -> NoReturn:
@@ -68,27 +112,40 @@ def fail(exc: BaseException, *, debug: bool) -> NoReturn:
 
         traceback.print_exception(exc)
     if isinstance(exc, NewsletterError):
-        err(
-            f"error: {exc}"
-            if "\n" not in str(exc)
-            else "\n".join(f"error: {line}" for line in str(exc).splitlines())
-        )
+        err("\n".join(f"error: {line}" for line in str(exc).splitlines() or [""]))
     else:
         err(f"error: unexpected {type(exc).__name__}: {exc} (run again with --debug and report it)")
     raise SystemExit(ExitCode.USER_ERROR)
 
 
-def setup(root: Path, debug: bool) -> tuple[Layout, Settings]:
-    from newsletter.layout import Layout
-    from newsletter.settings import load_settings, unknown_names
+def quiet_broken_pipe() -> NoReturn:
+    """The reader went away (`newsletter report X | head -1`): stop without a word.
 
-    layout = Layout.at(root)
-    if not layout.root.is_dir():
-        err(f"error: {root}: no such folder (pass --root DIR, a newsletter folder)")
-        raise SystemExit(ExitCode.USER_ERROR)
-    for name in unknown_names(layout):
-        err(f"warning: unknown setting {name} (ignored; see .env.example for the names)")
-    return layout, load_settings(layout)
+    As Python's documentation on SIGPIPE says: point stdout at devnull so that the flush at
+    exit does not fail a second time, and exit as a process killed by SIGPIPE would (141).
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(ExitCode.BROKEN_PIPE)
+
+
+@click.group(cls=FolderGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="newsletter", message="newsletter %(version)s")
+def app() -> None:
+    """Turn a folder of Markdown articles into a newsletter issue and mail it.
+
+    ISSUE is an issue id (2026-11) or the path of its file (issues/2026-11.toml).
+    """
+
+
+def main() -> None:
+    try:
+        app.main(prog_name="newsletter")
+    except KeyboardInterrupt:  # outside a command's body (which exits 130 itself)
+        err("interrupted")
+        raise SystemExit(ExitCode.INTERRUPTED) from None
+    except BrokenPipeError:
+        quiet_broken_pipe()
 
 
 @app.command("build-issue")
@@ -96,56 +153,20 @@ def setup(root: Path, debug: bool) -> tuple[Layout, Settings]:
 @click.option(
     "--strict", is_flag=True, help="Fail on warnings too (errors always fail; nothing is written)."
 )
-@common
-def build_issue_command(issue: str, strict: bool, root: Path, debug: bool) -> None:
+def build_issue_command(folder: Folder, issue: str, strict: bool) -> None:
     """Build build/<id>/ (email.html, email.txt, email.mjml, email.eml, manifest.json)."""
     from newsletter.compose.build import ChecksFailed, build_issue
-    from newsletter.errors import NewsletterError
+    from newsletter.console import print_build, print_findings
     from newsletter.layout import issue_id_from_arg
 
     try:
-        layout, settings = setup(root, debug)
-        result = build_issue(layout, issue_id_from_arg(issue), settings=settings, strict=strict)
+        result = build_issue(
+            folder.layout, issue_id_from_arg(issue), settings=folder.settings, strict=strict
+        )
     except ChecksFailed as exc:
         print_findings(exc.findings)
-        fail(exc, debug=debug)
-    except (NewsletterError, OSError) as exc:
-        fail(exc, debug=debug)
-    print_build(result, layout)
-
-
-def print_build(result: BuildResult, layout: Layout) -> None:
-    issue = result.issue
-    out(f"Built {layout.rel(result.out_dir)}/ — {issue.subject}")
-    for n, article in enumerate(issue.articles, start=1):
-        out(f"  {n}. {article.title} ({article.category}, {article.author.name})")
-    sizes = result.sizes
-    out(
-        f"  email.html {sizes['email.html'] / 1024:.1f} KB · email.txt "
-        f"{sizes['email.txt'] / 1024:.1f} KB · email.eml {sizes['email.eml'] / 1024:.1f} KB"
-    )
-    print_findings(result.findings)
-
-
-def print_findings(findings: list[Finding]) -> None:
-    if not findings:
-        out("  checks: all passed")
-        return
-    errors = sum(f.severity == "error" for f in findings)
-    counts = [f"{errors} error(s)"] if errors else []
-    if len(findings) > errors:
-        counts.append(f"{len(findings) - errors} warning(s)")
-    out(f"  checks: {', '.join(counts)}")
-    for f in findings:
-        out(f"  {f.severity} [{f.code}] {f.where}: {f.message}")
-
-
-def main() -> None:
-    try:
-        app.main(prog_name="newsletter")
-    except KeyboardInterrupt:
-        err("interrupted")
-        raise SystemExit(130) from None
+        raise
+    print_build(result, folder.layout)
 
 
 @app.command("preview")
@@ -155,31 +176,26 @@ def main() -> None:
 @click.option("--as", "as_email", help="Personalise as this subscriber of the list file.")
 @click.option("--subscribers", type=click.Path(path_type=Path), help="The subscriber list file.")
 @click.option("--list", "list_issues", is_flag=True, help="List the issues and exit.")
-@common
 def preview_command(
+    folder: Folder,
     issue: str | None,
     port: int,
     no_open: bool,
     as_email: str | None,
     subscribers: Path | None,
     list_issues: bool,
-    root: Path,
-    debug: bool,
 ) -> None:
     """Serve a live-reloading preview of an issue on 127.0.0.1 (desktop and mobile width)."""
-    from newsletter.errors import NewsletterError
     from newsletter.layout import issue_id_from_arg
+    from newsletter.web import preview
 
+    layout, settings = folder.layout, folder.settings
+    if list_issues or issue is None:
+        for line in preview.describe_issues(layout):
+            out(line)
+        if issue is None:
+            return
     try:
-        layout, settings = setup(root, debug)
-        from newsletter.web import preview
-
-        if list_issues or issue is None:
-            for line in preview.describe_issues(layout):
-                out(line)
-            if issue is None:
-                return
-        assert issue is not None
         preview.serve(
             layout,
             issue_id_from_arg(issue),
@@ -191,50 +207,30 @@ def preview_command(
             on_ready=lambda url: out(f"Preview at {url} (Ctrl-C to stop)"),
             on_event=out,
         )
-    except (NewsletterError, OSError) as exc:
-        fail(exc, debug=debug)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # the way to stop a preview: not an interruption
         out("Preview stopped.")
 
 
 @app.command("open")
 @click.argument("issue")
-@common
-def open_command(issue: str, root: Path, debug: bool) -> None:
+def open_command(folder: Folder, issue: str) -> None:
     """Open the built email.html in the default browser (no server)."""
-    from newsletter.errors import NewsletterError
     from newsletter.layout import issue_id_from_arg
+    from newsletter.web import preview
 
-    try:
-        layout, _settings = setup(root, debug)
-        from newsletter.web import preview
-
-        path = preview.open_built(layout, issue_id_from_arg(issue))
-    except (NewsletterError, OSError) as exc:
-        fail(exc, debug=debug)
+    path = preview.open_built(folder.layout, issue_id_from_arg(issue))
     out(f"Opened {path}")
 
 
 @app.command("archive")
 @click.option("--all", "include_unsent", is_flag=True, help="Also archive the issues never sent.")
-@common
-def archive_command(include_unsent: bool, root: Path, debug: bool) -> None:
+def archive_command(folder: Folder, include_unsent: bool) -> None:
     """Write the public archive (index, one page per sent issue, Atom feed) into site/."""
     from newsletter.archive import write_archive
-    from newsletter.errors import NewsletterError
+    from newsletter.console import print_archive
 
-    try:
-        layout, settings = setup(root, debug)
-        result = write_archive(layout, settings=settings, include_unsent=include_unsent)
-    except (NewsletterError, OSError) as exc:
-        fail(exc, debug=debug)
-    out(f"Archive {layout.rel(result.site_dir)}/ — {len(result.issues)} issue(s)")
-    for issue in result.issues:
-        sent = f"sent {_iso(issue.sent_at)[:10]}" if issue.sent_at is not None else "not sent"
-        out(f"  {issue.id}  {issue.date.isoformat()}  {issue.subject}  [{sent}]")
-    report = result.report
-    removed = f", {len(report.removed)} removed" if report.removed else ""
-    out(f"  {len(report.written)} written, {len(report.unchanged)} unchanged{removed}")
+    result = write_archive(folder.layout, settings=folder.settings, include_unsent=include_unsent)
+    print_archive(result, folder.layout)
 
 
 @app.command("send")
@@ -254,71 +250,55 @@ def archive_command(include_unsent: bool, root: Path, debug: bool) -> None:
     is_flag=True,
     help="Also retry recipients that failed permanently (hard bounces stay suppressed).",
 )
-@common
-def send_command(
-    issue: str,
-    subscribers: Path | None,
-    dry_run: bool,
-    test_to: str | None,
-    limit: int | None,
-    skip_invalid: bool,
-    allow_rebuilt: bool,
-    retry_failed: bool,
-    root: Path,
-    debug: bool,
-) -> None:
+def send_command(folder: Folder, issue: str, subscribers: Path | None, **flags: Any) -> int:
     """Send build/<id>/ to every subscriber; run it again to resume after any stop."""
+    import asyncio
+
+    from newsletter.layout import issue_id_from_arg
+    from newsletter.send.delivery import SendOptions
+    from newsletter.send.progress import SendProgress
+
+    layout, settings = folder.layout, folder.settings
+    issue_id = issue_id_from_arg(issue)
+    options = SendOptions(subscribers=layout.resolve(subscribers or settings.subscribers), **flags)
+    progress = SendProgress(issue_id, interactive=sys.stdout.isatty())
+    try:
+        result = asyncio.run(_send(folder, issue_id, options, progress))
+    finally:
+        progress.close()  # a second Ctrl-C too: the terminal gets its cursor back
+    return progress.summary(result)
+
+
+async def _send(
+    folder: Folder, issue_id: str, options: SendOptions, progress: SendProgress
+) -> SendResult:
+    """The send, with Ctrl-C asking it to finish the messages in flight (twice: leave now)."""
     import asyncio
     import signal
 
-    from newsletter.errors import NewsletterError
-    from newsletter.layout import issue_id_from_arg
-    from newsletter.send.delivery import SendOptions, send_issue
-    from newsletter.send.progress import SendProgress
+    from newsletter.send.delivery import send_issue
 
-    try:
-        layout, settings = setup(root, debug)
-        issue_id = issue_id_from_arg(issue)
-        options = SendOptions(
-            subscribers=layout.resolve(subscribers or settings.subscribers),
-            dry_run=dry_run,
-            test_to=test_to,
-            limit=limit,
-            skip_invalid=skip_invalid,
-            allow_rebuilt=allow_rebuilt,
-            retry_failed=retry_failed,
-        )
-        progress = SendProgress(issue_id, interactive=sys.stdout.isatty())
+    stop = asyncio.Event()
 
-        async def run() -> SendResult:
-            stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
+    def interrupt() -> None:
+        if stop.is_set():  # a second Ctrl-C: leave now (exit 130); in-flight ones are journaled
+            raise KeyboardInterrupt
+        err("stopping: finishing the messages in flight (Ctrl-C again to quit now)")
+        progress.interrupted = True
+        stop.set()
 
-            def interrupt() -> None:
-                if stop.is_set():  # a second Ctrl-C: leave now; in-flight ones are journaled
-                    raise KeyboardInterrupt
-                err("stopping: finishing the messages in flight (Ctrl-C again to quit now)")
-                progress.interrupted = True
-                stop.set()
-
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, interrupt)
-            return await send_issue(
-                layout,
-                issue_id,
-                settings=settings,
-                options=options,
-                stop=stop,
-                on_start=progress.start,
-                on_progress=progress.update,
-            )
-
-        result = asyncio.run(run())
-    except (NewsletterError, OSError) as exc:
-        fail(exc, debug=debug)
-    progress.close()
-    code = progress.summary(result)
-    raise SystemExit(code)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, interrupt)
+    return await send_issue(
+        folder.layout,
+        issue_id,
+        settings=folder.settings,
+        options=options,
+        stop=stop,
+        on_start=progress.start,
+        on_progress=progress.update,
+    )
 
 
 @app.command("report")
@@ -329,149 +309,57 @@ def send_command(
     type=click.Path(path_type=Path),
     help="Write every recipient's outcome to this CSV file.",
 )
-@common
-def report_command(issue: str, csv_path: Path | None, root: Path, debug: bool) -> None:
+def report_command(folder: Folder, issue: str, csv_path: Path | None) -> None:
     """Counts of a send, and the failed recipients with the relay's replies."""
-    from newsletter.errors import NewsletterError
+    from newsletter.console import print_report
     from newsletter.layout import issue_id_from_arg
-    from newsletter.send.classify import enhanced_code
-    from newsletter.send.journal import Journal
+    from newsletter.send.report import read_report, write_csv
 
-    try:
-        layout, _settings = setup(root, debug)
-        issue_id = issue_id_from_arg(issue)
-        if not layout.journal_path.exists():
-            out(f"{issue_id}: never sent")
-            return
-        journal = Journal.open(layout, issue_id)
-        try:
-            counts = journal.counts()
-            total = sum(counts.values())
-            if not total:
-                out(f"{issue_id}: never sent")
-                return
-            out(
-                f"{issue_id}: {total} recipient(s) — "
-                + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
-            )
-            problems = list(journal.rows(["failed", "deferred", "sending"]))
-            if problems:
-                by_code: dict[str, int] = {}
-                by_domain: dict[str, int] = {}
-                for row in problems:
-                    code = f"{row.code or '-'} {enhanced_code(row.reply) or ''}".strip()
-                    by_code[code] = by_code.get(code, 0) + 1
-                    domain = row.email.rpartition("@")[2].lower()
-                    by_domain[domain] = by_domain.get(domain, 0) + 1
-                out("  by code:   " + _tally(by_code))
-                out("  by domain: " + _tally(by_domain))
-            for row in problems:
-                out(f"  {row.status:<8} {row.email}  {row.reply or '(no reply)'}")
-            if csv_path is not None:
-                import csv
-
-                with open(csv_path, "w", encoding="utf-8", newline="") as f:
-                    w = csv.writer(f)
-                    w.writerow(
-                        ["email", "status", "attempts", "code", "reply", "message_id", "updated"]
-                    )
-                    for row in journal.rows():
-                        w.writerow(
-                            [
-                                row.email,
-                                row.status,
-                                row.attempts,
-                                row.code or "",
-                                row.reply,
-                                row.message_id,
-                                _iso(row.updated),
-                            ]
-                        )
-                out(f"wrote {csv_path}")
-        finally:
-            journal.close()
-    except (NewsletterError, OSError) as exc:
-        fail(exc, debug=debug)
-
-
-def _tally(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} ×{n}" for k, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])))
-
-
-def _iso(ts: float) -> str:
-    import datetime as dt
-
-    return dt.datetime.fromtimestamp(ts, tz=dt.UTC).isoformat(timespec="seconds")
+    issue_id = issue_id_from_arg(issue)
+    report = read_report(folder.layout, issue_id)
+    if report is None:
+        out(f"{issue_id}: never sent")
+        return
+    print_report(report)
+    if csv_path is not None:
+        write_csv(folder.layout, issue_id, csv_path)
+        out(f"wrote {csv_path}")
 
 
 @app.command("unsubscribe")
 @click.argument("who", metavar="EMAIL_OR_TOKEN")
 @click.option("--subscribers", type=click.Path(path_type=Path), help="The list file.")
-@common
-def unsubscribe_command(who: str, subscribers: Path | None, root: Path, debug: bool) -> None:
+def unsubscribe_command(folder: Folder, who: str, subscribers: Path | None) -> None:
     """Mark a subscriber `unsubscribed` in the list file (rewritten atomically)."""
-    from newsletter.errors import NewsletterError
     from newsletter.send.subscribers import mark_unsubscribed
 
-    try:
-        layout, settings = setup(root, debug)
-        path = layout.resolve(subscribers or settings.subscribers)
-        sub = mark_unsubscribed(
-            path, who, rel=layout.rel(path), secret=settings.secret_key.get_secret_value()
-        )
-    except (NewsletterError, OSError) as exc:
-        fail(exc, debug=debug)
+    layout, settings = folder.layout, folder.settings
+    path = layout.resolve(subscribers or settings.subscribers)
+    secret = settings.secret_key.get_secret_value()
+    sub = mark_unsubscribed(path, who, rel=layout.rel(path), secret=secret)
     out(f"{sub.email} is now unsubscribed in {layout.rel(path)}")
 
 
 @app.command("bounces")
 @click.argument("source", metavar="FILE", type=click.Path(path_type=Path))
-@common
-def bounces_command(source: Path, root: Path, debug: bool) -> None:
+def bounces_command(folder: Folder, source: Path) -> None:
     """Read bounce notifications (an mbox or a folder of .eml); suppress the hard bounces."""
-    from newsletter.errors import NewsletterError
+    from newsletter.console import print_bounces
     from newsletter.send.bounces import process_bounces
 
-    try:
-        layout, settings = setup(root, debug)
-        report = process_bounces(layout.resolve(source), layout=layout, settings=settings)
-    except (NewsletterError, OSError) as exc:
-        fail(exc, debug=debug)
-    for b in report.bounces:
-        if b.skipped:
-            out(f"{b.source}: skipped: {b.note}")
-            continue
-        if b.note:
-            state = f"not suppressed: {b.note}"
-        elif b.hard:
-            state = "suppressed" if b.added else "already suppressed"
-        else:
-            state = "not suppressed"
-        out(f"{b.source}: {b.address} {b.verdict or 'unknown'} {b.code} ({state})")
-    out(
-        f"{report.messages} message(s): {len(report.hard)} hard bounce(s), {report.added} "
-        f"added to {report.suppression_file}; {len(report.others)} other(s) not suppressed; "
-        f"{len(report.skipped)} skipped"
-    )
+    layout = folder.layout
+    report = process_bounces(layout.resolve(source), layout=layout, settings=folder.settings)
+    print_bounces(report)
 
 
 @app.command("doctor")
-@common
-def doctor_command(root: Path, debug: bool) -> None:
+def doctor_command(folder: Folder) -> int:
     """Check the relay, login, DKIM key and headers without sending anything."""
     import asyncio
 
-    from newsletter.errors import NewsletterError
+    from newsletter.console import print_checks
     from newsletter.send.doctor import diagnose
 
-    try:
-        layout, settings = setup(root, debug)
-        checks = asyncio.run(diagnose(layout, settings))
-    except (NewsletterError, OSError) as exc:
-        fail(exc, debug=debug)
-    for c in checks:
-        out(f"{c.level:<7} {c.name}: {c.message}")
-    errors = sum(c.level == "error" for c in checks)
-    warnings = sum(c.level == "warning" for c in checks)
-    out(f"{len(checks) - errors - warnings} ok, {warnings} warning(s), {errors} error(s)")
-    raise SystemExit(ExitCode.USER_ERROR if errors else ExitCode.OK)
+    checks = asyncio.run(diagnose(folder.layout, folder.settings))
+    print_checks(checks)
+    return ExitCode.USER_ERROR if any(c.severity == "error" for c in checks) else ExitCode.OK

@@ -12,13 +12,25 @@ Every error names where the problem is and, when we know it, what to do::
      └── DeliveryError         the relay, the journal, a send already running
     ErrorGroup                 several of the above, reported together (one line each)
 
-Only the CLI prints them; the core raises and never exits.
+Only the CLI prints them; the core raises and never exits. `ExitCode` is what the process
+returns, listed in docs/.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from enum import IntEnum
 from pathlib import Path
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    USER_ERROR = 1
+    USAGE_ERROR = 2  # click's own code for a bad command line
+    SOME_RECIPIENTS_FAILED = 3
+    INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a process killed by Ctrl-C
+    # 128 + SIGPIPE: what `yes | head -1` reports, so `set -o pipefail` sees the same thing
+    BROKEN_PIPE = 141
 
 
 class NewsletterError(Exception):

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import html as html_lib
 import re
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from dataclasses import dataclass
 
 from newsletter.compose.issue import Issue
 from newsletter.compose.markup import parse, to_html
 from newsletter.compose.render import RenderedIssue
-
-Severity = Literal["error", "warning"]
+from newsletter.findings import Finding as Finding  # re-exported: build and preview import it here
 
 #: Gmail's clip ("[Message clipped] View entire message"), roughly: its own figure is 102 KB.
 GMAIL_CLIP_BYTES = 102 * 1024
@@ -45,23 +43,12 @@ _TRACKING_WORDS = frozenset(
 )
 
 
-@dataclass(frozen=True)
-class Finding:
-    code: str
-    message: str
-    where: str
-    severity: Severity = "warning"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
 def error(code: str, message: str, where: str) -> Finding:
-    return Finding(code, message, where, "error")
+    return Finding(code, "error", message, where)
 
 
 def warning(code: str, message: str, where: str) -> Finding:
-    return Finding(code, message, where, "warning")
+    return Finding(code, "warning", message, where)
 
 
 def check(

@@ -10,24 +10,23 @@
     unsubscribe a one-click https URL with a secret key (RFC 8058)
     return-path VERP: a secret key, a domain aligned with From's (SPF alignment)
 
-Each check is data (`Check`); the CLI prints them and exits 1 if any is an error. The DNS
-resolver is a parameter: dnspython by default, a function in the tests.
+Each check is data (a `Finding`, the shape of the build's checks too); the CLI prints them
+and exits 1 if any is an error. The DNS resolver is a parameter: dnspython by default, a
+function in the tests.
 """
 
 from __future__ import annotations
 
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Literal
 
 import aiosmtplib
 
 from newsletter.errors import NewsletterError
+from newsletter.findings import Finding
 from newsletter.layout import Layout
 from newsletter.settings import Settings
 
-Level = Literal["ok", "warning", "error"]
 TxtResolver = Callable[[str], list[str] | None]
 
 #: Domains that publish DMARC p=reject: a newsletter sent "From" them is refused everywhere.
@@ -49,13 +48,6 @@ FREEMAIL = {
     "laposte.net",
 }
 LOCAL_HOSTS = {"127.0.0.1", "::1", "localhost"}
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    level: Level
-    message: str
 
 
 def related_domains(a: str, b: str) -> bool:
@@ -88,7 +80,7 @@ def resolve_txt(name: str, *, timeout: float = 5.0) -> list[str] | None:
 
 async def diagnose(
     layout: Layout, settings: Settings, *, resolve: TxtResolver | None = None
-) -> list[Check]:
+) -> list[Finding]:
     """Every check, in order; never raises for what it checks."""
     checks = await check_relay(settings)
     checks += check_sender(settings)
@@ -101,7 +93,7 @@ async def diagnose(
 # -- the relay ---------------------------------------------------------------------------------
 
 
-async def check_relay(settings: Settings) -> list[Check]:
+async def check_relay(settings: Settings) -> list[Finding]:
     from newsletter.send.transport import login
 
     s = settings
@@ -113,26 +105,26 @@ async def check_relay(settings: Settings) -> list[Check]:
         start_tls=False,  # done below, to tell "not offered" from "failed"
         timeout=s.smtp_timeout,
     )
-    checks: list[Check] = []
+    checks: list[Finding] = []
     try:
         await smtp.connect()
         await smtp.ehlo()
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         smtp.close()
         hint = " (check NEWSLETTER_SMTP_HOST, NEWSLETTER_SMTP_PORT and NEWSLETTER_SMTP_TLS)"
-        return [Check("relay", "error", f"{where} does not answer: {_reason(exc)}{hint}")]
+        return [Finding("relay", "error", f"{where} does not answer: {_reason(exc)}{hint}")]
     try:
-        checks.append(Check("relay", "ok", f"{where} answers EHLO ({_offers(smtp)})"))
+        checks.append(Finding("relay", "ok", f"{where} answers EHLO ({_offers(smtp)})"))
         checks.append(await _check_tls(smtp, settings))
-        if checks[-1].level == "error":
+        if checks[-1].severity == "error":
             if s.smtp_username:
                 why = "not tried without TLS (the password would cross in clear)"
-                checks.append(Check("login", "warning", why))
+                checks.append(Finding("login", "warning", why))
             return checks
         if s.smtp_username:
             if not smtp.supports_extension("auth"):
                 checks.append(
-                    Check(
+                    Finding(
                         "login",
                         "error",
                         f"the relay offers no AUTH, yet NEWSLETTER_SMTP_USERNAME is set "
@@ -143,12 +135,12 @@ async def check_relay(settings: Settings) -> list[Check]:
                 try:
                     await login(smtp, settings)
                     checks.append(
-                        Check("login", "ok", f"the relay accepts user '{s.smtp_username}'")
+                        Finding("login", "ok", f"the relay accepts user '{s.smtp_username}'")
                     )
                 except NewsletterError as exc:
-                    checks.append(Check("login", "error", f"{exc.message}: {exc.hint}"))
+                    checks.append(Finding("login", "error", f"{exc.message}: {exc.hint}"))
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                    checks.append(Check("login", "error", f"login failed: {_reason(exc)}"))
+                    checks.append(Finding("login", "error", f"login failed: {_reason(exc)}"))
         return checks
     finally:
         try:
@@ -157,21 +149,21 @@ async def check_relay(settings: Settings) -> list[Check]:
             smtp.close()
 
 
-async def _check_tls(smtp: aiosmtplib.SMTP, settings: Settings) -> Check:
+async def _check_tls(smtp: aiosmtplib.SMTP, settings: Settings) -> Finding:
     mode = settings.smtp_tls
     if mode == "tls":
-        return Check("tls", "ok", f"implicit TLS ({_tls_version(smtp)})")
+        return Finding("tls", "ok", f"implicit TLS ({_tls_version(smtp)})")
     if mode == "none":
         if settings.smtp_host in LOCAL_HOSTS:
-            return Check("tls", "ok", "none (a relay on this machine)")
-        return Check(
+            return Finding("tls", "ok", "none (a relay on this machine)")
+        return Finding(
             "tls",
             "warning",
             "none: the login and the messages cross the network in clear "
             "(set NEWSLETTER_SMTP_TLS=starttls or tls)",
         )
     if not smtp.supports_extension("starttls"):
-        return Check(
+        return Finding(
             "tls",
             "error",
             "the relay does not offer STARTTLS (use port 587 with starttls, port 465 with "
@@ -181,8 +173,8 @@ async def _check_tls(smtp: aiosmtplib.SMTP, settings: Settings) -> Check:
         await smtp.starttls()
         await smtp.ehlo()
     except (aiosmtplib.SMTPException, ssl.SSLError, OSError, TimeoutError) as exc:
-        return Check("tls", "error", f"STARTTLS failed: {_reason(exc)}")
-    return Check("tls", "ok", f"STARTTLS ({_tls_version(smtp)})")
+        return Finding("tls", "error", f"STARTTLS failed: {_reason(exc)}")
+    return Finding("tls", "ok", f"STARTTLS ({_tls_version(smtp)})")
 
 
 def _offers(smtp: aiosmtplib.SMTP) -> str:
@@ -209,30 +201,30 @@ def _reason(exc: BaseException) -> str:
 # -- the sender, DKIM, headers --------------------------------------------------------------
 
 
-def check_sender(settings: Settings) -> list[Check]:
+def check_sender(settings: Settings) -> list[Finding]:
     domain = settings.sender_domain.lower()
     if domain in FREEMAIL:
         return [
-            Check(
+            Finding(
                 "from",
                 "error",
                 f"{settings.sender_address}: {domain} refuses mail sent in its name from "
                 "elsewhere (DMARC p=reject); use an address at your own domain",
             )
         ]
-    return [Check("from", "ok", settings.sender_address)]
+    return [Finding("from", "ok", settings.sender_address)]
 
 
-def check_dkim(layout: Layout, settings: Settings, *, resolve: TxtResolver) -> list[Check]:
+def check_dkim(layout: Layout, settings: Settings, *, resolve: TxtResolver) -> list[Finding]:
     from newsletter.send.dkim import Signer
 
     try:
         signer = Signer.from_settings(settings, layout=layout)
     except NewsletterError as exc:
-        return [Check("dkim", "error", str(exc))]
+        return [Finding("dkim", "error", str(exc))]
     if signer is None:
         return [
-            Check(
+            Finding(
                 "dkim",
                 "warning",
                 "off: messages are not signed, and Gmail and Yahoo ask bulk senders for DKIM "
@@ -240,7 +232,7 @@ def check_dkim(layout: Layout, settings: Settings, *, resolve: TxtResolver) -> l
             )
         ]
     checks = [
-        Check(
+        Finding(
             "dkim",
             "ok",
             f"{signer.key.describe()} key, d={signer.domain}, s={signer.selector}",
@@ -248,7 +240,7 @@ def check_dkim(layout: Layout, settings: Settings, *, resolve: TxtResolver) -> l
     ]
     if not related_domains(signer.domain, settings.sender_domain):
         checks.append(
-            Check(
+            Finding(
                 "dkim",
                 "warning",
                 f"d={signer.domain} is not aligned with the From domain "
@@ -258,19 +250,19 @@ def check_dkim(layout: Layout, settings: Settings, *, resolve: TxtResolver) -> l
     try:
         level, message = signer.check_dns(resolve)
     except Exception as exc:  # no network, no resolver, a timeout: say so, do not fail
-        checks.append(Check("dkim-dns", "warning", f"could not check: {_reason(exc)}"))
+        checks.append(Finding("dkim-dns", "warning", f"could not check: {_reason(exc)}"))
     else:
-        checks.append(Check("dkim-dns", level, message))
+        checks.append(Finding("dkim-dns", level, message))
     return checks
 
 
-def check_headers(settings: Settings) -> list[Check]:
-    checks: list[Check] = []
+def check_headers(settings: Settings) -> list[Finding]:
+    checks: list[Finding] = []
     list_id = settings.effective_list_id
     domain = settings.sender_domain
     if any(c in list_id for c in "<> @\t"):
         checks.append(
-            Check(
+            Finding(
                 "list-id",
                 "error",
                 f"NEWSLETTER_LIST_ID '{list_id}' must be the id alone, e.g. newsletter.{domain}",
@@ -278,20 +270,20 @@ def check_headers(settings: Settings) -> list[Check]:
         )
     elif not related_domains(list_id, domain):
         checks.append(
-            Check(
+            Finding(
                 "list-id",
                 "warning",
                 f"{list_id} is not under the From domain {domain} (e.g. newsletter.{domain})",
             )
         )
     else:
-        checks.append(Check("list-id", "ok", list_id))
+        checks.append(Finding("list-id", "ok", list_id))
 
     url = settings.unsubscribe_url
     secret = settings.secret_key.get_secret_value()
     if not url:
         checks.append(
-            Check(
+            Finding(
                 "unsubscribe",
                 "warning",
                 "mailto only: Gmail and Yahoo ask bulk senders for one-click unsubscribe "
@@ -300,7 +292,7 @@ def check_headers(settings: Settings) -> list[Check]:
         )
     elif not url.startswith("https://"):
         checks.append(
-            Check(
+            Finding(
                 "unsubscribe",
                 "error",
                 f"{url}: one-click unsubscribe needs an https URL (RFC 8058)",
@@ -308,7 +300,7 @@ def check_headers(settings: Settings) -> list[Check]:
         )
     elif not secret:
         checks.append(
-            Check(
+            Finding(
                 "unsubscribe",
                 "error",
                 "NEWSLETTER_UNSUBSCRIBE_URL is set but NEWSLETTER_SECRET_KEY is empty "
@@ -316,20 +308,20 @@ def check_headers(settings: Settings) -> list[Check]:
             )
         )
     else:
-        checks.append(Check("unsubscribe", "ok", f"one-click {url} with signed tokens"))
+        checks.append(Finding("unsubscribe", "ok", f"one-click {url} with signed tokens"))
     return checks
 
 
-def check_return_path(settings: Settings) -> list[Check]:
+def check_return_path(settings: Settings) -> list[Finding]:
     from newsletter.send.verp import Verp
 
     try:
         verp = Verp.from_settings(settings)
     except NewsletterError as exc:
-        return [Check("return-path", "error", str(exc))]
+        return [Finding("return-path", "error", str(exc))]
     if verp is None:
         return [
-            Check(
+            Finding(
                 "return-path",
                 "ok",
                 f"{settings.sender_address} (set NEWSLETTER_BOUNCE_DOMAIN to know for sure "
@@ -339,11 +331,11 @@ def check_return_path(settings: Settings) -> list[Check]:
     example = f"bounce+<token>@{verp.domain}"
     if not related_domains(verp.domain, settings.sender_domain):
         return [
-            Check(
+            Finding(
                 "return-path",
                 "warning",
                 f"{example}: {verp.domain} is not under the From domain "
                 f"{settings.sender_domain}, so SPF does not align for DMARC",
             )
         ]
-    return [Check("return-path", "ok", f"{example} (VERP)")]
+    return [Finding("return-path", "ok", f"{example} (VERP)")]
