@@ -6,6 +6,8 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
+from newsletter.errors import ExitCode
+
 if TYPE_CHECKING:
     from newsletter.send.delivery import DeliveryReport, SendResult
 
@@ -70,14 +72,14 @@ class SendProgress:
             self._bar.stop()
             self._bar = None
 
-    def summary(self, result: SendResult) -> int:
+    def summary(self, result: SendResult) -> ExitCode:
         """Print the summary; return the exit code."""
         r = result.report
         if result.test_to:
             ok = r.sent == 1
             why = r.failures[0][1].reply if r.failures else "?"
             _out(f"Test message to {result.test_to}: {'sent' if ok else 'not sent: ' + why}")
-            return 0 if ok else 3
+            return ExitCode.OK if ok else ExitCode.SOME_RECIPIENTS_FAILED
         if result.dry_run:
             size = result.totals.get("bytes", 0)
             _out(
@@ -86,7 +88,7 @@ class SendProgress:
                 "nothing was sent"
             )
             self._list_counts(result)
-            return 0
+            return ExitCode.OK
         if r.done == 0 and not r.stopped and not self.interrupted:
             t = result.totals
             _out(
@@ -94,7 +96,11 @@ class SendProgress:
                 f"already have an outcome ({t.get('sent', 0)} sent, {t.get('failed', 0)} "
                 f"failed). See `newsletter report {self.issue_id}`."
             )
-            return 0 if t.get("failed", 0) == 0 and result.remaining == 0 else 3
+            return (
+                ExitCode.OK
+                if t.get("failed", 0) == 0 and result.remaining == 0
+                else ExitCode.SOME_RECIPIENTS_FAILED
+            )
         _out(
             f"Sent {self.issue_id}: {r.sent} sent, {r.failed} failed, {r.deferred} deferred, "
             f"{result.already_done} skipped (already done), in {r.duration:.1f} s "
@@ -118,25 +124,25 @@ class SendProgress:
                 "SPF/DKIM/DMARC or the relay's policy), not the recipients'; nobody was "
                 f"suppressed (fix it, then run `newsletter send {self.issue_id}` to resume)\n"
             )
-            return 1
+            return ExitCode.USER_ERROR
         if r.stopped:
             sys.stderr.write(
                 f"error: the send stopped: {r.stopped} (check the relay and the "
                 f"NEWSLETTER_SMTP_* settings, then run `newsletter send {self.issue_id}` "
                 "to resume)\n"
             )
-            return 1
+            return ExitCode.USER_ERROR
         if self.interrupted:
             _out(
                 f"Interrupted: {result.remaining} recipient(s) left. Resume with "
                 f"`newsletter send {self.issue_id}`."
             )
-            return 130
+            return ExitCode.INTERRUPTED
         if r.failed or r.deferred or result.remaining:
             if r.deferred:
                 _out(f"Deferred recipients are retried by `newsletter send {self.issue_id}`.")
-            return 3
-        return 0
+            return ExitCode.SOME_RECIPIENTS_FAILED
+        return ExitCode.OK
 
     def _list_counts(self, result: SendResult) -> None:
         extras = [
