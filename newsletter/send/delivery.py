@@ -47,6 +47,16 @@ class Transport(Protocol):
     async def close(self) -> None: ...
 
 
+class Letter(Protocol):
+    """What the engine needs of a message: its envelope sender, bytes and id per recipient."""
+
+    def sender(self, sub: Subscriber) -> str: ...
+
+    def data(self, sub: Subscriber) -> bytes: ...
+
+    def message_id(self, sub: Subscriber) -> str: ...
+
+
 @dataclass(frozen=True)
 class Outgoing:
     """What leaves for one recipient: the envelope sender, and the bytes, signed if DKIM is on."""
@@ -64,6 +74,9 @@ class Outgoing:
         data = self.template.personalize(sub)
         # Signed here and only here, right after personalising: nothing touches the bytes after.
         return self.signer.sign(data) if self.signer is not None else data
+
+    def message_id(self, sub: Subscriber) -> str:
+        return self.template.message_id(sub)
 
 
 @dataclass
@@ -183,7 +196,7 @@ class _Delivery:
         queue: Queue,
         *,
         committer: GroupCommitter,
-        outgoing: Outgoing,
+        outgoing: Letter,
         policy: Policy,
         limiter: RateLimiter,
         clock: Clock,
@@ -242,7 +255,7 @@ class _Delivery:
         sub = job.subscriber
         await self.limiter.acquire()
         data = self.outgoing.data(sub)
-        message_id = self.outgoing.template.message_id(sub)
+        message_id = self.outgoing.message_id(sub)
         attempts = job.attempts + 1
         mark = Write(sub.email, Status.SENDING, attempts, message_id=message_id)
         await self.committer.write(*([lane.pending] if lane.pending else []), mark)
@@ -284,7 +297,7 @@ class _Delivery:
 
 
 async def deliver(
-    outgoing: Outgoing,
+    outgoing: Letter,
     recipients: Iterator[Subscriber],
     *,
     journal: Journal,

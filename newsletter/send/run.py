@@ -24,8 +24,14 @@ from newsletter.errors import (
 )
 from newsletter.layout import Layout
 from newsletter.send import suppressions
-from newsletter.send.delivery import DeliveryReport, Outgoing, ProgressHook, deliver
-from newsletter.send.digests import digest
+from newsletter.send.delivery import (
+    DeliveryReport,
+    HardBounceHook,
+    Outgoing,
+    ProgressHook,
+    deliver,
+)
+from newsletter.send.digests import DigestSet, digest
 from newsletter.send.engine import Policy
 from newsletter.send.journal import Journal, Status
 from newsletter.send.message import SAMPLE_READER, Manifest, MessageTemplate, missing_fields
@@ -263,32 +269,11 @@ async def send_list(
         suppression_path = layout.resolve(settings.suppressions)
         suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
         rel = layout.rel(options.subscribers)
-
-        def pending() -> Iterator[Subscriber]:
-            for sub in unique_mailable(options.subscribers, rel=rel):
-                d = digest(sub.email)
-                if d in done:
-                    result.already_done += 1
-                elif d in suppressed:
-                    result.suppressed += 1
-                else:
-                    yield sub
-
-        async def suppress(sub: Subscriber, outcome: Outcome) -> None:
-            entry = suppressions.Suppression(
-                sub.email,
-                "hard-bounce",
-                str(outcome.code or ""),
-                result.issue_id,
-                suppressions.today(),
-            )
-            await asyncio.to_thread(suppressions.append, suppression_path, [entry])
-
         if on_start is not None:
             on_start(result)
         result.report = await deliver(
             outgoing,
-            pending(),
+            _pending(options.subscribers, rel, done, suppressed, result),
             journal=journal,
             transports=[SmtpTransport(settings) for _ in range(settings.smtp_concurrency)],
             rate=settings.rate_per_second,
@@ -300,7 +285,7 @@ async def send_list(
             stop=stop,
             on_progress=on_progress,
             limit=options.limit,
-            on_hard_bounce=suppress,
+            on_hard_bounce=_suppressor(suppression_path, result.issue_id),
         )
         result.totals = journal.counts()
         final = result.totals[Status.SENT] + result.totals[Status.FAILED]
@@ -308,6 +293,32 @@ async def send_list(
         return result
     finally:
         journal.close()
+
+
+def _pending(
+    path: Path, rel: str, done: DigestSet, suppressed: DigestSet, result: SendResult
+) -> Iterator[Subscriber]:
+    """The list's mailable rows without the final and the suppressed ones (counted as met)."""
+    for sub in unique_mailable(path, rel=rel):
+        d = digest(sub.email)
+        if d in done:
+            result.already_done += 1
+        elif d in suppressed:
+            result.suppressed += 1
+        else:
+            yield sub
+
+
+def _suppressor(path: Path, issue_id: str) -> HardBounceHook:
+    """Appends a hard-bounced address to the suppression file (off the event loop)."""
+
+    async def suppress(sub: Subscriber, outcome: Outcome) -> None:
+        entry = suppressions.Suppression(
+            sub.email, "hard-bounce", str(outcome.code or ""), issue_id, suppressions.today()
+        )
+        await asyncio.to_thread(suppressions.append, path, [entry])
+
+    return suppress
 
 
 def check_test_address(address: str) -> str:
