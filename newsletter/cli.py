@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from newsletter.compose.build import BuildResult
     from newsletter.compose.checks import Finding
     from newsletter.layout import Layout
-    from newsletter.send.delivery import SendResult
+    from newsletter.send.run import SendResult
     from newsletter.settings import Settings
 
 
@@ -273,8 +273,8 @@ def send_command(
 
     from newsletter.errors import NewsletterError
     from newsletter.layout import issue_id_from_arg
-    from newsletter.send.delivery import SendOptions, send_issue
     from newsletter.send.progress import SendProgress
+    from newsletter.send.run import SendOptions, send_issue
 
     try:
         layout, settings = setup(root, debug)
@@ -335,7 +335,7 @@ def report_command(issue: str, csv_path: Path | None, root: Path, debug: bool) -
     from newsletter.errors import NewsletterError
     from newsletter.layout import issue_id_from_arg
     from newsletter.send.classify import enhanced_code
-    from newsletter.send.journal import Journal
+    from newsletter.send.journal import Journal, Status
 
     try:
         layout, _settings = setup(root, debug)
@@ -354,7 +354,7 @@ def report_command(issue: str, csv_path: Path | None, root: Path, debug: bool) -
                 f"{issue_id}: {total} recipient(s) — "
                 + ", ".join(f"{n} {status}" for status, n in counts.items() if n)
             )
-            problems = list(journal.rows(["failed", "deferred", "sending"]))
+            problems = list(journal.rows([Status.FAILED, Status.DEFERRED, Status.SENDING]))
             if problems:
                 by_code: dict[str, int] = {}
                 by_domain: dict[str, int] = {}
