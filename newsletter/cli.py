@@ -23,8 +23,8 @@ from newsletter.errors import ExitCode as ExitCode  # re-exported: the tests imp
 
 if TYPE_CHECKING:
     from newsletter.layout import Layout
-    from newsletter.send.delivery import SendOptions, SendResult
     from newsletter.send.progress import SendProgress
+    from newsletter.send.run import SendOptions, SendResult
     from newsletter.settings import Settings
 
 ROOT_HELP = "The newsletter folder (default: the current directory)."
@@ -255,8 +255,8 @@ def send_command(folder: Folder, issue: str, subscribers: Path | None, **flags: 
     import asyncio
 
     from newsletter.layout import issue_id_from_arg
-    from newsletter.send.delivery import SendOptions
     from newsletter.send.progress import SendProgress
+    from newsletter.send.run import SendOptions
 
     layout, settings = folder.layout, folder.settings
     issue_id = issue_id_from_arg(issue)
@@ -276,7 +276,7 @@ async def _send(
     import asyncio
     import signal
 
-    from newsletter.send.delivery import send_issue
+    from newsletter.send.run import send_issue
 
     stop = asyncio.Event()
 

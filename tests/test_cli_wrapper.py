@@ -17,7 +17,7 @@ from smtpserver import Faults, TestServer
 from newsletter.cli import ExitCode as CliExitCode
 from newsletter.errors import ExitCode
 from newsletter.layout import Layout
-from newsletter.send.journal import Journal, Write
+from newsletter.send.journal import Journal, Status, Write
 from newsletter.send.report import read_report
 
 #: `newsletter X --help` before the wrapper (captured from the nine hand-written commands):
@@ -108,7 +108,9 @@ def test_a_root_that_is_not_a_folder(tmp_path: Path, run_cli: RunCli) -> None:
     missing = tmp_path / "nowhere"
     result = run_cli("archive", root=missing)
     assert result.exit_code == ExitCode.USER_ERROR
-    assert result.stderr == f"error: {missing}: no such folder (pass --root DIR, a newsletter folder)\n"
+    assert result.stderr == (
+        f"error: {missing}: no such folder (pass --root DIR, a newsletter folder)\n"
+    )
 
 
 def test_an_os_error_is_one_line_too(built: Path, run_cli: RunCli) -> None:
@@ -149,10 +151,10 @@ def _journal_with_failures(root: Path, n: int) -> None:
     journal = Journal.open(Layout.at(root), "2026-11")
     try:
         journal.commit(
-            Write(f"reader{i:05d}@example.fr", "failed", 1, 550, "550 5.1.1 no such user")
+            Write(f"reader{i:05d}@example.fr", Status.FAILED, 1, 550, "550 5.1.1 no such user")
             for i in range(n)
         )
-        journal.commit([Write("slow@example.com", "deferred", 2, 421, "421 4.7.0 try later")])
+        journal.commit([Write("slow@example.com", Status.DEFERRED, 2, 421, "421 4.7.0 try later")])
     finally:
         journal.close()
 
@@ -160,7 +162,8 @@ def _journal_with_failures(root: Path, n: int) -> None:
 def test_report_piped_into_head_exits_quietly(built: Path) -> None:
     """More than a pipe's buffer (64 KB) of lines, so the write after head leaves must fail."""
     _journal_with_failures(built, 3000)
-    script = f"set -o pipefail; {sys.executable} -m newsletter report 2026-11 --root {built} | head -1"
+    report = f"{sys.executable} -m newsletter report 2026-11 --root {built}"
+    script = f"set -o pipefail; {report} | head -1"
     result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
     assert result.stdout == "2026-11: 3001 recipient(s) — 1 deferred, 3000 failed\n"
     assert result.stderr == ""  # no "unexpected BrokenPipeError", no "Exception ignored"
@@ -185,7 +188,8 @@ def test_the_report_groups_the_problems(built: Path) -> None:
     assert report.counts == {"sending": 0, "sent": 0, "deferred": 1, "failed": 3}
     assert report.by_code == [("550 5.1.1", 3), ("421 4.7.0", 1)]
     assert report.by_domain == [("example.fr", 3), ("example.com", 1)]
-    assert [r.email for r in report.problems][:2] == ["reader00000@example.fr", "reader00001@example.fr"]
+    first = ["reader00000@example.fr", "reader00001@example.fr"]
+    assert [r.email for r in report.problems][:2] == first
     assert read_report(Layout.at(built), "2026-12") is None  # never sent
 
 

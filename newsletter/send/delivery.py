@@ -3,41 +3,36 @@
 Each worker owns one SMTP connection (`transport`). For every recipient it commits `sending`
 to the journal, sends, and commits the outcome before its next message leaves; the outcome
 of one message and the `sending` mark of the next go in the same commit, and the commits of
-all workers are grouped, so durability costs little. Temporary failures are retried with
-exponential backoff and jitter on a fresh connection; a run of failures stops the send.
+all workers are grouped, so durability costs little. What a reply means (retry, count,
+suppress, stop) is `engine.decide`; who is next is `engine.Queue`; how fast, `RateLimiter`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import heapq
-import html
 import random
-import re
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from newsletter.errors import (
-    BuildError,
-    ConfigError,
-    DeliveryError,
-    ErrorGroup,
-    NewsletterError,
-    SubscriberError,
+from newsletter.errors import DeliveryError
+from newsletter.send.classify import classify
+from newsletter.send.engine import (
+    SYSTEM_CLOCK,
+    Clock,
+    Decision,
+    Job,
+    Policy,
+    Queue,
+    RateLimiter,
+    RunState,
+    decide,
 )
-from newsletter.layout import Layout
-from newsletter.send import suppressions
-from newsletter.send.classify import Verdict, classify
-from newsletter.send.digests import digest
-from newsletter.send.journal import Journal, Write
-from newsletter.send.message import SAMPLE_READER, Manifest, MessageTemplate, missing_fields
-from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
+from newsletter.send.journal import Journal, Status, Write
+from newsletter.send.message import MessageTemplate
+from newsletter.send.subscribers import Subscriber
 from newsletter.send.transport import Outcome
-from newsletter.settings import Settings
 
 if TYPE_CHECKING:
     from newsletter.send.dkim import Signer
@@ -50,6 +45,16 @@ class Transport(Protocol):
     ) -> Outcome: ...
 
     async def close(self) -> None: ...
+
+
+class Letter(Protocol):
+    """What the engine needs of a message: its envelope sender, bytes and id per recipient."""
+
+    def sender(self, sub: Subscriber) -> str: ...
+
+    def data(self, sub: Subscriber) -> bytes: ...
+
+    def message_id(self, sub: Subscriber) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,9 @@ class Outgoing:
         # Signed here and only here, right after personalising: nothing touches the bytes after.
         return self.signer.sign(data) if self.signer is not None else data
 
+    def message_id(self, sub: Subscriber) -> str:
+        return self.template.message_id(sub)
+
 
 @dataclass
 class DeliveryReport:
@@ -77,6 +85,7 @@ class DeliveryReport:
     failed: int = 0
     deferred: int = 0
     retries: int = 0
+    clock: Clock = field(default=SYSTEM_CLOCK, repr=False)
     started: float = field(default_factory=time.monotonic)
     finished: float | None = None
     stopped: str | None = None  # why the send stopped early, if it did
@@ -92,61 +101,21 @@ class DeliveryReport:
 
     @property
     def duration(self) -> float:
-        return (self.finished or time.monotonic()) - self.started
+        return (self.finished or self.clock.now()) - self.started
 
     @property
     def rate(self) -> float:
         return self.done / self.duration if self.duration > 0 else 0.0
 
-
-class RateLimiter:
-    """A token bucket shared by all connections, adapting to the relay.
-
-    `ceiling` (0: none) is the most ever asked for. A throttling reply halves the rate (at
-    most once a second, since several connections hear the same refusal); each second without
-    one raises it by a tenth, back up to the ceiling, as Postfix adjusts its concurrency.
-    """
-
-    MIN_RATE = 0.2
-
-    def __init__(self, ceiling: float) -> None:
-        self.ceiling = ceiling
-        self.rate = ceiling  # 0: unlimited until the first throttling reply
-        self.lowest = ceiling
-        self.throttles = 0
-        self.next_slot = time.monotonic()
-        self._last_change = float("-inf")  # the first throttling reply always counts
-        self._lock = asyncio.Lock()
-
-    async def acquire(self) -> None:
-        self._recover()
-        if not self.rate:
+    def count(self, email: str, status: Status, outcome: Outcome) -> None:
+        if status is Status.SENT:
+            self.sent += 1
             return
-        async with self._lock:
-            now = time.monotonic()
-            slot = max(now, self.next_slot)
-            self.next_slot = slot + 1.0 / self.rate
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-    def throttled(self, observed_rate: float) -> None:
-        now = time.monotonic()
-        self.throttles += 1
-        if self.rate and now - self._last_change < 1.0:
-            return
-        base = self.rate or max(observed_rate, 2 * self.MIN_RATE)
-        self.rate = max(base / 2, self.MIN_RATE)
-        self.lowest = min(self.lowest or self.rate, self.rate)
-        self._last_change = now
-
-    def _recover(self) -> None:
-        if not self.rate or not self.throttles:
-            return
-        now = time.monotonic()
-        if now - self._last_change >= 1.0:
-            raised = self.rate * 1.1
-            self.rate = min(raised, self.ceiling) if self.ceiling else raised
-            self._last_change = now
+        if status is Status.FAILED:
+            self.failed += 1
+        else:
+            self.deferred += 1
+        self.failures.append((email, outcome))
 
 
 class GroupCommitter:
@@ -203,417 +172,170 @@ class GroupCommitter:
             await self._task
 
 
-@dataclass(order=True)
-class _Retry:
-    due: float
-    seq: int
-    subscriber: Subscriber = field(compare=False)
-    attempts: int = field(compare=False)
-
-
 ProgressHook = Callable[[DeliveryReport], None]
+HardBounceHook = Callable[[Subscriber, Outcome], Awaitable[None]]
+
+
+async def _ignore(sub: Subscriber, outcome: Outcome) -> None:
+    return None
+
+
+@dataclass
+class _Lane:
+    """One worker's connection, and the outcome it has yet to commit."""
+
+    transport: Transport
+    pending: Write | None = None
+
+
+class _Delivery:
+    """One send: the shared state the workers change (instead of closures and `nonlocal`)."""
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        committer: GroupCommitter,
+        outgoing: Letter,
+        policy: Policy,
+        limiter: RateLimiter,
+        clock: Clock,
+        stop: asyncio.Event,
+        on_progress: ProgressHook | None,
+        on_hard_bounce: HardBounceHook,
+    ) -> None:
+        self.queue = queue
+        self.committer = committer
+        self.outgoing = outgoing
+        self.policy = policy
+        self.limiter = limiter
+        self.clock = clock
+        self.stop = stop
+        self.on_progress = on_progress
+        self.on_hard_bounce = on_hard_bounce
+        self.report = DeliveryReport(clock=clock, started=clock.now(), limiter=limiter)
+        self.failures_in_row = 0
+        self.fatal: list[BaseException] = []
+
+    async def deliver_all(self, lane: _Lane) -> None:
+        """One worker: jobs from the queue until it is empty or the send stops."""
+        try:
+            while not self.stop.is_set():
+                job = self.queue.next()
+                if job is None:
+                    break
+                if isinstance(job, float):
+                    await self._flush(lane)
+                    await self.clock.sleep(min(job, 0.5), wake=self.stop)
+                    continue
+                self.queue.in_flight += 1
+                try:
+                    await self.deliver_one(lane, job)
+                finally:
+                    self.queue.in_flight -= 1
+        except Exception as exc:
+            # The others finish their message in flight and commit it; the error is raised
+            # once they have (a bare exception would leave them waiting on the journal).
+            self.fatal.append(exc)
+            self.stop.set()
+        finally:
+            try:
+                await self._flush(lane)
+            except DeliveryError as exc:
+                self.fatal.append(exc)
+            await lane.transport.close()
+
+    async def _flush(self, lane: _Lane) -> None:
+        if lane.pending is not None:
+            await self.committer.write(lane.pending)
+            lane.pending = None
+
+    async def deliver_one(self, lane: _Lane, job: Job) -> None:
+        """`sending` committed (with the previous outcome), the message sent, its outcome kept."""
+        sub = job.subscriber
+        await self.limiter.acquire()
+        data = self.outgoing.data(sub)
+        message_id = self.outgoing.message_id(sub)
+        attempts = job.attempts + 1
+        mark = Write(sub.email, Status.SENDING, attempts, message_id=message_id)
+        await self.committer.write(*([lane.pending] if lane.pending else []), mark)
+        lane.pending = None
+        sender = self.outgoing.sender(sub)
+        outcome = await lane.transport.send(sender, sub.email, data, wire_ready=True)
+        self.limiter.completed()
+        decision = await self._settle(Job(sub, attempts), outcome)
+        lane.pending = Write(
+            sub.email, decision.write, attempts, outcome.code, outcome.reply, message_id
+        )
+        if self.on_progress is not None:
+            self.on_progress(self.report)
+
+    async def _settle(self, job: Job, outcome: Outcome) -> Decision:
+        """Apply `decide()` to the run: limiter, suppressions, retries, counts, the stop."""
+        report = self.report
+        run = RunState(self.stop.is_set(), report.sender_problem, self.failures_in_row)
+        verdict = classify(outcome.code, outcome.detail)
+        decision = decide(outcome, verdict, job.attempts, self.policy, run)
+        self.failures_in_row = decision.failures_in_row
+        if decision.throttle:
+            self.limiter.throttled()
+        if decision.suppress:
+            await self.on_hard_bounce(job.subscriber, outcome)
+            report.suppressed += 1
+        if decision.retry_in is not None:
+            # Not final: the row stays `deferred` until the retry goes out.
+            self.queue.retry(job, decision.retry_in)
+            report.retries += 1
+        if decision.tally is not None:
+            report.count(job.subscriber.email, decision.tally, outcome)
+        if decision.stop is not None:
+            if not report.stopped:
+                report.stopped = decision.stop
+                report.sender_problem = decision.sender_problem
+            self.stop.set()
+        return decision
 
 
 async def deliver(
-    template: MessageTemplate,
+    outgoing: Letter,
     recipients: Iterator[Subscriber],
     *,
     journal: Journal,
     transports: list[Transport],
     rate: float,
-    max_attempts: int,
-    retry_delay: float,
-    max_consecutive_failures: int,
+    policy: Policy,
     stop: asyncio.Event | None = None,
     on_progress: ProgressHook | None = None,
     limit: int | None = None,
-    on_hard_bounce: Callable[[Subscriber, Outcome], Awaitable[None]] | None = None,
-    outgoing: Outgoing | None = None,
+    on_hard_bounce: HardBounceHook | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    rng: random.Random | None = None,
 ) -> DeliveryReport:
-    """Send `template` to every recipient, one worker per transport. See the module docstring."""
+    """Send to every recipient, one worker per transport. See the module docstring.
 
-    async def ignore(sub: Subscriber, outcome: Outcome) -> None:
-        return None
-
-    on_hard_bounce = on_hard_bounce or ignore
-    report = DeliveryReport()
-    stop = stop or asyncio.Event()
-    limiter = RateLimiter(rate)
-    report.limiter = limiter
+    Raises DeliveryError if the journal cannot be written (after every worker has stopped
+    and committed what it could), or any other error a worker met.
+    """
     committer = GroupCommitter(journal)
+    delivery = _Delivery(
+        Queue(recipients, clock=clock, limit=limit, rng=rng),
+        committer=committer,
+        outgoing=outgoing,
+        policy=policy,
+        limiter=RateLimiter(rate, clock=clock),
+        clock=clock,
+        stop=stop or asyncio.Event(),
+        on_progress=on_progress,
+        on_hard_bounce=on_hard_bounce or _ignore,
+    )
     committer.start()
-    retries: list[_Retry] = []
-    seq = 0
-    consecutive_failures = 0
-    source = iter(recipients)
-    exhausted = False
-    taken = 0
-    in_progress = 0
-    outgoing = outgoing or Outgoing(template)
-    fatal: list[BaseException] = []
-
-    def next_job() -> tuple[Subscriber, int] | float | None:
-        """A job to do now, or how long to wait for one, or None when all is done."""
-        nonlocal exhausted, taken
-        now = time.monotonic()
-        if retries and retries[0].due <= now:
-            r = heapq.heappop(retries)
-            return r.subscriber, r.attempts
-        if not exhausted and (limit is None or taken < limit):
-            sub = next(source, None)
-            if sub is not None:
-                taken += 1
-                return sub, 0
-            exhausted = True
-        if retries:
-            return max(retries[0].due - now, 0.0)
-        if in_progress:
-            return 0.05  # a job in flight may still schedule a retry
-        return None
-
-    async def worker(transport: Transport) -> None:
-        nonlocal seq, consecutive_failures, in_progress
-        pending_outcome: Write | None = None
-        try:
-            while not stop.is_set():
-                job = next_job()
-                if job is None:
-                    break
-                if isinstance(job, float):
-                    if pending_outcome is not None:
-                        await committer.write(pending_outcome)
-                        pending_outcome = None
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), timeout=min(job, 0.5))
-                    continue
-                sub, attempts = job
-                in_progress += 1
-                try:
-                    await limiter.acquire()
-                    data = outgoing.data(sub)
-                    message_id = template.message_id(sub)
-                    attempts += 1
-                    mark = Write(sub.email, "sending", attempts, message_id=message_id)
-                    if pending_outcome is not None:
-                        await committer.write(pending_outcome, mark)
-                        pending_outcome = None
-                    else:
-                        await committer.write(mark)
-                    outcome = await transport.send(
-                        outgoing.sender(sub), sub.email, data, wire_ready=True
-                    )
-                    verdict = classify(outcome.code, outcome.detail)
-                    if verdict is Verdict.SENDER_PROBLEM:
-                        # Not the recipient's fault: nobody is suppressed, the row stays
-                        # pending, and the whole run stops.
-                        outcome = Outcome("deferred", outcome.code, outcome.detail)
-                        if not report.stopped:
-                            report.sender_problem = True
-                            report.stopped = f"the relay refused the sender: {outcome.reply}"
-                        stop.set()
-                    elif verdict is Verdict.THROTTLED:
-                        limiter.throttled(report.rate)
-                    elif verdict is Verdict.HARD_BOUNCE:
-                        await on_hard_bounce(sub, outcome)
-                        report.suppressed += 1
-                    if (
-                        outcome.status == "deferred"
-                        and attempts < max_attempts
-                        and not stop.is_set()
-                    ):
-                        # Not final: the row stays `deferred` until the retry goes out.
-                        delay = retry_delay * (2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
-                        seq += 1
-                        heapq.heappush(
-                            retries, _Retry(time.monotonic() + delay, seq, sub, attempts)
-                        )
-                        report.retries += 1
-                    elif not report.sender_problem or outcome.status != "deferred":
-                        _count(report, sub, outcome)
-                    pending_outcome = Write(
-                        sub.email, outcome.status, attempts, outcome.code, outcome.reply, message_id
-                    )
-                    if outcome.status == "deferred" and verdict is not Verdict.SENDER_PROBLEM:
-                        consecutive_failures += 1
-                        if consecutive_failures >= max_consecutive_failures and not report.stopped:
-                            report.stopped = (
-                                f"{consecutive_failures} failures in a row, the last: "
-                                f"{outcome.reply}"
-                            )
-                            stop.set()
-                    else:
-                        consecutive_failures = 0
-                    if on_progress is not None:
-                        on_progress(report)
-                finally:
-                    in_progress -= 1
-        except Exception as exc:
-            # The others finish their message in flight and commit it; the error is raised
-            # once they have (a bare exception would leave them waiting on the journal).
-            fatal.append(exc)
-            stop.set()
-        finally:
-            if pending_outcome is not None:
-                try:
-                    await committer.write(pending_outcome)
-                except DeliveryError as exc:
-                    fatal.append(exc)
-            await transport.close()
-
     try:
-        await asyncio.gather(*(worker(t) for t in transports))
+        await asyncio.gather(*(delivery.deliver_all(_Lane(t)) for t in transports))
     finally:
         await committer.close()
-        report.finished = time.monotonic()
+        delivery.report.finished = clock.now()
     # Retries still waiting when the send stopped stay `deferred` in the journal.
-    report.deferred += len(retries)
-    if fatal:
-        raise fatal[0]
-    return report
-
-
-def _count(report: DeliveryReport, sub: Subscriber, outcome: Outcome) -> None:
-    if outcome.status == "sent":
-        report.sent += 1
-    elif outcome.status == "failed":
-        report.failed += 1
-        report.failures.append((sub.email, outcome))
-    else:
-        report.deferred += 1
-        report.failures.append((sub.email, outcome))
-
-
-# -- the send command's core --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SendOptions:
-    subscribers: Path
-    dry_run: bool = False
-    test_to: str | None = None
-    limit: int | None = None
-    skip_invalid: bool = False
-    allow_rebuilt: bool = False
-    retry_failed: bool = False
-
-
-@dataclass
-class SendResult:
-    issue_id: str
-    report: DeliveryReport
-    mailable: int = 0
-    already_done: int = 0
-    resent_in_flight: list[str] = field(default_factory=list)
-    skipped_invalid: int = 0
-    suppressed: int = 0
-    not_subscribed: int = 0
-    duplicates: int = 0
-    dry_run: bool = False
-    test_to: str | None = None
-    remaining: int = 0
-    totals: dict[str, int] = field(default_factory=dict)
-
-
-def prepare(
-    layout: Layout, issue_id: str, *, settings: Settings, options: SendOptions
-) -> tuple[MessageTemplate, ListSummary, str]:
-    """Everything checked before the first message: the build, the list, the fields."""
-    build_dir = layout.build_dir(issue_id)
-    manifest = Manifest.read(build_dir)
-    prefix = "[TEST] " if options.test_to else ""
-    template = MessageTemplate.from_build(build_dir, settings=settings, subject_prefix=prefix)
-    if not (options.dry_run or options.test_to):
-        require_postal_address(build_dir, settings=settings)
-    rel = layout.rel(options.subscribers)
-    summary = summarize(options.subscribers, rel=rel)
-    if summary.invalid and not options.skip_invalid:
-        shown = summary.invalid[:20]
-        errors: list[NewsletterError] = [
-            SubscriberError(row.message, path=rel, line=row.line) for row in shown
-        ]
-        more = len(summary.invalid) - len(shown)
-        errors.append(
-            SubscriberError(
-                f"{len(summary.invalid)} invalid row(s)"
-                f"{f' ({more} more not shown)' if more else ''}; "
-                "nothing was sent",
-                path=rel,
-                hint="fix them, or pass --skip-invalid to send to the valid rows only",
-            )
-        )
-        raise ErrorGroup(errors)
-    missing = missing_fields(template, summary.columns)
-    if missing:
-        raise SubscriberError(
-            f"the email uses {', '.join('{{ ' + m + ' }}' for m in missing)} but the list has "
-            f"no such column",
-            path=rel,
-            line=1,
-            hint="add the column to the list file, or remove it from the templates and rebuild",
-        )
-    return template, summary, manifest.content_hash
-
-
-def require_postal_address(build_dir: Path, *, settings: Settings) -> None:
-    """CAN-SPAM (US) and the LCEN (France): a mailing shows the sender's postal address.
-
-    `build-issue` only warns (the sample must build on a fresh clone); sending refuses,
-    and also refuses a build made before the address was set.
-    """
-    address = " ".join(settings.postal_address.split())
-    if not address:
-        raise ConfigError(
-            "no postal address: set NEWSLETTER_POSTAL_ADDRESS and rebuild; nothing was sent",
-            path=".env",
-            hint="CAN-SPAM and the French LCEN want one in every email; "
-            "--dry-run and --test-to work without it",
-        )
-    for name in ("email.html", "email.txt"):
-        body = (build_dir / name).read_text(encoding="utf-8")
-        if name == "email.html":
-            body = html.unescape(re.sub(r"<[^>]+>", " ", body))
-        if address not in " ".join(body.split()):
-            raise BuildError(
-                f"{name} does not show NEWSLETTER_POSTAL_ADDRESS; nothing was sent",
-                path=f"build/{build_dir.name}",
-                hint=f"rebuild with `newsletter build-issue {build_dir.name}`",
-            )
-
-
-async def send_issue(
-    layout: Layout,
-    issue_id: str,
-    *,
-    settings: Settings,
-    options: SendOptions,
-    stop: asyncio.Event | None = None,
-    on_start: Callable[[SendResult], None] | None = None,
-    on_progress: ProgressHook | None = None,
-    transport_factory: Callable[[Settings], Transport] | None = None,
-) -> SendResult:
-    """`newsletter send`: check, then mail every pending recipient and journal each outcome."""
-    from newsletter.send.dkim import Signer
-    from newsletter.send.transport import SmtpTransport
-    from newsletter.send.verp import Verp
-
-    make_transport = transport_factory or SmtpTransport
-    template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
-    # A bad key or bounce setting stops the send here, before anything leaves.
-    outgoing = Outgoing(
-        template,
-        signer=Signer.from_settings(settings, layout=layout),
-        verp=Verp.from_settings(settings),
-    )
-    rel = layout.rel(options.subscribers)
-    result = SendResult(
-        issue_id=issue_id,
-        report=DeliveryReport(),
-        mailable=summary.mailable,
-        skipped_invalid=len(summary.invalid),
-        not_subscribed=summary.not_subscribed,
-        duplicates=summary.duplicates,
-        dry_run=options.dry_run,
-        test_to=options.test_to,
-    )
-    if options.test_to:
-        first = next(unique_mailable(options.subscribers, rel=rel), SAMPLE_READER)
-        address = check_test_address(options.test_to)
-        transport = make_transport(settings)
-        reader = Subscriber(email=address, name=first.name, fields=first.fields)
-        data = outgoing.data(reader)
-        try:
-            outcome = await transport.send(
-                outgoing.sender(reader), address, data, wire_ready=True
-            )
-        finally:
-            await transport.close()
-        _count(result.report, Subscriber(email=address), outcome)
-        result.report.finished = time.monotonic()
-        return result
-    if options.dry_run:
-        return _dry_run(outgoing, options, rel, result, on_progress)
-
-    journal = Journal.open(layout, issue_id)
-    try:
-        journal.lock()
-        journal.bind(content_hash, allow_rebuilt=options.allow_rebuilt)
-        done = journal.final_digests(include_failed=not options.retry_failed)
-        result.resent_in_flight = journal.in_flight()
-        suppression_path = layout.resolve(settings.suppressions)
-        suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
-
-        def pending() -> Iterator[Subscriber]:
-            for sub in unique_mailable(options.subscribers, rel=rel):
-                d = digest(sub.email)
-                if d in done:
-                    result.already_done += 1
-                elif d in suppressed:
-                    result.suppressed += 1
-                else:
-                    yield sub
-
-        async def suppress(sub: Subscriber, outcome: Outcome) -> None:
-            entry = suppressions.Suppression(
-                sub.email, "hard-bounce", str(outcome.code or ""), issue_id, suppressions.today()
-            )
-            await asyncio.to_thread(suppressions.append, suppression_path, [entry])
-
-        if on_start is not None:
-            on_start(result)
-        transports = [make_transport(settings) for _ in range(settings.smtp_concurrency)]
-        result.report = await deliver(
-            template,
-            pending(),
-            journal=journal,
-            transports=transports,
-            rate=settings.rate_per_second,
-            max_attempts=settings.max_attempts,
-            retry_delay=settings.retry_delay,
-            max_consecutive_failures=settings.max_consecutive_failures,
-            stop=stop,
-            on_progress=on_progress,
-            limit=options.limit,
-            on_hard_bounce=suppress,
-            outgoing=outgoing,
-        )
-        result.totals = journal.counts()
-        result.remaining = max(
-            result.mailable - result.suppressed - result.totals["sent"] - result.totals["failed"],
-            0,
-        )
-        return result
-    finally:
-        journal.close()
-
-
-def _dry_run(
-    outgoing: Outgoing,
-    options: SendOptions,
-    rel: str,
-    result: SendResult,
-    on_progress: ProgressHook | None,
-) -> SendResult:
-    """Everything but the SMTP conversation: each message is built, then dropped."""
-    report = result.report
-    size = 0
-    for n, sub in enumerate(unique_mailable(options.subscribers, rel=rel)):
-        if options.limit is not None and n >= options.limit:
-            break
-        size += len(outgoing.data(sub))
-        report.sent += 1
-        if on_progress is not None and report.sent % 1000 == 0:
-            on_progress(report)
-    report.finished = time.monotonic()
-    result.totals = {"bytes": size}
-    return result
-
-
-def check_test_address(address: str) -> str:
-    from newsletter.send.subscribers import check_address
-
-    try:
-        return check_address(address)
-    except ValueError as exc:
-        raise SubscriberError(
-            f"--test-to: invalid address '{address}': {exc}", hint="give one valid address"
-        ) from None
+    delivery.report.deferred += delivery.queue.waiting
+    if delivery.fatal:
+        raise delivery.fatal[0]
+    return delivery.report

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,12 +22,22 @@ from newsletter.errors import DeliveryError
 from newsletter.layout import Layout
 from newsletter.send.digests import DigestSet, digest
 
+
+class Status(StrEnum):
+    """A recipient's delivery state: the journal's `status` column, and the report's counts."""
+
+    SENDING = "sending"  # committed before the message leaves; still there: it was in flight
+    SENT = "sent"
+    DEFERRED = "deferred"  # a temporary failure: tried again by the next run
+    FAILED = "failed"  # permanent for this recipient: never tried again (but --retry-failed)
+
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     issue TEXT NOT NULL,
     email_key TEXT NOT NULL,
     email TEXT NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('sending', 'sent', 'deferred', 'failed')),
+    status TEXT NOT NULL CHECK (status IN ({statuses})),
     attempts INTEGER NOT NULL DEFAULT 0,
     code INTEGER,
     reply TEXT NOT NULL DEFAULT '',
@@ -40,15 +51,13 @@ CREATE TABLE IF NOT EXISTS runs (
     first_started REAL NOT NULL,
     last_started REAL NOT NULL
 );
-"""
-
-FINAL = ("sent", "failed")
+""".format(statuses=", ".join(f"'{s}'" for s in Status))
 
 
 @dataclass(frozen=True)
 class Row:
     email: str
-    status: str
+    status: Status
     attempts: int
     code: int | None
     reply: str
@@ -61,7 +70,7 @@ class Write:
     """One row change; several are committed together (group commit)."""
 
     email: str
-    status: str
+    status: Status
     attempts: int
     code: int | None = None
     reply: str = ""
@@ -140,7 +149,7 @@ class Journal:
         )
 
     def counts(self) -> dict[str, int]:
-        out = {"sending": 0, "sent": 0, "deferred": 0, "failed": 0}
+        out = {str(s): 0 for s in Status}
         for status, n in self.db.execute(
             "SELECT status, COUNT(*) FROM deliveries WHERE issue = ? GROUP BY status",
             (self.issue_id,),
@@ -153,11 +162,12 @@ class Journal:
 
         `include_failed=False` (send --retry-failed) lets permanent failures be tried again.
         """
-        statuses = "('sent', 'failed')" if include_failed else "('sent')"
+        final = [Status.SENT, Status.FAILED] if include_failed else [Status.SENT]
         done = DigestSet()
         for (email,) in self.db.execute(
-            f"SELECT email_key FROM deliveries WHERE issue = ? AND status IN {statuses}",
-            (self.issue_id,),
+            f"SELECT email_key FROM deliveries WHERE issue = ? AND status IN "
+            f"({', '.join('?' * len(final))})",
+            (self.issue_id, *final),
         ):
             done.add(digest(email))
         return done
@@ -167,12 +177,12 @@ class Journal:
         return [
             email
             for (email,) in self.db.execute(
-                "SELECT email FROM deliveries WHERE issue = ? AND status = 'sending'",
-                (self.issue_id,),
+                "SELECT email FROM deliveries WHERE issue = ? AND status = ?",
+                (self.issue_id, Status.SENDING),
             )
         ]
 
-    def rows(self, statuses: Iterable[str] | None = None) -> Iterator[Row]:
+    def rows(self, statuses: Iterable[Status] | None = None) -> Iterator[Row]:
         sql = (
             "SELECT email, status, attempts, code, reply, message_id, updated FROM deliveries "
             "WHERE issue = ?"
@@ -182,15 +192,8 @@ class Journal:
             wanted = list(statuses)
             sql += f" AND status IN ({', '.join('?' * len(wanted))})"
             params += wanted
-        for r in self.db.execute(sql + " ORDER BY email_key", params):
-            yield Row(*r)
-
-    def attempts(self, email: str) -> int:
-        row = self.db.execute(
-            "SELECT attempts FROM deliveries WHERE issue = ? AND email_key = ?",
-            (self.issue_id, email.lower()),
-        ).fetchone()
-        return int(row[0]) if row else 0
+        for email, status, *rest in self.db.execute(sql + " ORDER BY email_key", params):
+            yield Row(email, Status(status), *rest)
 
     # -- writing --------------------------------------------------------------------------------
 
@@ -256,7 +259,8 @@ def first_sent(path: Path) -> dict[str, float]:
     try:
         db.execute("PRAGMA busy_timeout=5000")
         rows = db.execute(
-            "SELECT issue, MIN(updated) FROM deliveries WHERE status = 'sent' GROUP BY issue"
+            "SELECT issue, MIN(updated) FROM deliveries WHERE status = ? GROUP BY issue",
+            (Status.SENT,),
         ).fetchall()
     except sqlite3.OperationalError as exc:
         if "no such table" in str(exc):  # a journal file without the table: nothing was sent

@@ -7,9 +7,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from newsletter.errors import ExitCode
+from newsletter.send.journal import Status
 
 if TYPE_CHECKING:
-    from newsletter.send.delivery import DeliveryReport, SendResult
+    from newsletter.send.delivery import DeliveryReport
+    from newsletter.send.run import SendResult
 
 
 def _out(line: str) -> None:
@@ -72,7 +74,7 @@ class SendProgress:
             self._bar.stop()
             self._bar = None
 
-    def summary(self, result: SendResult) -> ExitCode:
+    def summary(self, result: SendResult) -> int:
         """Print the summary; return the exit code."""
         r = result.report
         if result.test_to:
@@ -93,14 +95,20 @@ class SendProgress:
             t = result.totals
             _out(
                 f"Nothing to send: all {result.mailable} recipient(s) of {self.issue_id} "
-                f"already have an outcome ({t.get('sent', 0)} sent, {t.get('failed', 0)} "
-                f"failed). See `newsletter report {self.issue_id}`."
+                f"already have an outcome ({t.get(Status.SENT, 0)} sent, "
+                f"{t.get(Status.FAILED, 0)} failed). See `newsletter report {self.issue_id}`."
             )
             return (
                 ExitCode.OK
-                if t.get("failed", 0) == 0 and result.remaining == 0
+                if t.get(Status.FAILED, 0) == 0 and result.remaining == 0
                 else ExitCode.SOME_RECIPIENTS_FAILED
             )
+        self._print_send(result)
+        return self._exit_code(result)
+
+    def _print_send(self, result: SendResult) -> None:
+        """What a real send did: counts, throttling, suppressions, the first failures."""
+        r = result.report
         _out(
             f"Sent {self.issue_id}: {r.sent} sent, {r.failed} failed, {r.deferred} deferred, "
             f"{result.already_done} skipped (already done), in {r.duration:.1f} s "
@@ -108,9 +116,11 @@ class SendProgress:
         )
         self._list_counts(result)
         if r.limiter is not None and r.limiter.throttles:
+            # rate 0: back to unlimited, the relay stopped refusing
+            settled = f"{r.limiter.rate:.1f}/s" if r.limiter.rate else "no limit"
             _out(
                 f"  the relay throttled {r.limiter.throttles} time(s); the rate settled at "
-                f"{r.limiter.rate:.1f}/s (lowest {r.limiter.lowest:.1f}/s)"
+                f"{settled} (lowest {r.limiter.lowest:.1f}/s)"
             )
         if r.suppressed:
             _out(f"  {r.suppressed} hard bounce(s) added to the suppression file")
@@ -118,6 +128,10 @@ class SendProgress:
             _out(f"  {outcome.status}: {email}: {outcome.reply}")
         if len(r.failures) > 20:
             _out(f"  … {len(r.failures) - 20} more: `newsletter report {self.issue_id}`")
+
+    def _exit_code(self, result: SendResult) -> int:
+        """Why a real send stopped, on stderr, and the exit code that says it."""
+        r = result.report
         if r.sender_problem:
             sys.stderr.write(
                 f"error: the send stopped: {r.stopped} — a sender problem (authentication, "

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from newsletter.layout import Layout
 from newsletter.send.classify import enhanced_code
-from newsletter.send.journal import Journal, Row
+from newsletter.send.journal import Journal, Row, Status
 
 #: The rows a report lists one by one: no final success, or no outcome yet (killed in flight).
-PROBLEM_STATUSES = ("failed", "deferred", "sending")
+PROBLEM_STATUSES = (Status.FAILED, Status.DEFERRED, Status.SENDING)
 CSV_HEADER = ("email", "status", "attempts", "code", "reply", "message_id", "updated")
 
 

@@ -28,13 +28,15 @@ from aiosmtplib import (
 )
 
 from newsletter.errors import DeliveryError
+from newsletter.send.journal import Status
 from newsletter.settings import Settings
 
-Status = Literal["sent", "deferred", "failed"]
+#: The private parts of aiosmtplib's SMTPProtocol that `_data` uses (see there).
+PROTOCOL_INTERNALS = ("_command_lock", "_response_pending")
 
 
 class Outcome(NamedTuple):
-    status: Status
+    status: Literal[Status.SENT, Status.DEFERRED, Status.FAILED]
     code: int | None
     detail: str
 
@@ -47,10 +49,10 @@ def outcome_for(code: int, message: str) -> Outcome:
     """4xx: try again later; 5xx: permanent for this recipient."""
     text = " ".join(message.split())[:500]
     if 200 <= code < 300:
-        return Outcome("sent", code, text)
+        return Outcome(Status.SENT, code, text)
     if 400 <= code < 500:
-        return Outcome("deferred", code, text)
-    return Outcome("failed", code, text)
+        return Outcome(Status.DEFERRED, code, text)
+    return Outcome(Status.FAILED, code, text)
 
 
 class SmtpTransport:
@@ -130,7 +132,7 @@ class SmtpTransport:
             else:
                 await self._reset()
             out = outcome_for(exc.code, exc.message)
-            return out if exc.code >= 400 else Outcome("deferred", exc.code, out.detail)
+            return out if exc.code >= 400 else Outcome(Status.DEFERRED, exc.code, out.detail)
         except ssl.SSLError as exc:
             await self.close()
             raise DeliveryError(
@@ -142,7 +144,7 @@ class SmtpTransport:
         except (SMTPException, OSError, TimeoutError) as exc:
             await self.close()
             where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
-            return Outcome("deferred", None, _describe(exc, where))
+            return Outcome(Status.DEFERRED, None, _describe(exc, where))
 
     async def _reset(self) -> None:
         if self._smtp is None:
@@ -204,6 +206,8 @@ async def _data(smtp: aiosmtplib.SMTP, payload: bytes, *, timeout: float) -> SMT
     version is pinned in pyproject.toml and every SMTP test goes through here.
     """
     protocol = smtp.protocol
+    if protocol is not None:
+        check_protocol(protocol)
     if protocol is None or protocol._command_lock is None:
         raise SMTPServerDisconnected("Server not connected")
     try:
@@ -222,6 +226,20 @@ async def _data(smtp: aiosmtplib.SMTP, payload: bytes, *, timeout: float) -> SMT
     except (SMTPServerDisconnected, SMTPTimeoutError):
         smtp.close()
         raise
+
+
+def check_protocol(protocol: object) -> None:
+    """Refuse to send with an aiosmtplib whose protocol lacks what `_data` relies on.
+
+    Without this, another aiosmtplib would fail with an AttributeError in the middle of a send.
+    """
+    missing = [name for name in PROTOCOL_INTERNALS if not hasattr(protocol, name)]
+    if missing:
+        raise DeliveryError(
+            f"this aiosmtplib ({aiosmtplib.__version__}) has no SMTPProtocol."
+            f"{', '.join(missing)}, which the send's DATA step uses",
+            hint="install the aiosmtplib version pinned in pyproject.toml",
+        )
 
 
 def _describe(exc: BaseException, where: str) -> str:

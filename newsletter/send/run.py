@@ -1,0 +1,332 @@
+"""`newsletter send`: check everything, then one of three modes.
+
+send_issue(...)      the entry point the CLI calls; checks, then picks the mode:
+  send_test(...)     --test-to: one message, to one address, no journal
+  dry_run(...)       --dry-run: every message built, then dropped
+  send_list(...)     the real send: journaled, resumable, suppressions honoured
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from newsletter.errors import (
+    BuildError,
+    ConfigError,
+    ErrorGroup,
+    NewsletterError,
+    SubscriberError,
+)
+from newsletter.layout import Layout
+from newsletter.send import suppressions
+from newsletter.send.delivery import (
+    DeliveryReport,
+    HardBounceHook,
+    Outgoing,
+    ProgressHook,
+    deliver,
+)
+from newsletter.send.digests import DigestSet, digest
+from newsletter.send.engine import Policy
+from newsletter.send.journal import Journal, Status
+from newsletter.send.message import SAMPLE_READER, Manifest, MessageTemplate, missing_fields
+from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
+from newsletter.send.transport import Outcome
+from newsletter.settings import Settings
+
+
+@dataclass(frozen=True)
+class SendOptions:
+    subscribers: Path
+    dry_run: bool = False
+    test_to: str | None = None
+    limit: int | None = None
+    skip_invalid: bool = False
+    allow_rebuilt: bool = False
+    retry_failed: bool = False
+
+
+@dataclass
+class SendResult:
+    issue_id: str
+    report: DeliveryReport
+    mailable: int = 0
+    already_done: int = 0
+    resent_in_flight: list[str] = field(default_factory=list)
+    skipped_invalid: int = 0
+    suppressed: int = 0
+    not_subscribed: int = 0
+    duplicates: int = 0
+    dry_run: bool = False
+    test_to: str | None = None
+    remaining: int = 0
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+def prepare(
+    layout: Layout, issue_id: str, *, settings: Settings, options: SendOptions
+) -> tuple[MessageTemplate, ListSummary, str]:
+    """Everything checked before the first message: the build, the list, the fields."""
+    build_dir = layout.build_dir(issue_id)
+    manifest = Manifest.read(build_dir)
+    prefix = "[TEST] " if options.test_to else ""
+    template = MessageTemplate.from_build(build_dir, settings=settings, subject_prefix=prefix)
+    if not (options.dry_run or options.test_to):
+        require_postal_address(build_dir, settings=settings)
+    rel = layout.rel(options.subscribers)
+    summary = summarize(options.subscribers, rel=rel)
+    if summary.invalid and not options.skip_invalid:
+        shown = summary.invalid[:20]
+        errors: list[NewsletterError] = [
+            SubscriberError(row.message, path=rel, line=row.line) for row in shown
+        ]
+        more = len(summary.invalid) - len(shown)
+        errors.append(
+            SubscriberError(
+                f"{len(summary.invalid)} invalid row(s)"
+                f"{f' ({more} more not shown)' if more else ''}; "
+                "nothing was sent",
+                path=rel,
+                hint="fix them, or pass --skip-invalid to send to the valid rows only",
+            )
+        )
+        raise ErrorGroup(errors)
+    missing = missing_fields(template, summary.columns)
+    if missing:
+        raise SubscriberError(
+            f"the email uses {', '.join('{{ ' + m + ' }}' for m in missing)} but the list has "
+            f"no such column",
+            path=rel,
+            line=1,
+            hint="add the column to the list file, or remove it from the templates and rebuild",
+        )
+    return template, summary, manifest.content_hash
+
+
+def require_postal_address(build_dir: Path, *, settings: Settings) -> None:
+    """CAN-SPAM (US) and the LCEN (France): a mailing shows the sender's postal address.
+
+    `build-issue` only warns (the sample must build on a fresh clone); sending refuses,
+    and also refuses a build made before the address was set.
+    """
+    address = " ".join(settings.postal_address.split())
+    if not address:
+        raise ConfigError(
+            "no postal address: set NEWSLETTER_POSTAL_ADDRESS and rebuild; nothing was sent",
+            path=".env",
+            hint="CAN-SPAM and the French LCEN want one in every email; "
+            "--dry-run and --test-to work without it",
+        )
+    for name in ("email.html", "email.txt"):
+        body = (build_dir / name).read_text(encoding="utf-8")
+        if name == "email.html":
+            body = html.unescape(re.sub(r"<[^>]+>", " ", body))
+        if address not in " ".join(body.split()):
+            raise BuildError(
+                f"{name} does not show NEWSLETTER_POSTAL_ADDRESS; nothing was sent",
+                path=f"build/{build_dir.name}",
+                hint=f"rebuild with `newsletter build-issue {build_dir.name}`",
+            )
+
+
+async def send_issue(
+    layout: Layout,
+    issue_id: str,
+    *,
+    settings: Settings,
+    options: SendOptions,
+    stop: asyncio.Event | None = None,
+    on_start: Callable[[SendResult], None] | None = None,
+    on_progress: ProgressHook | None = None,
+) -> SendResult:
+    """`newsletter send`: check, then mail every pending recipient and journal each outcome."""
+    from newsletter.send.dkim import Signer
+    from newsletter.send.verp import Verp
+
+    template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
+    # A bad key or bounce setting stops the send here, before anything leaves.
+    outgoing = Outgoing(
+        template,
+        signer=Signer.from_settings(settings, layout=layout),
+        verp=Verp.from_settings(settings),
+    )
+    result = SendResult(
+        issue_id=issue_id,
+        report=DeliveryReport(),
+        mailable=summary.mailable,
+        skipped_invalid=len(summary.invalid),
+        not_subscribed=summary.not_subscribed,
+        duplicates=summary.duplicates,
+        dry_run=options.dry_run,
+        test_to=options.test_to,
+    )
+    if options.test_to:
+        return await send_test(
+            outgoing,
+            options.test_to,
+            settings=settings,
+            layout=layout,
+            options=options,
+            result=result,
+        )
+    if options.dry_run:
+        return dry_run(
+            outgoing,
+            options,
+            rel=layout.rel(options.subscribers),
+            result=result,
+            on_progress=on_progress,
+        )
+    return await send_list(
+        outgoing,
+        layout=layout,
+        settings=settings,
+        options=options,
+        result=result,
+        content_hash=content_hash,
+        stop=stop,
+        on_start=on_start,
+        on_progress=on_progress,
+    )
+
+
+async def send_test(
+    outgoing: Outgoing,
+    to: str,
+    *,
+    settings: Settings,
+    layout: Layout,
+    options: SendOptions,
+    result: SendResult,
+) -> SendResult:
+    """--test-to: the first reader's message (name, fields), to `to` only; nothing journaled."""
+    from newsletter.send.transport import SmtpTransport
+
+    rel = layout.rel(options.subscribers)
+    first = next(unique_mailable(options.subscribers, rel=rel), SAMPLE_READER)
+    address = check_test_address(to)
+    reader = Subscriber(email=address, name=first.name, fields=first.fields)
+    data = outgoing.data(reader)
+    transport = SmtpTransport(settings)
+    try:
+        outcome = await transport.send(outgoing.sender(reader), address, data, wire_ready=True)
+    finally:
+        await transport.close()
+    result.report.count(address, Status(outcome.status), outcome)
+    result.report.finished = result.report.clock.now()
+    return result
+
+
+def dry_run(
+    outgoing: Outgoing,
+    options: SendOptions,
+    *,
+    rel: str,
+    result: SendResult,
+    on_progress: ProgressHook | None,
+) -> SendResult:
+    """--dry-run: everything but the SMTP conversation: each message is built, then dropped."""
+    report = result.report
+    size = 0
+    for n, sub in enumerate(unique_mailable(options.subscribers, rel=rel)):
+        if options.limit is not None and n >= options.limit:
+            break
+        size += len(outgoing.data(sub))
+        report.sent += 1
+        if on_progress is not None and report.sent % 1000 == 0:
+            on_progress(report)
+    report.finished = report.clock.now()
+    result.totals = {"bytes": size}
+    return result
+
+
+async def send_list(
+    outgoing: Outgoing,
+    *,
+    layout: Layout,
+    settings: Settings,
+    options: SendOptions,
+    result: SendResult,
+    content_hash: str,
+    stop: asyncio.Event | None,
+    on_start: Callable[[SendResult], None] | None,
+    on_progress: ProgressHook | None,
+) -> SendResult:
+    """The real send: every pending recipient (never a final one, never a suppressed one)."""
+    from newsletter.send.transport import SmtpTransport
+
+    journal = Journal.open(layout, outgoing.template.issue_id)
+    try:
+        journal.lock()
+        journal.bind(content_hash, allow_rebuilt=options.allow_rebuilt)
+        done = journal.final_digests(include_failed=not options.retry_failed)
+        result.resent_in_flight = journal.in_flight()
+        suppression_path = layout.resolve(settings.suppressions)
+        suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
+        rel = layout.rel(options.subscribers)
+        if on_start is not None:
+            on_start(result)
+        result.report = await deliver(
+            outgoing,
+            _pending(options.subscribers, rel, done, suppressed, result),
+            journal=journal,
+            transports=[SmtpTransport(settings) for _ in range(settings.smtp_concurrency)],
+            rate=settings.rate_per_second,
+            policy=Policy(
+                max_attempts=settings.max_attempts,
+                retry_delay=settings.retry_delay,
+                max_consecutive_failures=settings.max_consecutive_failures,
+            ),
+            stop=stop,
+            on_progress=on_progress,
+            limit=options.limit,
+            on_hard_bounce=_suppressor(suppression_path, result.issue_id),
+        )
+        result.totals = journal.counts()
+        final = result.totals[Status.SENT] + result.totals[Status.FAILED]
+        result.remaining = max(result.mailable - result.suppressed - final, 0)
+        return result
+    finally:
+        journal.close()
+
+
+def _pending(
+    path: Path, rel: str, done: DigestSet, suppressed: DigestSet, result: SendResult
+) -> Iterator[Subscriber]:
+    """The list's mailable rows without the final and the suppressed ones (counted as met)."""
+    for sub in unique_mailable(path, rel=rel):
+        d = digest(sub.email)
+        if d in done:
+            result.already_done += 1
+        elif d in suppressed:
+            result.suppressed += 1
+        else:
+            yield sub
+
+
+def _suppressor(path: Path, issue_id: str) -> HardBounceHook:
+    """Appends a hard-bounced address to the suppression file (off the event loop)."""
+
+    async def suppress(sub: Subscriber, outcome: Outcome) -> None:
+        entry = suppressions.Suppression(
+            sub.email, "hard-bounce", str(outcome.code or ""), issue_id, suppressions.today()
+        )
+        await asyncio.to_thread(suppressions.append, path, [entry])
+
+    return suppress
+
+
+def check_test_address(address: str) -> str:
+    from newsletter.send.subscribers import check_address
+
+    try:
+        return check_address(address)
+    except ValueError as exc:
+        raise SubscriberError(
+            f"--test-to: invalid address '{address}': {exc}", hint="give one valid address"
+        ) from None
