@@ -219,7 +219,7 @@ def open_command(folder: Folder, issue: str) -> None:
     from newsletter.web import preview
 
     path = preview.open_built(folder.layout, issue_id_from_arg(issue))
-    out(f"Opened {path}")
+    out(f"Opened {folder.layout.rel(path)}")
 
 
 @app.command("archive")
