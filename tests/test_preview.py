@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import lxml.html
 import pytest
 from conftest import RunCli
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
+from newsletter.compose.checks import GMAIL_CLIP_ERROR_BYTES, clip_size
 from newsletter.errors import BuildError, SubscriberError
 from newsletter.layout import Layout
 from newsletter.placeholders import fill
@@ -159,7 +161,7 @@ def test_the_page_shows_the_issue_in_a_desktop_and_a_375px_frame(page: Page) -> 
     expect(page.locator("#from")).to_have_text("Coeur sur Paris <lettre@coeursurparis.example>")
     expect(page.locator("#text-part")).to_contain_text(f"1. {FIRST_TITLE}")
     expect(page.locator("#text-part")).to_contain_text("Bonjour Camille,")
-    expect(page.locator("#size")).to_contain_text("against Gmail’s 102 KB clip limit")
+    expect(page.locator("#size")).to_contain_text("against Gmail’s 100 KB clip limit")
     expect(page.locator("#findings")).to_have_text("All checks passed.")
     expect(page.locator("#build-error")).to_have_count(0)
 
@@ -227,6 +229,38 @@ def test_the_build_on_disk_has_no_reload_script_and_the_frames_get_it_filled(
     template = MessageTemplate.from_build(build_dir, settings=load_settings(Layout(preview.root)))
     assert served == fill(on_disk, template.values(SAMPLE_READER), html=True)
     assert "<script" not in served
+
+
+def test_the_size_gauge_is_the_gmail_clip_measure_against_100_kb(preview: Running) -> None:
+    build_dir = preview.root / "build" / ISSUE
+    size = clip_size(
+        (build_dir / "email.html").read_text("utf-8"), (build_dir / "email.eml").read_bytes()
+    )
+    assert size.sent > size.raw  # quoted-printable and the headers: not the file's size
+    status, index = preview.get("/")
+    assert status == 200
+    gauge = lxml.html.fromstring(index).get_element_by_id("size").text_content()
+    assert gauge == (
+        f"The message as sent is {size.sent / 1024:.1f} KB ({size.sent:,} bytes: "
+        f"quoted-printable, with the headers; email.html is {size.raw / 1024:.1f} KB raw) "
+        f"against Gmail’s 100 KB clip limit: {size.sent / GMAIL_CLIP_ERROR_BYTES:.0%} of the "
+        "limit."
+    )
+
+
+def test_the_page_loads_its_style_and_script_from_the_package(preview: Running) -> None:
+    status, index = preview.get("/")
+    doc = lxml.html.fromstring(index)
+    [css] = doc.xpath("//link[@rel='stylesheet']/@href")
+    [script] = doc.xpath("//script")
+    assert "<style" not in index and script.text is None  # nothing inline
+    status, body = preview.get(css)
+    assert status == 200 and "#build-error" in body
+    status, body = preview.get(script.get("src"))
+    assert status == 200 and "location.reload()" in body
+    assert script.get("data-reload") == "/__reload"
+    status, answer = preview.get(f"/__reload?v={script.get('data-version')}-other")
+    assert status == 200 and answer == f'{{"version":"{script.get("data-version")}"}}'
 
 
 def test_the_server_listens_on_127_0_0_1_only(preview: Running) -> None:
