@@ -475,7 +475,8 @@ def bench_personalize(root: Path, *, calls: int) -> None:
 
     from newsletter.compose.render import PLACEHOLDER_RE
     from newsletter.layout import Layout
-    from newsletter.send.message import Manifest, MessageTemplate
+    from newsletter.manifest import Manifest
+    from newsletter.send.message import MessageTemplate
     from newsletter.send.subscribers import Subscriber
     from newsletter.settings import load_settings
 

@@ -281,3 +281,20 @@ def test_language_setting_applies_to_issues_without_one(
     assert result.exit_code == 0, result.stderr
     html = (newsletter_root / "build" / "2026-11" / "email.html").read_text(encoding="utf-8")
     assert '<html lang="en"' in html and "Written by" in html and "Rédigé par" not in html
+
+
+def test_a_dry_run_send_never_imports_the_rendering_stack(newsletter_root: Path) -> None:
+    """The send wing mails what the build wrote: jinja2, mjml, premailer, markdown-it stay out."""
+    build = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), "build-issue", "2026-11", "--root",
+         str(newsletter_root)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert build.stderr.strip().splitlines()[-1].endswith(" 0")
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE.format(heavy=HEAVY), "send", "2026-11", "--dry-run",
+         "--root", str(newsletter_root)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert "dry run" in proc.stdout.lower()
+    assert proc.stderr.strip().splitlines()[-1] == "LOADED [] 0"

@@ -120,7 +120,8 @@ def test_throttling_every_third_message_lowers_the_rate_and_everything_gets_thro
     line = next(x for x in result.stdout.splitlines() if "the relay throttled" in x)
     settled = float(line.split("settled at ")[1].split("/s")[0])
     lowest = float(line.split("lowest ")[1].split("/s")[0])
-    assert lowest < 40 and settled < 40
+    # Where it settled depends on the last second: quiet, it is back at the ceiling already.
+    assert lowest < 40 and settled <= 40
     # The server saw the slowdown: the last third arrived slower than the ceiling allows.
     times = sorted(r.at for r in smtp_server.received)
     assert (times[-1] - times[0]) > len(times) / 40

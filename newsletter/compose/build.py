@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import hashlib
-import json
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
+from newsletter import fsio
 from newsletter.compose.checks import Finding, check
 from newsletter.compose.content import load_catalog
 from newsletter.compose.issue import Issue, resolve_issue
 from newsletter.compose.render import RenderedIssue, newsletter_from_settings, render_issue
 from newsletter.errors import NewsletterError
 from newsletter.layout import Layout
+from newsletter.manifest import ArticleDetail, Manifest
 from newsletter.send.message import MessageTemplate
 from newsletter.settings import Settings
 
@@ -99,7 +97,7 @@ def build_issue(
         sizes = {name: len(data) for name, data in files.items()}
         files["manifest.json"] = _manifest(issue, rendered, findings, sizes)
         out_dir = layout.build_dir(issue.id)
-        write_atomically(out_dir, files)
+        fsio.replace_dir(out_dir, files)
     return BuildResult(issue, rendered, findings, out_dir, sizes, timings)
 
 
@@ -115,47 +113,21 @@ def content_hash(subject: str, html: str, text: str) -> str:
 def _manifest(
     issue: Issue, rendered: RenderedIssue, findings: list[Finding], sizes: dict[str, int]
 ) -> bytes:
-    data: dict[str, Any] = {
-        "id": issue.id,
-        "subject": issue.subject,
-        "preheader": issue.preheader,
-        "date": issue.date.isoformat(),
-        "number": issue.number,
-        "language": issue.language,
-        "mode": issue.mode,
-        "articles": [a.slug for a in issue.articles],
-        # What the public archive lists for each article (`newsletter archive`).
-        "article_details": [
-            {
-                "slug": a.slug,
-                "title": a.title,
-                "category": a.category,
-                "author": a.author.name,
-                "url": a.url,
-            }
+    return Manifest(
+        id=issue.id,
+        subject=issue.subject,
+        preheader=issue.preheader,
+        date=issue.date.isoformat(),
+        number=issue.number,
+        language=issue.language,
+        mode=issue.mode,
+        articles=tuple(a.slug for a in issue.articles),
+        article_details=tuple(
+            ArticleDetail(a.slug, a.title, a.category, a.author.name, a.url)
             for a in issue.articles
-        ],
-        "placeholders": list(rendered.placeholders),
-        "content_hash": content_hash(issue.subject, rendered.html, rendered.text),
-        "sizes": sizes,
-        "warnings": [f.as_dict() for f in findings],
-    }
-    return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
-
-
-def write_atomically(out_dir: Path, files: dict[str, bytes]) -> None:
-    """Write into a temporary sibling folder, then swap it into place."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}-", dir=out_dir.parent))
-    try:
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        tmp.chmod(0o755)
-        old = out_dir.with_name(f".{out_dir.name}-old-{tmp.name[-8:]}")
-        if out_dir.exists():
-            out_dir.rename(old)
-        tmp.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        ),
+        placeholders=tuple(rendered.placeholders),
+        content_hash=content_hash(issue.subject, rendered.html, rendered.text),
+        sizes=sizes,
+        warnings=tuple(findings),
+    ).to_bytes()

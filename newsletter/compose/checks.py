@@ -26,8 +26,6 @@ STYLE_MAX_BYTES = 16 * 1024
 SUBJECT_MAX_CHARS = 78
 
 _IMG_RE = re.compile(r"<img\b[^>]*>", re.I)
-_ALT_RE = re.compile(r"""\balt\s*=\s*(["'])(.*?)\1""", re.I | re.S)
-_SRC_RE = re.compile(r"""\bsrc\s*=\s*(["'])(.*?)\1""", re.I | re.S)
 _UNSUBSCRIBE_HREF_RE = re.compile(r"""\bhref\s*=\s*(["'])\{\{ unsubscribe_url \}\}\1""", re.I)
 _HTML_TAG_RE = re.compile(r"<html\b[^>]*>", re.I)
 _TABLE_RE = re.compile(r"<table\b[^>]*>", re.I)

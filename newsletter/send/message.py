@@ -12,19 +12,17 @@ from __future__ import annotations
 import binascii
 import hashlib
 import html as html_lib
-import json
 import re
 import time
 import uuid
 from base64 import b64encode
-from collections.abc import Callable
-from dataclasses import dataclass
 from email.utils import formatdate
 from pathlib import Path
 from urllib.parse import quote
 
 from newsletter.errors import BuildError, ConfigError
 from newsletter.labels import labels_for
+from newsletter.manifest import Manifest
 from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
 from newsletter.send.subscribers import Subscriber, unsubscribe_token
 from newsletter.settings import Settings
@@ -120,42 +118,6 @@ def format_address(name: str, address: str) -> str:
     # One encoded word, however long: Python's email parser (and so many tools built on
     # it) puts a space between adjacent encoded words inside a display name.
     return f"{encode_word(name, chunk_bytes=10_000)} <{address}>"
-
-
-@dataclass(frozen=True)
-class Manifest:
-    issue_id: str
-    subject: str
-    preheader: str
-    language: str
-    content_hash: str
-    placeholders: tuple[str, ...]
-
-    @classmethod
-    def read(cls, build_dir: Path) -> Manifest:
-        path = build_dir / "manifest.json"
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(
-                issue_id=data["id"],
-                subject=data["subject"],
-                preheader=data["preheader"],
-                language=data["language"],
-                content_hash=data["content_hash"],
-                placeholders=tuple(data["placeholders"]),
-            )
-        except FileNotFoundError:
-            raise BuildError(
-                "the issue has not been built",
-                path=f"build/{build_dir.name}",
-                hint=f"run `newsletter build-issue {build_dir.name}` first",
-            ) from None
-        except (ValueError, KeyError) as exc:
-            raise BuildError(
-                f"unreadable manifest ({exc})",
-                path=f"build/{build_dir.name}/manifest.json",
-                hint=f"rebuild with `newsletter build-issue {build_dir.name}`",
-            ) from None
 
 
 Piece = bytes | str  # bytes: pre-encoded; str: the name of a per-recipient field
@@ -355,7 +317,6 @@ def _compile(body: str) -> list[Piece]:
     return pieces
 
 
-FieldCheck = Callable[[str], bool]
 
 
 def missing_fields(template: MessageTemplate, columns: tuple[str, ...]) -> list[str]:

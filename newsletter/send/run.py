@@ -23,6 +23,7 @@ from newsletter.errors import (
     SubscriberError,
 )
 from newsletter.layout import Layout
+from newsletter.manifest import Manifest
 from newsletter.send import suppressions
 from newsletter.send.delivery import (
     DeliveryReport,
@@ -34,7 +35,7 @@ from newsletter.send.delivery import (
 from newsletter.send.digests import DigestSet, digest
 from newsletter.send.engine import Policy
 from newsletter.send.journal import Journal, Status
-from newsletter.send.message import SAMPLE_READER, Manifest, MessageTemplate, missing_fields
+from newsletter.send.message import SAMPLE_READER, MessageTemplate, missing_fields
 from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
 from newsletter.send.transport import Outcome
 from newsletter.settings import Settings

@@ -6,13 +6,12 @@ import csv
 import hashlib
 import hmac
 import io
-import os
 import re
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from newsletter import fsio
 from newsletter.errors import SubscriberError
 from newsletter.send.digests import DigestSet, digest
 
@@ -267,7 +266,7 @@ def mark_unsubscribed(path: Path, who: str, *, rel: str, secret: str) -> Subscri
             hint="check the address; a token is the one in the unsubscribe link",
         )
     data = ("\ufeff" if had_bom else "") + "".join(out)
-    atomic_write(path, data.encode("utf-8"))
+    fsio.write_file(path, data.encode("utf-8"))
     return found
 
 
@@ -284,22 +283,3 @@ def _split_records(text: str) -> list[tuple[str, str]]:
     if buf:
         records.append((buf, ""))
     return records
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, path.stat().st_mode & 0o777) if path.exists() else None
-        os.replace(tmp, path)
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -9,12 +9,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsletter import fsio
 from newsletter.errors import SubscriberError
 from newsletter.send.digests import DigestSet
 from newsletter.send.digests import digest as digest  # re-exported for bounces
@@ -77,11 +77,7 @@ def _append(path: Path, items: list[Suppression]) -> int:
         writer.writerow(HEADER)
     for s in fresh:
         writer.writerow([s.email, s.reason, s.code, s.issue, s.date])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a", encoding="utf-8", newline="") as f:
-        f.write(buf.getvalue())
-        f.flush()
-        os.fsync(f.fileno())
+    fsio.append(path, buf.getvalue().encode("utf-8"))
     return len(fresh)
 
 

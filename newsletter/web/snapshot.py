@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter.compose.checks import GMAIL_CLIP_ERROR_BYTES, Finding, clip_size
 from newsletter.errors import SubscriberError
+from newsletter.manifest import Manifest
 from newsletter.placeholders import fill
-from newsletter.send.message import Manifest, MessageTemplate
+from newsletter.send.message import MessageTemplate
 from newsletter.send.subscribers import Subscriber, read_rows
 from newsletter.settings import Settings
 
@@ -52,11 +52,9 @@ class Snapshot:
 def read_manifest(build_dir: Path) -> tuple[Manifest, list[Finding]]:
     """build/<id>/manifest.json: the fields and the recorded findings. Raises BuildError.
 
-    The one place the web wing reads a manifest (to be replaced by newsletter.manifest).
     """
     manifest = Manifest.read(build_dir)  # raises the BuildError naming what to run
-    data = json.loads((build_dir / "manifest.json").read_text(encoding="utf-8"))
-    return manifest, [Finding(**w) for w in data.get("warnings", [])]
+    return manifest, list(manifest.warnings)
 
 
 def who(subscriber: Subscriber) -> str:
