@@ -90,7 +90,7 @@ class Manifest:
             ) from None
         try:
             return cls.from_dict(json.loads(raw.decode("utf-8")))
-        except _Newer as exc:
+        except _OtherVersion as exc:
             raise BuildError(str(exc), path=f"{where}/{FILE_NAME}", hint=rebuild) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise BuildError(
@@ -102,8 +102,9 @@ class Manifest:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Manifest:
         version = int(data.get("format", 1))  # builds made before the field are format 1
-        if version > FORMAT:
-            raise _Newer(f"manifest format {version} is newer than this tool's ({FORMAT})")
+        if version != FORMAT:
+            age = "newer" if version > FORMAT else "older"
+            raise _OtherVersion(f"manifest format {version} is {age} than this tool's ({FORMAT})")
         return cls(
             id=str(data["id"]),
             subject=str(data["subject"]),
@@ -126,5 +127,15 @@ class Manifest:
         )
 
 
-class _Newer(ValueError):
-    pass
+class _OtherVersion(ValueError):
+    """A manifest of another format version: refused, never half-understood."""
+
+
+def read(path: Path, /, *, shown: str | None = None) -> Manifest:
+    """Read a build's manifest: `path` is build/<id>/ or build/<id>/manifest.json.
+
+    Raises BuildError naming the file and the rebuild to run (missing, corrupt, or another
+    format version).
+    """
+    build_dir = path.parent if path.name == FILE_NAME and not path.is_dir() else path
+    return Manifest.read(build_dir, shown=shown)

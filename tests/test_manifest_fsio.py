@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from conftest import RunCli
 
 from newsletter import fsio
+from newsletter import manifest as manifest_module
 from newsletter.errors import BuildError
 from newsletter.manifest import FORMAT, Manifest
 
@@ -34,6 +38,7 @@ def test_a_built_manifest_reads_back_to_the_same_bytes(
         (b"{not json", "unreadable manifest"),
         (b'{"id": "2026-11"}', "unreadable manifest (KeyError"),
         (b'{"format": 99, "id": "x"}', "manifest format 99 is newer than this tool's"),
+        (b'{"format": 0, "id": "x"}', "manifest format 0 is older than this tool's"),
         (b"\xff\xfe", "unreadable manifest"),
     ],
 )
@@ -50,6 +55,20 @@ def test_a_bad_manifest_is_one_line_naming_the_file_and_the_fix(
     assert line.startswith("build/2026-11/manifest.json: ")
     assert message in line
     assert "newsletter build-issue 2026-11" in line
+
+
+def test_read_takes_the_build_folder_or_the_manifest_file(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    assert run_cli("build-issue", "2026-12", root=newsletter_root).exit_code == 0
+    build_dir = newsletter_root / "build" / "2026-12"
+    by_dir = manifest_module.read(build_dir)
+    assert manifest_module.read(build_dir / "manifest.json") == by_dir
+    assert by_dir.issue_id == "2026-12"
+    # The name the send wing has always used still works.
+    from newsletter.send.message import Manifest as SendManifest
+
+    assert SendManifest is Manifest
 
 
 def test_a_missing_build_says_what_to_run(tmp_path: Path) -> None:
@@ -78,15 +97,47 @@ def test_write_file_replaces_whole_and_keeps_the_mode(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.csv"]  # no temp file left
 
 
-def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
+def test_a_write_that_fills_the_disk_leaves_the_old_file_and_no_temp(tmp_path: Path) -> None:
     path = tmp_path / "list.csv"
     path.write_bytes(b"old\n")
-
-    # The write itself fails after the temporary file was created (str is not bytes).
-    with pytest.raises(TypeError):
-        fsio.write_file(path, "new\n")  # type: ignore[arg-type]
+    # A real failure in the middle of the write: a child process whose file size limit is
+    # 1 KB (as a full disk would), writing 64 KB. Permission bits would not stop root.
+    script = (
+        "import resource, signal, sys\n"
+        "from pathlib import Path\n"
+        "from newsletter import fsio\n"
+        "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+        "resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024))\n"
+        "try:\n"
+        "    fsio.write_file(Path(sys.argv[1]), b'x' * 65536)\n"
+        "except OSError as exc:\n"
+        "    print(exc.errno)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(path)], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == str(errno.EFBIG)
     assert path.read_bytes() == b"old\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["list.csv"]
+
+
+def test_a_write_whose_rename_fails_leaves_the_target_and_no_temp(tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    (target / "index.html").parent.mkdir()
+    (target / "index.html").write_bytes(b"kept")
+    # The rename onto a non-empty folder fails for real, after the temp file was written.
+    with pytest.raises(OSError):
+        fsio.write_file(target, b"new")
+    assert (target / "index.html").read_bytes() == b"kept"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_a_write_under_a_file_fails_and_creates_nothing(tmp_path: Path) -> None:
+    (tmp_path / "state").write_bytes(b"a file, not a folder")
+    with pytest.raises(OSError):
+        fsio.write_file(tmp_path / "state" / "list.csv", b"new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state"]
+    assert (tmp_path / "state").read_bytes() == b"a file, not a folder"
 
 
 def test_replace_dir_keeps_the_old_folder_when_a_file_cannot_be_written(tmp_path: Path) -> None:
