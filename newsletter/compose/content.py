@@ -218,8 +218,8 @@ _FrontMatterLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_
 FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?$\n?", re.S | re.M)
 
 
-def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> Article:
-    rel = layout.rel(path)
+def _front_matter(path: Path, rel: str) -> tuple[str, str, int]:
+    """(front matter, body, line of the body's start) of an article file."""
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -235,10 +235,21 @@ def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> A
             line=1,
             hint="start the file with a '---' line, title/category/author/date, then '---'",
         )
-    front, body = match.group(1), text[match.end() :]
-    body_line = text[: match.end()].count("\n") + 1
+    return match.group(1), text[match.end() :], text[: match.end()].count("\n") + 1
+
+
+def _field_line(front: str, name: str) -> int:
+    """The file's line of `name:` in the front matter (which starts on line 2), else 1."""
+    for i, line in enumerate(front.splitlines(), start=2):
+        if line.startswith(f"{name}:"):
+            return i
+    return 1
+
+
+def _meta(front: str, rel: str) -> ArticleMeta:
+    """The front matter parsed (YAML, a SafeLoader) and validated. Raises ContentError."""
     try:
-        raw = yaml.load(front, Loader=_FrontMatterLoader) or {}  # a SafeLoader
+        raw = yaml.load(front, Loader=_FrontMatterLoader) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
@@ -254,15 +265,8 @@ def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> A
             "front matter must be 'key: value' lines", path=rel, line=2,
             hint="write title: …, category: …, author: …, date: YYYY-MM-DD",
         )
-
-    def field_line(name: str) -> int:
-        for i, line in enumerate(front.splitlines(), start=2):
-            if line.startswith(f"{name}:"):
-                return i
-        return 1
-
     try:
-        meta = ArticleMeta.model_validate(raw)
+        return ArticleMeta.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = ".".join(str(p) for p in err["loc"])
@@ -270,17 +274,21 @@ def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> A
         raise ContentError(
             f"front matter has no '{field}'" if missing else _pydantic_message(err),
             path=rel,
-            line=1 if missing else field_line(field.split(".")[0]),
+            line=1 if missing else _field_line(front, field.split(".")[0]),
             field=None if missing else field,
             hint=_FIELD_HINTS.get(field, "see README.md, 'Articles'"),
         ) from None
+
+
+def _author(meta: ArticleMeta, front: str, rel: str, authors: dict[str, Author]) -> Author:
+    """The article's author, once its image is known to have a text alternative."""
     author = authors.get(meta.author)
     if author is None:
         known = ", ".join(sorted(authors)) or "none"
         raise ContentError(
             f"unknown author '{meta.author}'",
             path=rel,
-            line=field_line("author"),
+            line=_field_line(front, "author"),
             field="author",
             hint=f"use a key of content/authors.toml (known: {known})",
         )
@@ -288,10 +296,19 @@ def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> A
         raise ContentError(
             "image has no image_alt",
             path=rel,
-            line=field_line("image"),
+            line=_field_line(front, "image"),
             field="image_alt",
             hint="describe the image in `image_alt:` for readers who do not see it",
         )
+    return author
+
+
+def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> Article:
+    """One article file. Raises ContentError naming the file, the line and what to do."""
+    rel = layout.rel(path)
+    front, body, body_line = _front_matter(path, rel)
+    meta = _meta(front, rel)
+    author = _author(meta, front, rel, authors)
     if not body.strip():
         raise ContentError(
             "the article has no text", path=rel, line=body_line,

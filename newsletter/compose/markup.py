@@ -55,84 +55,96 @@ def inline_text(tokens: Sequence[Token] | None) -> str:
 
 def to_text(tokens: Sequence[Token], width: int = WIDTH) -> str:
     """Plain text for the text/plain part: paragraphs, underlined headings, lists, quotes."""
-    blocks: list[str] = []
-    joined: list[bool] = []  # True: the block follows the previous one without a blank line
-    in_list_run = False
-    lists: list[list[int | None]] = []  # a counter per open list; None for bullets
-    prefix_stack: list[str] = []
-    pending_item_marker: str | None = None
+    writer = _TextWriter(width)
+    for tok in tokens:
+        writer.token(tok)
+    return writer.text()
 
-    def emit(text: str) -> None:
-        nonlocal pending_item_marker, in_list_run
-        joined.append(bool(lists) and in_list_run)
-        in_list_run = bool(lists)
+
+class _TextWriter:
+    """The state of `to_text` as it walks the tokens: open lists, quotes, the blocks so far."""
+
+    def __init__(self, width: int) -> None:
+        self.width = width
+        self.blocks: list[str] = []
+        self.joined: list[bool] = []  # True: the block follows the previous one, no blank line
+        self.in_list_run = False
+        self.lists: list[list[int | None]] = []  # a counter per open list; None for bullets
+        self.prefix_stack: list[str] = []
+        self.pending_item_marker: str | None = None
+
+    def emit(self, text: str) -> None:
+        """A paragraph or a list item, wrapped, indented and quoted as it is nested."""
+        lists = self.lists
+        self.joined.append(bool(lists) and self.in_list_run)
+        self.in_list_run = bool(lists)
         indent = "   " * max(len(lists) - 1, 0)
-        quote = "".join(prefix_stack)
-        if pending_item_marker is not None:
-            first = quote + indent + pending_item_marker
-            rest = quote + indent + " " * len(pending_item_marker)
-            pending_item_marker = None
+        quote = "".join(self.prefix_stack)
+        if self.pending_item_marker is not None:
+            first = quote + indent + self.pending_item_marker
+            rest = quote + indent + " " * len(self.pending_item_marker)
+            self.pending_item_marker = None
         else:
             first = rest = quote + indent + ("  " if lists else "")
         lines: list[str] = []
         for i, para_line in enumerate(text.split("\n")):
             wrapped = textwrap.wrap(
                 para_line,
-                width=max(width - len(first), 20),
+                width=max(self.width - len(first), 20),
                 break_long_words=False,
                 break_on_hyphens=False,
             ) or [""]
             for j, w in enumerate(wrapped):
                 lines.append((first if i == 0 and j == 0 else rest) + w)
-        blocks.append("\n".join(lines))
+        self.blocks.append("\n".join(lines))
 
-    def add(block: str) -> None:
-        nonlocal in_list_run
-        joined.append(False)
-        in_list_run = False
-        blocks.append(block)
+    def add(self, block: str) -> None:
+        """A block kept as it is (code, a rule), apart from its neighbours."""
+        self.joined.append(False)
+        self.in_list_run = False
+        self.blocks.append(block)
 
-    for tok in tokens:
+    def token(self, tok: Token) -> None:
         t = tok.type
-        if t == "heading_open":
-            continue
         if t == "inline":
             # Headings are underlined; everything else is a paragraph or list item.
-            text = inline_text(tok.children)
-            emit(text)
+            self.emit(inline_text(tok.children))
         elif t == "heading_close":
-            title = blocks[-1]
-            blocks[-1] = f"{title}\n{('=' if tok.tag == 'h1' else '-') * min(len(title), width)}"
+            title = self.blocks[-1]
+            rule = ("=" if tok.tag == "h1" else "-") * min(len(title), self.width)
+            self.blocks[-1] = f"{title}\n{rule}"
         elif t == "bullet_list_open":
-            lists.append([None])
+            self.lists.append([None])
         elif t == "ordered_list_open":
-            lists.append([int(tok.attrGet("start") or 1)])
+            self.lists.append([int(tok.attrGet("start") or 1)])
         elif t in ("bullet_list_close", "ordered_list_close"):
-            lists.pop()
-            if not lists:
-                in_list_run = False
+            self.lists.pop()
+            if not self.lists:
+                self.in_list_run = False
         elif t == "list_item_open":
-            counter = lists[-1]
+            counter = self.lists[-1]
             if counter[0] is None:
-                pending_item_marker = "- "
+                self.pending_item_marker = "- "
             else:
-                pending_item_marker = f"{counter[0]}. "
+                self.pending_item_marker = f"{counter[0]}. "
                 counter[0] += 1
         elif t == "blockquote_open":
-            prefix_stack.append("> ")
+            self.prefix_stack.append("> ")
         elif t == "blockquote_close":
-            prefix_stack.pop()
+            self.prefix_stack.pop()
         elif t in ("fence", "code_block"):
-            add("\n".join("    " + line for line in tok.content.rstrip("\n").split("\n")))
+            self.add("\n".join("    " + line for line in tok.content.rstrip("\n").split("\n")))
         elif t == "hr":
-            add("-" * 20)
-    out: list[str] = []
-    for block, join in zip(blocks, joined, strict=True):
-        if out and join:
-            out[-1] += "\n" + block
-        else:
-            out.append(block)
-    return "\n\n".join(out).strip("\n")
+            self.add("-" * 20)
+
+    def text(self) -> str:
+        out: list[str] = []
+        for block, join in zip(self.blocks, self.joined, strict=True):
+            if out and join:
+                out[-1] += "\n" + block
+            else:
+                out.append(block)
+        return "\n\n".join(out).strip("\n")
 
 
 def first_paragraph_text(tokens: Sequence[Token]) -> str:
