@@ -343,7 +343,7 @@ def unsubscribe_command(folder: Folder, who: str, subscribers: Path | None) -> N
 @app.command("bounces")
 @click.argument("source", metavar="FILE", type=click.Path(path_type=Path))
 def bounces_command(folder: Folder, source: Path) -> None:
-    """Read bounce notifications (an mbox or a folder of .eml); suppress the hard bounces."""
+    """Read bounces (an mbox, a folder of .eml, or one .eml); suppress the hard bounces."""
     from newsletter.console import print_bounces
     from newsletter.send.bounces import process_bounces
 

@@ -64,7 +64,7 @@ def read_messages(path: Path, *, shown: str) -> list[tuple[str, bytes]]:
         raise NewsletterError(
             f"cannot read: {reason}",
             path=shown,
-            hint="give an mbox file or a folder of .eml files",
+            hint="give an mbox file, a folder of .eml files, or one .eml file",
         ) from None
 
 
