@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from newsletter.send.run import SendOptions, SendResult
     from newsletter.settings import Settings
 
-ROOT_HELP = "The newsletter folder (default: the current directory)."
+ROOT_HELP = "The newsletter folder (default: the nearest newsletter.toml, here or above)."
 Body = Callable[..., "int | None"]
 
 
@@ -44,12 +44,13 @@ class FolderGroup(click.Group):
     commands in an app context)."""
 
     def command(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
+        self, *args: Any, folder: bool = True, **kwargs: Any
     ) -> Callable[[Body], click.Command]:
+        """`folder=False`: a command that makes a folder (`init`): no --root, no `Folder`."""
+
         def decorator(body: Body) -> click.Command:
-            command: click.Command = super(FolderGroup, self).command(*args, **kwargs)(
-                in_folder(body)
-            )
+            wrapped = in_folder(body) if folder else outside_folder(body)
+            command: click.Command = super(FolderGroup, self).command(*args, **kwargs)(wrapped)
             return command
 
         return decorator
@@ -59,30 +60,18 @@ def in_folder(body: Body) -> Callable[..., None]:
     """`body(folder, **params)` with --root/--debug added and the errors turned into one line."""
 
     @functools.wraps(body)
-    def run(*, root: Path, debug: bool, **params: Any) -> None:
-        from newsletter.errors import NewsletterError
-
-        try:
-            code = body(load_folder(root), **params)
-        except BrokenPipeError:
-            quiet_broken_pipe()
-        except KeyboardInterrupt:
-            err("interrupted")
-            raise SystemExit(ExitCode.INTERRUPTED) from None
-        except (NewsletterError, OSError) as exc:
-            fail(exc, debug=debug)
-        if code:
-            raise SystemExit(code)
+    def run(*, root: Path | None, debug: bool, **params: Any) -> None:
+        guarded(lambda: body(load_folder(root), **params), debug=debug)
 
     # click lists the options of the decorators top-down from a list built bottom-up: placed
     # first, --root and --debug come last in every command's --help, as they always have.
     params = run.__dict__.setdefault("__click_params__", [])
     params[:0] = [
-        click.Option(["--debug"], is_flag=True, help="Show a traceback on errors."),
+        debug_option(),
         click.Option(
             ["--root"],
             type=click.Path(file_okay=False, path_type=Path),
-            default=Path("."),
+            default=None,
             show_default=False,
             help=ROOT_HELP,
         ),
@@ -90,14 +79,44 @@ def in_folder(body: Body) -> Callable[..., None]:
     return run
 
 
-def load_folder(root: Path) -> Folder:
-    from newsletter.errors import ConfigError
+def debug_option() -> click.Option:
+    return click.Option(["--debug"], is_flag=True, help="Show a traceback on errors.")
+
+
+def outside_folder(body: Body) -> Callable[..., None]:
+    """`body(**params)` with --debug and the one-line errors, for a command that needs no folder."""
+
+    @functools.wraps(body)
+    def run(*, debug: bool, **params: Any) -> None:
+        guarded(lambda: body(**params), debug=debug)
+
+    run.__dict__.setdefault("__click_params__", []).insert(0, debug_option())
+    return run
+
+
+def guarded(call: Callable[[], int | None], *, debug: bool) -> None:
+    """Run a command's body: errors become one line, its return value the exit code."""
+    from newsletter.errors import NewsletterError
+
+    try:
+        code = call()
+    except BrokenPipeError:
+        quiet_broken_pipe()
+    except KeyboardInterrupt:
+        err("interrupted")
+        raise SystemExit(ExitCode.INTERRUPTED) from None
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+    if code:
+        raise SystemExit(code)
+
+
+def load_folder(root: Path | None) -> Folder:
+    """The folder of `--root DIR`, or the nearest newsletter.toml at or above the current one."""
     from newsletter.layout import Layout
     from newsletter.settings import load_settings, unknown_names
 
-    layout = Layout.at(root)
-    if not layout.root.is_dir():
-        raise ConfigError("no such folder", path=root, hint="pass --root DIR, a newsletter folder")
+    layout = Layout.find(Path.cwd()) if root is None else Layout.given(root)
     for name in unknown_names(layout):
         err(f"warning: unknown setting {name} (ignored; see .env.example for the names)")
     return Folder(layout, load_settings(layout))
