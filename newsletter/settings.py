@@ -79,7 +79,7 @@ class Settings(BaseSettings):
             return value
         _, addr = parseaddr(value)
         if "@" not in addr or any(c in value for c in "\r\n"):
-            raise ValueError("must be an address such as 'Coeur sur Paris <lettre@example.fr>'")
+            raise ValueError("must be an address such as 'Ma Lettre <lettre@my-domain.fr>'")
         return value
 
     @field_validator("unsubscribe_url")
