@@ -177,3 +177,46 @@ def test_doctor_warns_about_example_domains_and_no_postal_address(
 ) -> None:
     checks = check_sender(Settings(sender=sender, postal_address=postal))
     assert [(c.code, c.severity) for c in checks] == expected
+
+
+def test_on_a_terminal_init_asks_for_what_is_missing(tmp_path: Path) -> None:
+    """A real terminal (a pty), answers typed at each prompt; Enter keeps the default."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    master, slave = pty.openpty()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", "from newsletter.cli import main; main()", "init", str(tmp_path)],
+        stdin=slave, stdout=slave, stderr=slave, env=env, close_fds=True,
+    )
+    os.close(slave)
+    answers = iter([b"Ma Lettre\n", b"lettre@ma-lettre.fr\n", b"en\n", b"\n"])
+    seen = b""
+    try:
+        while True:
+            ready, _, _ = select.select([master], [], [], 30)
+            assert ready, seen.decode()
+            try:
+                chunk = os.read(master, 1024)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+            if seen.rstrip().endswith((b":", b"]:")):
+                os.write(master, next(answers, b"\n"))
+                seen += b"\n"
+    finally:
+        os.close(master)
+    assert child.wait(timeout=30) == 0, seen.decode()
+    text = seen.decode().replace("\r\n", "\n")
+    for prompt in ("Newsletter name", "From address (you@your-domain)", "Language (fr or en)"):
+        assert prompt in text
+    settings = load_settings(Layout.at(tmp_path))
+    assert (settings.sender, settings.language) == ("Ma Lettre <lettre@ma-lettre.fr>", "en")
+    assert settings.postal_address == ""
+    assert (tmp_path / "content" / "articles" / "welcome.md").is_file()
