@@ -92,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.mkdir()
         for name in ("content", "templates", "issues"):
             shutil.copytree(REPO / name, root / name)
+        shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")  # its identity
         for issue_id in sorted(p.stem for p in (root / "issues").glob("*.toml")):
             newsletter(root, "build-issue", issue_id)
         print(newsletter(root, "archive", "--all"), end="")

@@ -48,6 +48,7 @@ def make_root(tmp: Path) -> Path:
     root.mkdir()
     for name in ("content", "templates", "issues"):
         shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")  # its identity
     names = ", ".join(f'"{slug}"' for slug in ARTICLES)
     (root / "issues" / f"{ISSUE_ID}.toml").write_text(
         'subject = "Banc d’essai : cinq articles en version intégrale"\n'

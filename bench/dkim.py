@@ -43,6 +43,7 @@ def make_root(tmp: Path) -> Path:
     root.mkdir()
     for name in ("content", "templates", "issues"):
         shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")  # its identity
     return root
 
 

@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.mkdir()
         for name in ("content", "templates", "issues"):
             shutil.copytree(REPO / name, root / name)
+        shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")  # its identity
         layout = Layout.at(root)
         stop = threading.Event()
         ready: queue.Queue[str] = queue.Queue()

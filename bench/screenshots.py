@@ -126,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         root.mkdir()
         for name in ("content", "templates", "issues"):
             shutil.copytree(REPO / name, root / name)
+        shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")  # its identity
         with sync_playwright() as pw:
             context = pw.chromium.launch_persistent_context(
                 str(tmp / "profile"),  # a fresh profile every run

@@ -278,6 +278,7 @@ def make_root(tmp: Path, env: dict[str, str], budget: Budget) -> Path:
     root.mkdir()
     for name in ("content", "templates", "issues"):
         shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")  # its identity
     run([NEWSLETTER_BIN, "build-issue", ISSUE_ID, "--root", root], env=env,
         timeout=budget.timeout(120))
     return root

@@ -27,7 +27,9 @@ if TYPE_CHECKING:
     from newsletter.send.run import SendOptions, SendResult
     from newsletter.settings import Settings
 
-ROOT_HELP = "The newsletter folder (default: the current directory)."
+#: The name on PyPI (`pip install newsletter-press`): "newsletter" there is another project.
+DISTRIBUTION = "newsletter-press"
+ROOT_HELP = "The newsletter folder (default: the nearest newsletter.toml, here or above)."
 Body = Callable[..., "int | None"]
 
 
@@ -44,12 +46,13 @@ class FolderGroup(click.Group):
     commands in an app context)."""
 
     def command(  # type: ignore[override]
-        self, *args: Any, **kwargs: Any
+        self, *args: Any, folder: bool = True, **kwargs: Any
     ) -> Callable[[Body], click.Command]:
+        """`folder=False`: a command that makes a folder (`init`): no --root, no `Folder`."""
+
         def decorator(body: Body) -> click.Command:
-            command: click.Command = super(FolderGroup, self).command(*args, **kwargs)(
-                in_folder(body)
-            )
+            wrapped = in_folder(body) if folder else outside_folder(body)
+            command: click.Command = super(FolderGroup, self).command(*args, **kwargs)(wrapped)
             return command
 
         return decorator
@@ -59,30 +62,18 @@ def in_folder(body: Body) -> Callable[..., None]:
     """`body(folder, **params)` with --root/--debug added and the errors turned into one line."""
 
     @functools.wraps(body)
-    def run(*, root: Path, debug: bool, **params: Any) -> None:
-        from newsletter.errors import NewsletterError
-
-        try:
-            code = body(load_folder(root), **params)
-        except BrokenPipeError:
-            quiet_broken_pipe()
-        except KeyboardInterrupt:
-            err("interrupted")
-            raise SystemExit(ExitCode.INTERRUPTED) from None
-        except (NewsletterError, OSError) as exc:
-            fail(exc, debug=debug)
-        if code:
-            raise SystemExit(code)
+    def run(*, root: Path | None, debug: bool, **params: Any) -> None:
+        guarded(lambda: body(load_folder(root), **params), debug=debug)
 
     # click lists the options of the decorators top-down from a list built bottom-up: placed
     # first, --root and --debug come last in every command's --help, as they always have.
     params = run.__dict__.setdefault("__click_params__", [])
     params[:0] = [
-        click.Option(["--debug"], is_flag=True, help="Show a traceback on errors."),
+        debug_option(),
         click.Option(
             ["--root"],
             type=click.Path(file_okay=False, path_type=Path),
-            default=Path("."),
+            default=None,
             show_default=False,
             help=ROOT_HELP,
         ),
@@ -90,14 +81,44 @@ def in_folder(body: Body) -> Callable[..., None]:
     return run
 
 
-def load_folder(root: Path) -> Folder:
-    from newsletter.errors import ConfigError
+def debug_option() -> click.Option:
+    return click.Option(["--debug"], is_flag=True, help="Show a traceback on errors.")
+
+
+def outside_folder(body: Body) -> Callable[..., None]:
+    """`body(**params)` with --debug and the one-line errors, for a command that needs no folder."""
+
+    @functools.wraps(body)
+    def run(*, debug: bool, **params: Any) -> None:
+        guarded(lambda: body(**params), debug=debug)
+
+    run.__dict__.setdefault("__click_params__", []).insert(0, debug_option())
+    return run
+
+
+def guarded(call: Callable[[], int | None], *, debug: bool) -> None:
+    """Run a command's body: errors become one line, its return value the exit code."""
+    from newsletter.errors import NewsletterError
+
+    try:
+        code = call()
+    except BrokenPipeError:
+        quiet_broken_pipe()
+    except KeyboardInterrupt:
+        err("interrupted")
+        raise SystemExit(ExitCode.INTERRUPTED) from None
+    except (NewsletterError, OSError) as exc:
+        fail(exc, debug=debug)
+    if code:
+        raise SystemExit(code)
+
+
+def load_folder(root: Path | None) -> Folder:
+    """The folder of `--root DIR`, or the nearest newsletter.toml at or above the current one."""
     from newsletter.layout import Layout
     from newsletter.settings import load_settings, unknown_names
 
-    layout = Layout.at(root)
-    if not layout.root.is_dir():
-        raise ConfigError("no such folder", path=root, hint="pass --root DIR, a newsletter folder")
+    layout = Layout.find(Path.cwd()) if root is None else Layout.given(root)
     for name in unknown_names(layout):
         err(f"warning: unknown setting {name} (ignored; see .env.example for the names)")
     return Folder(layout, load_settings(layout))
@@ -130,7 +151,7 @@ def quiet_broken_pipe() -> NoReturn:
 
 
 @click.group(cls=FolderGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="newsletter", message="newsletter %(version)s")
+@click.version_option(package_name=DISTRIBUTION, message="newsletter %(version)s")
 def app() -> None:
     """Turn a folder of Markdown articles into a newsletter issue and mail it.
 
@@ -363,3 +384,84 @@ def doctor_command(folder: Folder) -> int:
     checks = asyncio.run(diagnose(folder.layout, folder.settings))
     print_checks(checks)
     return ExitCode.USER_ERROR if any(c.severity == "error" for c in checks) else ExitCode.OK
+
+
+# -- issue 11: start a newsletter, start an issue ------------------------------------------------
+
+
+def _ask(value: str | None, option: str, prompt: str, *, default: str | None = None) -> str:
+    """The option's value; else a prompt on a terminal; else the default or a one-line error."""
+    from newsletter.errors import ConfigError
+
+    if value is not None:
+        return value
+    if sys.stdin.isatty():
+        answer: str = click.prompt(prompt, default=default, show_default=bool(default))
+        return answer
+    if default is not None:
+        return default
+    raise ConfigError(
+        "missing", field=option, hint=f"pass {option}; stdin is not a terminal, so nothing is asked"
+    )
+
+
+@app.command("init", folder=False)
+@click.argument("dir", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="The newsletter's name (the From display name).")
+@click.option("--from", "sender", metavar="ADDRESS", help="The From address.")
+@click.option("--language", type=click.Choice(["fr", "en"]), help="fr or en (default: fr).")
+@click.option("--postal-address", help="The sender's postal address, in every email's footer.")
+def init_command(
+    dir: Path | None,
+    name: str | None,
+    sender: str | None,
+    language: str | None,
+    postal_address: str | None,
+) -> None:
+    """Start a newsletter in DIR (default: here): newsletter.toml, a sample article, an issue."""
+    import datetime as dt
+
+    from newsletter.skeleton import create_folder, first_issue_id, identity
+
+    directory = dir  # click names the parameter after the DIR of the usage line
+    root = directory or Path(".")
+    who = identity(
+        name=_ask(name, "--name", "Newsletter name", default="" if sender else None),
+        sender=_ask(sender, "--from", "From address (you@your-domain)"),
+        language=_ask(language, "--language", "Language (fr or en)", default="fr"),
+        postal_address=_ask(postal_address, "--postal-address", "Postal address", default=""),
+    )
+    today = dt.date.today()
+    for rel in create_folder(root, who, today=today):
+        out(f"created {root / rel}")
+    cd = "" if directory is None else f"cd {directory} && "
+    out("Next:")
+    out(f"  {cd}newsletter build-issue {first_issue_id(today)}")
+    out(f"  newsletter preview {first_issue_id(today)}")
+    out("  newsletter new-issue")
+
+
+@app.command("new-issue")
+@click.argument("id", required=False)
+def new_issue_command(folder: Folder, id: str | None) -> None:
+    """Write issues/<id>.toml (default id: this month), picking the articles not yet sent."""
+    import datetime as dt
+
+    from newsletter.compose.content import load_catalog
+    from newsletter.compose.issue import resolve_issue
+    from newsletter.errors import IssueError
+    from newsletter.layout import issue_id_from_arg
+    from newsletter.skeleton import new_issue_file
+
+    layout, language = folder.layout, folder.settings.language
+    wanted = issue_id_from_arg(id) if id else None
+    new_id, path = new_issue_file(layout, wanted, today=dt.date.today(), language=language)
+    out(f"created {layout.rel(path)}")
+    try:
+        issue = resolve_issue(layout, new_id, load_catalog(layout), language=language)
+    except IssueError as exc:  # the file is written; it just selects nothing yet
+        err(f"warning: {exc}")
+        return
+    out(f"It would contain {len(issue.articles)} article(s), as of today:")
+    for article in issue.articles:
+        out(f"  {article.title} ({article.slug})")

@@ -5,16 +5,53 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsletter.errors import ConfigError
+
+#: The file that makes a folder a newsletter folder (as mkdocs.yml does for mkdocs).
+PROJECT_FILE = "newsletter.toml"
+NOT_A_FOLDER = (
+    f"not in a newsletter folder (no {PROJECT_FILE} here or above): run `newsletter init`"
+)
+
 
 @dataclass(frozen=True)
 class Layout:
-    """A newsletter folder (the current directory, or `--root DIR`)."""
+    """A newsletter folder: the nearest one with a newsletter.toml, or `--root DIR`."""
 
     root: Path
 
     @classmethod
     def at(cls, root: str | Path) -> Layout:
         return cls(Path(root).resolve())
+
+    @classmethod
+    def find(cls, start: str | Path) -> Layout:
+        """The nearest folder at or above `start` with a newsletter.toml (as git finds .git)."""
+        here = Path(start).resolve()
+        for folder in (here, *here.parents):
+            if (folder / PROJECT_FILE).is_file():
+                return cls(folder)
+        raise ConfigError(NOT_A_FOLDER)
+
+    @classmethod
+    def given(cls, root: str | Path) -> Layout:
+        """`--root DIR`: that folder exactly, which must hold a newsletter.toml too."""
+        layout = cls.at(root)
+        if not layout.root.is_dir():
+            raise ConfigError(
+                "no such folder", path=root, hint="pass --root DIR, a newsletter folder"
+            )
+        if not layout.toml_file.is_file():
+            raise ConfigError(
+                f"not a newsletter folder (no {PROJECT_FILE})",
+                path=root,
+                hint=f"run `newsletter init {root}`, or pass the folder that has one",
+            )
+        return layout
+
+    @property
+    def toml_file(self) -> Path:
+        return self.root / PROJECT_FILE
 
     @property
     def articles_dir(self) -> Path:

@@ -1,18 +1,32 @@
-"""Settings: environment variables `NEWSLETTER_*`, then `.env` in the newsletter folder."""
+"""Settings: environment variables `NEWSLETTER_*`, then `.env`, then `newsletter.toml`.
+
+Precedence, highest first: the environment > `<root>/.env` > `<root>/newsletter.toml` >
+the defaults below. newsletter.toml holds the folder's non-secret settings under the names of
+the variables without the prefix (`from`, `language`, `smtp_port`...); secrets stay in .env.
+"""
 
 from __future__ import annotations
 
 import os
+import re
+import tomllib
+from contextvars import ContextVar
 from email.utils import parseaddr
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 from urllib.parse import quote
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from newsletter.errors import ConfigError
-from newsletter.layout import Layout
+from newsletter.layout import PROJECT_FILE, Layout
 
 PREFIX = "NEWSLETTER_"
 
@@ -27,7 +41,9 @@ class Settings(BaseSettings):
     )
 
     language: Literal["fr", "en"] = "fr"
-    sender: str = Field("Coeur sur Paris <lettre@coeursurparis.example>", alias="NEWSLETTER_FROM")
+    # No identity in the code (issue 11): the newsletter's name is the display name of `from`,
+    # set in its newsletter.toml; empty, build and send say where to set it.
+    sender: str = Field("", alias="NEWSLETTER_FROM")
     reply_to: str = ""
     list_id: str = ""
     postal_address: str = ""
@@ -59,9 +75,11 @@ class Settings(BaseSettings):
     @field_validator("sender")
     @classmethod
     def _sender_has_address(cls, value: str) -> str:
+        if not value:
+            return value
         _, addr = parseaddr(value)
         if "@" not in addr or any(c in value for c in "\r\n"):
-            raise ValueError("must be an address such as 'Coeur sur Paris <lettre@example.fr>'")
+            raise ValueError("must be an address such as 'Ma Lettre <lettre@my-domain.fr>'")
         return value
 
     @field_validator("unsubscribe_url")
@@ -78,6 +96,35 @@ class Settings(BaseSettings):
             raise ValueError("must start with https:// (the public address of the archive)")
         # Issue pages are <url><id>/: without the slash, `…/archive2026-11/`.
         return value if not value or value.endswith("/") else value + "/"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # newsletter.toml (issue 11): below the environment and .env, above the defaults.
+        return (
+            init_settings,
+            env_settings,
+            dotenv_settings,
+            ProjectFileSource(settings_cls),
+            file_secret_settings,
+        )
+
+    def require_sender(self) -> str:
+        """The From header; a ConfigError naming newsletter.toml when none is configured."""
+        if not self.sender:
+            raise ConfigError(
+                "no sender configured",
+                path=PROJECT_FILE,
+                field="from",
+                hint='add from = "Your Newsletter <letter@your-domain>" (or NEWSLETTER_FROM)',
+            )
+        return self.sender
 
     def archive_page_url(self, issue_id: str) -> str:
         """The public page of an issue in the archive, or "" without NEWSLETTER_ARCHIVE_URL."""
@@ -106,20 +153,42 @@ def env_name(field: str) -> str:
 
 
 def load_settings(layout: Layout) -> Settings:
-    """Read the environment and `<root>/.env`; a bad value becomes a ConfigError naming it."""
+    """Read the environment, `<root>/.env` and `<root>/newsletter.toml`; a bad value becomes a
+    ConfigError naming the setting and the place its value came from."""
+    project = read_project_file(layout.toml_file, rel=layout.rel(layout.toml_file))
+    token = _PROJECT_VALUES.set(project)
     try:
         return Settings(_env_file=layout.env_file)  # type: ignore[call-arg]
     except ValidationError as exc:
         err = exc.errors()[0]
         field = str(err["loc"][0]) if err["loc"] else ""
-        name = env_name(field) if field in Settings.model_fields else field
-        source = ".env" if layout.env_file.exists() else "environment"
-        raise ConfigError(
-            err["msg"],
-            path=source,
-            field=name,
-            hint="fix it in .env or the environment; .env.example documents every setting",
-        ) from None
+        if field not in Settings.model_fields:  # the loc is the alias: NEWSLETTER_FROM
+            field = next((f for f in Settings.model_fields if env_name(f) == field), field)
+        raise _value_error(layout, field, str(err["msg"])) from None
+    finally:
+        _PROJECT_VALUES.reset(token)
+
+
+def _value_error(layout: Layout, field: str, msg: str) -> ConfigError:
+    """A bad value, named where it came from: the highest source that sets it wins."""
+    name = env_name(field) if field in Settings.model_fields else field
+    if name.lower() in (k.lower() for k in os.environ):
+        return ConfigError(msg, path="environment", field=name, hint="fix the variable")
+    if layout.env_file.exists() and name in dotenv_values(layout.env_file):
+        return ConfigError(
+            msg, path=".env", field=name, hint="fix it in .env; .env.example documents it"
+        )
+    key = toml_key(field)
+    if layout.toml_file.exists():
+        text = layout.toml_file.read_text(encoding="utf-8-sig")
+        return ConfigError(
+            msg,
+            path=layout.rel(layout.toml_file),
+            line=_line_of_key(text, key),
+            field=key,
+            hint="fix it in newsletter.toml; docs/settings.md documents it",
+        )
+    return ConfigError(msg, field=name, hint="docs/settings.md documents it")
 
 
 def unknown_names(layout: Layout) -> list[str]:
@@ -129,3 +198,93 @@ def unknown_names(layout: Layout) -> list[str]:
     if layout.env_file.exists():
         names |= {k for k in dotenv_values(layout.env_file) if k.startswith(PREFIX)}
     return sorted(names - known)
+
+
+# -- newsletter.toml (issue 11): the folder's own non-secret settings ---------------------------
+
+#: The values read from the newsletter.toml being loaded, for `ProjectFileSource`: a source is
+#: built by pydantic-settings from the class alone, so the file's values reach it this way.
+_PROJECT_VALUES: ContextVar[dict[str, Any] | None] = ContextVar("newsletter_toml", default=None)
+
+
+class ProjectFileSource(PydanticBaseSettingsSource):
+    """newsletter.toml's values (already checked by `read_project_file`), keyed by field."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return (_PROJECT_VALUES.get() or {}).get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_PROJECT_VALUES.get() or {})
+
+
+def toml_key(field: str) -> str:
+    """The name of a setting in newsletter.toml: the variable's, without the prefix."""
+    return env_name(field).removeprefix(PREFIX).lower()
+
+
+def _secret_fields() -> set[str]:
+    return {f for f, info in Settings.model_fields.items() if info.annotation is SecretStr}
+
+
+def read_project_file(path: Path, *, rel: str) -> dict[str, Any]:
+    """newsletter.toml as {field: value}; missing file: {}. Unknown keys, secrets, bad TOML or
+    a file that is not UTF-8 are ConfigErrors naming the file and the line."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 text (byte 0x{raw[exc.start]:02x})",
+            path=rel,
+            line=raw[: exc.start].count(b"\n") + 1,
+            hint="save the file as UTF-8",
+        ) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        at = re.search(r"at line (\d+)", str(exc))
+        raise ConfigError(
+            "malformed TOML: " + re.sub(r"\s*\(at line.*\)", "", str(exc)),
+            path=rel,
+            line=int(at.group(1)) if at else None,
+            hint="fix the TOML syntax",
+        ) from None
+    by_key = {toml_key(f): f for f in Settings.model_fields}
+    secrets = _secret_fields()
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        field = by_key.get(key)
+        line = _line_of_key(text, key)
+        if field in secrets:
+            raise ConfigError(
+                "a secret does not belong in newsletter.toml",
+                path=rel,
+                line=line,
+                field=key,
+                hint=f"put it in .env as {env_name(field)}=… (never committed)",
+            )
+        if field is None:
+            raise ConfigError(
+                "unknown setting",
+                path=rel,
+                line=line,
+                field=key,
+                hint="docs/settings.md lists the names (those of .env without NEWSLETTER_)",
+            )
+        values[field] = value
+    return values
+
+
+def _line_of_key(text: str, key: str) -> int | None:
+    """The line of `key = …` (or of a `[key]` table): tomllib gives no positions."""
+    quoted = re.escape(key)
+    rx = re.compile(
+        rf"""^\s*(?:{quoted}|"{quoted}"|'{quoted}')\s*=|^\s*\[+\s*(?:{quoted}|"{quoted}")\s*[\].]"""
+    )
+    for number, line in enumerate(text.splitlines(), start=1):
+        if rx.search(line):
+            return number
+    return None

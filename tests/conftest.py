@@ -18,6 +18,9 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
+#: The sample newsletter's From, as its newsletter.toml sets it (the code has no default).
+SAMPLE_FROM = "Coeur sur Paris <lettre@coeursurparis.example>"
+
 #: The sample newsletter's postal address (fictional): `send` refuses to mail without one.
 POSTAL_ADDRESS = "Coeur sur Paris, 12 rue de l’Exemple, 75011 Paris, France"
 
@@ -37,12 +40,14 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def newsletter_root(tmp_path: Path) -> Path:
-    """A copy of the repository's sample newsletter (content, templates, issues, subscribers)."""
+    """A copy of the repository's sample newsletter (newsletter.toml, content, templates, issues,
+    subscribers)."""
     root = tmp_path / "letter"
     root.mkdir()
     for name in ("content", "templates", "issues"):
         shutil.copytree(REPO / name, root / name)
     shutil.copy(REPO / "subscribers.example.csv", root / "subscribers.csv")
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")  # its identity, its root
     return root
 
 

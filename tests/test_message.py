@@ -11,6 +11,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
+from conftest import SAMPLE_FROM
 
 from newsletter.send.message import PLACEHOLDER_RE, MessageTemplate, qp, qp_piece
 from newsletter.send.subscribers import Subscriber
@@ -22,6 +23,7 @@ READER = Subscriber(
 
 
 def template_from(built: Path, **settings: str) -> MessageTemplate:
+    settings = {"sender": SAMPLE_FROM, **settings}  # the sample's newsletter.toml
     return MessageTemplate.from_build(built / "build" / "2026-11", settings=Settings(**settings))
 
 

@@ -81,6 +81,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("render") / "letter"
     for name in ("content", "templates", "issues"):
         shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
     shutil.copy(FIXTURES / "articles" / "tout-le-markdown.md", root / "content" / "articles")
     for issue_id, toml in EXTRA_ISSUES.items():
         (root / "issues" / f"{issue_id}.toml").write_text(toml, encoding="utf-8")

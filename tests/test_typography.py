@@ -61,6 +61,7 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("typography") / "letter"
     for name in ("content", "templates", "issues"):
         shutil.copytree(REPO / name, root / name)
+    shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")
     (root / "content" / "articles" / "typographie.md").write_text(ARTICLE, encoding="utf-8")
     for issue_id, (language, mode) in ISSUES.items():
         (root / "issues" / f"{issue_id}.toml").write_text(

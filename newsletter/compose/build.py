@@ -71,7 +71,9 @@ def build_issue(
     with _stage(timings, "select"):
         catalog = load_catalog(layout)
         issue = resolve_issue(layout, issue_id, catalog, language=settings.language)
-    newsletter = newsletter_from_settings(settings.sender, settings.postal_address, issue.language)
+    newsletter = newsletter_from_settings(
+        settings.require_sender(), settings.postal_address, issue.language
+    )
     rendered = render_issue(
         issue, layout=layout, newsletter=newsletter, timings=timings,
         archive_url=settings.archive_page_url(issue.id),

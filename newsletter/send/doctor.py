@@ -202,6 +202,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def check_sender(settings: Settings) -> list[Finding]:
+    if not settings.sender:
+        return [Finding("from", "error", NO_SENDER)]
     domain = settings.sender_domain.lower()
     if domain in FREEMAIL:
         return [
@@ -212,7 +214,40 @@ def check_sender(settings: Settings) -> list[Finding]:
                 "elsewhere (DMARC p=reject); use an address at your own domain",
             )
         ]
+    return [*check_identity(settings, domain), *check_postal_address(settings)]
+
+
+# -- issue 11: no sample identity left in place --------------------------------------------------
+
+NO_SENDER = 'no sender: add from = "Your Newsletter <letter@your-domain>" to newsletter.toml'
+#: Reserved for documentation (RFC 2606 and the registries' own): nobody reads mail there.
+EXAMPLE_DOMAINS = ("example", "example.com", "example.org", "example.net", "example.fr")
+
+
+def check_identity(settings: Settings, domain: str) -> list[Finding]:
+    if any(domain == d or domain.endswith("." + d) for d in EXAMPLE_DOMAINS):
+        return [
+            Finding(
+                "from",
+                "warning",
+                f"{settings.sender_address}: an example domain, where nobody reads replies or "
+                "bounces; set your own `from` in newsletter.toml",
+            )
+        ]
     return [Finding("from", "ok", settings.sender_address)]
+
+
+def check_postal_address(settings: Settings) -> list[Finding]:
+    if settings.postal_address.strip():
+        return []
+    return [
+        Finding(
+            "postal-address",
+            "warning",
+            "unset: the law wants one in every email and `send` refuses to mail without it "
+            "(set postal_address in newsletter.toml)",
+        )
+    ]
 
 
 def check_dkim(layout: Layout, settings: Settings, *, resolve: TxtResolver) -> list[Finding]:

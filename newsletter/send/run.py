@@ -75,6 +75,7 @@ def prepare(
     """Everything checked before the first message: the build, the list, the fields."""
     build_dir = layout.build_dir(issue_id)
     manifest = Manifest.read(build_dir)
+    settings.require_sender()  # issue 11: no sample identity to fall back on
     prefix = "[TEST] " if options.test_to else ""
     template = MessageTemplate.from_build(build_dir, settings=settings, subject_prefix=prefix)
     if not (options.dry_run or options.test_to):
