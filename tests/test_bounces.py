@@ -98,7 +98,7 @@ def test_an_unreadable_file_is_one_error_line(letter: Path, run_cli: RunCli) -> 
     assert result.stdout == ""
     assert result.stderr == (
         "error: bounces/absent.mbox: cannot read: No such file or directory "
-        "(give an mbox file or a folder of .eml files)\n"
+        "(give an mbox file, a folder of .eml files, or one .eml file)\n"
     )
     assert not (letter / "suppressions.csv").exists()
 
