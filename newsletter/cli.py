@@ -330,14 +330,25 @@ def report_command(folder: Folder, issue: str, csv_path: Path | None) -> None:
 @click.argument("who", metavar="EMAIL_OR_TOKEN")
 @click.option("--subscribers", type=click.Path(path_type=Path), help="The list file.")
 def unsubscribe_command(folder: Folder, who: str, subscribers: Path | None) -> None:
-    """Mark a subscriber `unsubscribed` in the list file (rewritten atomically)."""
-    from newsletter.send.subscribers import mark_unsubscribed
+    """Mark a subscriber `unsubscribed` in the list file (every row of the address)."""
+    from newsletter.errors import ConfigError
+    from newsletter.send.liststore import set_status
 
     layout, settings = folder.layout, folder.settings
     path = layout.resolve(subscribers or settings.subscribers)
     secret = settings.secret_key.get_secret_value()
-    sub = mark_unsubscribed(path, who, rel=layout.rel(path), secret=secret)
-    out(f"{sub.email} is now unsubscribed in {layout.rel(path)}")
+    # A raw address is accepted here, from whoever runs the command; the web takes tokens only.
+    by_token = "@" not in who
+    if by_token and not secret:
+        raise ConfigError(
+            f"{who!r} is not an address, and no NEWSLETTER_SECRET_KEY is set to check a token",
+            hint="give the subscriber's address",
+        )
+    rel = layout.rel(path)
+    changed = set_status(path, who, "unsubscribed", secret=secret, by_token=by_token, rel=rel)
+    state = "is now unsubscribed" if changed else "was already unsubscribed"
+    shown = "the subscriber of this token" if by_token else who.strip()
+    out(f"{shown} {state} in {rel} ({changed} row(s) changed)")
 
 
 @app.command("bounces")

@@ -157,6 +157,7 @@ class Record:
     line: int  # where the record starts (1 = the header)
     text: str  # exactly as in the file, line break included
     cells: list[str] = field(default_factory=list)
+    lines: int = 1  # physical lines (more than one: a quoted cell holds a line break)
 
 
 _PHYSICAL = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
@@ -311,14 +312,30 @@ def records(path: Path, *, rel: str, meta: ListFile | None = None) -> Iterator[R
                 ) from None
             text = "".join(consumed)
             consumed.clear()
-            count = len(_PHYSICAL.findall(text))
-            if count > 1:
-                raise SubscriberError(
-                    f"a quote opened on this line closes only on line {line + count - 1} "
-                    f"(or never): {count} lines would read as one row",
-                    path=rel,
-                    line=line,
-                    hint='a field may not hold a line break; double a " inside a quoted field',
-                )
-            yield Record(line, text, cells)
+            pieces = _PHYSICAL.findall(text)
+            if len(pieces) > 1:
+                _refuse_swallowed(pieces, line, meta, rel)
+            count = len(pieces)
+            yield Record(line, text, cells, lines=count)
             line += count
+
+
+_ADDRESS = re.compile(r'[^@\s"]+@[^@\s"]+\.[^@\s"]+')
+
+
+def _refuse_swallowed(pieces: list[str], line: int, meta: ListFile, rel: str) -> None:
+    """A record over several lines is a cell with a line break (an invalid row), unless a
+    later line holds an address in the email column: then a stray `"` swallowed rows, and
+    skipping them as one invalid row would hide readers (or mail unsubscribed ones)."""
+    assert meta.header is not None
+    for offset, piece in enumerate(pieces[1:], start=1):
+        cells = next(csv.reader([piece], delimiter=meta.delimiter), [])
+        i = meta.header.email
+        if i < len(cells) and _ADDRESS.fullmatch(cells[i].strip()):
+            raise SubscriberError(
+                f"a quote opened on this line swallows line {line + offset} "
+                f"(and {len(pieces) - 1 - offset} more): {len(pieces)} lines read as one row",
+                path=rel,
+                line=line,
+                hint='remove the stray " or double it ("") inside a quoted field',
+            )

@@ -104,8 +104,10 @@ def _matches(address: str, who: str, secret: str | None, by_token: bool) -> bool
     if by_token:
         from newsletter.send.subscribers import unsubscribe_token
 
+        # bytes: compare_digest refuses a str with non-ASCII characters (`unsubscribe 'é'`)
+        given = who.strip().lower().encode()
         return bool(secret) and hmac.compare_digest(
-            unsubscribe_token(address, secret or ""), who.strip().lower()
+            unsubscribe_token(address, secret or "").encode(), given
         )
     return address.lower() == who.strip().lower()
 
