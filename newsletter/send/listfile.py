@@ -116,7 +116,8 @@ FRENCH_WORDS = {"subscribed": "Abonné", "unsubscribed": "Désinscrit", "bounced
 
 def status_of(raw: str) -> str | None:
     """`subscribed`, `unsubscribed`, `bounced`, or None for a word we do not know."""
-    return STATUS_VALUES.get(fold(raw))
+    found = STATUS_VALUES.get(raw.strip().lower())  # the common case, without NFKD
+    return found if found is not None else STATUS_VALUES.get(fold(raw))
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,10 @@ def _lines(handle: BinaryIO, meta: ListFile, rel: str) -> Iterator[str]:
             meta.encoding = "utf-8-sig"
             raw = raw[3:]
         text = _decode(raw, number, meta, rel)
-        yield from _PHYSICAL.findall(text)
+        if "\r" in text[:-2]:  # a lone CR is a line break for csv too (rare: old Mac files)
+            yield from _PHYSICAL.findall(text)
+        else:
+            yield text
 
 
 def _decode(raw: bytes, number: int, meta: ListFile, rel: str) -> str:
@@ -310,12 +314,11 @@ def records(path: Path, *, rel: str, meta: ListFile | None = None) -> Iterator[R
                 raise SubscriberError(
                     f"malformed CSV: {exc}", path=rel, line=line, hint="check the quotes"
                 ) from None
-            text = "".join(consumed)
+            text = "".join(consumed) if len(consumed) != 1 else consumed[0]
+            count = len(consumed)  # each piece is one physical line
+            if count > 1:
+                _refuse_swallowed(list(consumed), line, meta, rel)
             consumed.clear()
-            pieces = _PHYSICAL.findall(text)
-            if len(pieces) > 1:
-                _refuse_swallowed(pieces, line, meta, rel)
-            count = len(pieces)
             yield Record(line, text, cells, lines=count)
             line += count
 

@@ -155,20 +155,36 @@ def summarize(path: Path, *, rel: str) -> ListSummary:
     return summary
 
 
-def blocked(path: Path, *, rel: str, meta: ListFile | None = None) -> DigestSet:
+def blocked(path: Path, *, rel: str) -> DigestSet:
     """Addresses with any row that is not `subscribed` (or is invalid with a good address).
 
     Two rows of one address (`jane@x`, `Jane@X`) with one unsubscribed: she is not mailed,
-    whichever row comes first. Costs a pass over the file before the send's own pass.
+    whichever row comes first. A pass over the file before the send's own; subscribed rows
+    are not validated in it, and the result is kept while the file is unchanged (`prepare`
+    and the send read the same list).
     """
+    stat = path.stat()
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if _blocked_cache and _blocked_cache[0][0] == key:
+        return _blocked_cache[0][1]
     out = DigestSet()
-    for item in read_rows(path, rel=rel, meta=meta):
-        if isinstance(item, InvalidRow):
-            if item.email:
-                out.add(digest(item.email))
-        elif item.status != "subscribed":
+    meta = ListFile(encoding="utf-8", delimiter=",")
+    for record in records(path, rel=rel, meta=meta):
+        assert meta.header is not None
+        i = meta.header.status
+        raw = record.cells[i] if i is not None and i < len(record.cells) else ""
+        if record.lines == 1 and status_of(raw) == "subscribed":
+            continue
+        if not record.cells or all(not c.strip() for c in record.cells):
+            continue
+        item = _row(record, meta.header)
+        if item.email and (isinstance(item, InvalidRow) or item.status != "subscribed"):
             out.add(digest(item.email))
+    _blocked_cache[:] = [(key, out)]
     return out
+
+
+_blocked_cache: list[tuple[tuple[str, int, int, int], DigestSet]] = []
 
 
 def unique_mailable(
@@ -179,12 +195,12 @@ def unique_mailable(
 
     Memory: one 64-bit digest per address seen (8-16 bytes), never the rows themselves.
     """
+    stop = blocked(path, rel=rel)
     meta = ListFile(encoding="utf-8", delimiter=",")
-    stop = blocked(path, rel=rel, meta=meta)
-    if summary is not None:
-        summary.warning = meta.warning
     seen = DigestSet()
-    for item in read_rows(path, rel=rel):
+    for item in read_rows(path, rel=rel, meta=meta):
+        if summary is not None and meta.warning:
+            summary.warning = meta.warning
         if isinstance(item, InvalidRow):
             if summary is not None:
                 summary.invalid.append(item)
