@@ -134,3 +134,20 @@ def test_report_csv_neutralises_cells_a_spreadsheet_would_run(
         cells = [c for row in csv.reader(f) for c in row]
     assert "'" + formula in cells
     assert not any(c.startswith(("=", "+", "-", "@", "\t", "\r")) for c in cells)
+
+
+def test_a_date_of_subscription_and_a_postal_address_stay_personalisation_fields(
+    tmp_path: Path,
+) -> None:
+    from newsletter.send.subscribers import Subscriber, read_rows
+
+    path = tmp_path / "l.csv"
+    path.write_text(
+        "Adresse;Date d'inscription;Courriel;Statut d'abonnement\n"
+        "12 rue X;2026-01-02;a@example.org;Inscrite\n",
+        encoding="utf-8",
+    )
+    (sub,) = list(read_rows(path, rel="l.csv"))
+    assert isinstance(sub, Subscriber)
+    assert (sub.email, sub.status) == ("a@example.org", "subscribed")
+    assert sub.fields == {"Adresse": "12 rue X", "Date d'inscription": "2026-01-02"}

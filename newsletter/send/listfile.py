@@ -47,8 +47,6 @@ ALIASES: dict[str, frozenset[str]] = {
             "adressemail",
             "adressecourriel",
             "emailaddress",
-            "address",
-            "adresse",
         }
     ),
     "name": frozenset({"name", "nom", "fullname", "nomcomplet", "displayname"}),
@@ -57,8 +55,9 @@ ALIASES: dict[str, frozenset[str]] = {
 }
 #: A header holding one of these words is a status column even if it is not an alias
 #: ("Statut d'abonnement", "Subscription status"): its values must be known status words,
-#: never a personalisation field (an unsubscribed reader would be mailed).
-STATUS_WORDS = ("status", "statut", "etat", "abonnement", "subscription", "inscription")
+#: never a personalisation field (an unsubscribed reader would be mailed). Not "inscription"
+#: or "abonnement" alone: "Date d'inscription" is a date column in many exports.
+STATUS_WORDS = ("status", "statut", "etat")
 
 #: Status words, folded (so `Abonné·e`, `abonné(e)`, `ABONNEE` are one word).
 STATUS_VALUES: dict[str, str] = {
