@@ -287,6 +287,8 @@ def send_command(folder: Folder, issue: str, subscribers: Path | None, **flags: 
         result = asyncio.run(_send(folder, issue_id, options, progress))
     finally:
         progress.close()  # a second Ctrl-C too: the terminal gets its cursor back
+    if result.list_warning:
+        err(f"warning: {result.list_warning}")
     return progress.summary(result)
 
 
@@ -330,20 +332,33 @@ async def _send(
     type=click.Path(path_type=Path),
     help="Write every recipient's outcome to this CSV file.",
 )
-def report_command(folder: Folder, issue: str, csv_path: Path | None) -> None:
-    """Counts of a send, and the failed recipients with the relay's replies."""
+@click.option(
+    "--subscribers",
+    type=click.Path(path_type=Path),
+    help="The list file, to count the recipients not yet tried (default: NEWSLETTER_SUBSCRIBERS).",
+)
+def report_command(
+    folder: Folder, issue: str, csv_path: Path | None, subscribers: Path | None
+) -> None:
+    """Counts of a send, the failed recipients with the relay's replies, and who is left."""
     from newsletter.console import print_report
     from newsletter.layout import issue_id_from_arg
-    from newsletter.send.report import read_report, write_csv
+    from newsletter.send.report import read_report, untried, write_csv
 
+    layout, settings = folder.layout, folder.settings
     issue_id = issue_id_from_arg(issue)
-    report = read_report(folder.layout, issue_id)
+    report = read_report(layout, issue_id)
     if report is None:
         out(f"{issue_id}: never sent")
         return
     print_report(report)
+    path = layout.resolve(subscribers or settings.subscribers)
+    if subscribers is not None or path.exists():
+        suppression_file = layout.resolve(settings.suppressions)
+        left = untried(layout, issue_id, subscribers=path, suppression_file=suppression_file)
+        out(f"  not yet tried: {left} (in {layout.rel(path)}; `newsletter send {issue_id}`)")
     if csv_path is not None:
-        write_csv(folder.layout, issue_id, csv_path)
+        write_csv(layout, issue_id, csv_path)
         out(f"wrote {csv_path}")
 
 
@@ -351,14 +366,25 @@ def report_command(folder: Folder, issue: str, csv_path: Path | None) -> None:
 @click.argument("who", metavar="EMAIL_OR_TOKEN")
 @click.option("--subscribers", type=click.Path(path_type=Path), help="The list file.")
 def unsubscribe_command(folder: Folder, who: str, subscribers: Path | None) -> None:
-    """Mark a subscriber `unsubscribed` in the list file (rewritten atomically)."""
-    from newsletter.send.subscribers import mark_unsubscribed
+    """Mark a subscriber `unsubscribed` in the list file (every row of the address)."""
+    from newsletter.errors import ConfigError
+    from newsletter.send.liststore import set_status
 
     layout, settings = folder.layout, folder.settings
     path = layout.resolve(subscribers or settings.subscribers)
     secret = settings.secret_key.get_secret_value()
-    sub = mark_unsubscribed(path, who, rel=layout.rel(path), secret=secret)
-    out(f"{sub.email} is now unsubscribed in {layout.rel(path)}")
+    # A raw address is accepted here, from whoever runs the command; the web takes tokens only.
+    by_token = "@" not in who
+    if by_token and not secret:
+        raise ConfigError(
+            f"{who!r} is not an address, and no NEWSLETTER_SECRET_KEY is set to check a token",
+            hint="give the subscriber's address",
+        )
+    rel = layout.rel(path)
+    changed = set_status(path, who, "unsubscribed", secret=secret, by_token=by_token, rel=rel)
+    state = "is now unsubscribed" if changed else "was already unsubscribed"
+    shown = "the subscriber of this token" if by_token else who.strip()
+    out(f"{shown} {state} in {rel} ({changed} row(s) changed)")
 
 
 @app.command("bounces")

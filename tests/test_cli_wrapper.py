@@ -55,7 +55,10 @@ HELP = {
             "-h, --help",
         ],
     ),
-    "report": ("[OPTIONS] ISSUE", ["--csv PATH", "--root DIRECTORY", "--debug", "-h, --help"]),
+    "report": (
+        "[OPTIONS] ISSUE",
+        ["--csv PATH", "--subscribers PATH", "--root DIRECTORY", "--debug", "-h, --help"],
+    ),
     "unsubscribe": (
         "[OPTIONS] EMAIL_OR_TOKEN",
         ["--subscribers PATH", "--root DIRECTORY", "--debug", "-h, --help"],

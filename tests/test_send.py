@@ -184,7 +184,8 @@ def test_a_550_fails_that_recipient_only(
     ready: Path, smtp_server: TestServer, run_cli: RunCli
 ) -> None:
     result = send(run_cli, ready, smtp_server)
-    assert result.exit_code == ExitCode.SOME_RECIPIENTS_FAILED
+    # issue 12: the only failure is a hard bounce, now suppressed: a weekly script sees 0
+    assert result.exit_code == ExitCode.OK, result.stdout
     others = sorted(
         r["email"] for r in subscribed(ready) if r["email"] != "francois.lefevre@example.com"
     )

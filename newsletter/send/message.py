@@ -233,7 +233,10 @@ class MessageTemplate:
     def values(self, subscriber: Subscriber) -> dict[str, str]:
         name = header_value(subscriber.name)
         greeting = (
-            self.labels["greeting_named"].format(name=name.split(" ")[0])
+            # the list's first-name column (Prénom) if any, else the name's first word
+            self.labels["greeting_named"].format(
+                name=header_value(subscriber.first_name) or name.split(" ")[0]
+            )
             if name
             else self.labels["greeting"]
         )

@@ -100,7 +100,7 @@ class SendProgress:
             )
             return (
                 ExitCode.OK
-                if t.get(Status.FAILED, 0) == 0 and result.remaining == 0
+                if result.other_failures == 0 and result.remaining == 0
                 else ExitCode.SOME_RECIPIENTS_FAILED
             )
         self._print_send(result)
@@ -152,7 +152,8 @@ class SendProgress:
                 f"`newsletter send {self.issue_id}`."
             )
             return ExitCode.INTERRUPTED
-        if r.failed or r.deferred or result.remaining:
+        # 0 when the only failures are hard bounces, now suppressed (issue 12)
+        if result.other_failures or r.deferred or result.remaining:
             if r.deferred:
                 _out(f"Deferred recipients are retried by `newsletter send {self.issue_id}`.")
             return ExitCode.SOME_RECIPIENTS_FAILED

@@ -1,7 +1,9 @@
 """`newsletter report`: what the journal says about one issue's send, as typed values.
 
     read_report(layout, id) ─▶ SendReport (counts, problem rows, tallies by code and by domain)
-    csv_rows(layout, id)    ─▶ one row per recipient, for `report --csv`
+    csv_rows(layout, id)    ─▶ one row per recipient, for `report --csv` (cells that a
+                               spreadsheet would run as formulas are neutralised by write_csv)
+    untried(layout, id, …)  ─▶ the list's recipients not yet tried (needs the list file)
 
 Reading only: nothing here writes the journal (the journal is created only if missing).
 """
@@ -10,13 +12,16 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import io
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsletter import fsio
 from newsletter.layout import Layout
 from newsletter.send.classify import enhanced_code
+from newsletter.send.digests import DigestSet, digest
 from newsletter.send.journal import Journal, Row, Status
 
 #: The rows a report lists one by one: no final success, or no outcome yet (killed in flight).
@@ -87,9 +92,44 @@ def csv_rows(layout: Layout, issue_id: str, /) -> Iterator[tuple[str, ...]]:
         journal.close()
 
 
+#: A cell starting with one of these is a formula to a spreadsheet (`=HYPERLINK(...)`, `@SUM`):
+#: an address like `=cmd|' /C calc'!A0@x.org` passes the syntax check, so every cell is guarded.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutralise(cell: str) -> str:
+    """`'=1+2` for `=1+2`: shown as text by spreadsheets (the OWASP CSV-injection advice)."""
+    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+
+
 def write_csv(layout: Layout, issue_id: str, path: Path, /) -> None:
-    with open(path, "w", encoding="utf-8", newline="") as f:
-        csv.writer(f).writerows(csv_rows(layout, issue_id))
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    for row in csv_rows(layout, issue_id):
+        writer.writerow([neutralise(cell) for cell in row])
+    fsio.write_file(path, buf.getvalue().encode("utf-8"))
+
+
+def untried(layout: Layout, issue_id: str, /, *, subscribers: Path, suppression_file: Path) -> int:
+    """Recipients `send` would still mail: on the list, mailable, not suppressed, and with no
+    journal row (a row that is deferred or in flight is counted by the report already)."""
+    from newsletter.send import suppressions
+    from newsletter.send.subscribers import unique_mailable
+
+    tried = DigestSet()
+    if layout.journal_path.exists():
+        journal = Journal.open(layout, issue_id)
+        try:
+            for row in journal.rows():
+                tried.add(digest(row.email))
+        finally:
+            journal.close()
+    suppressed = suppressions.load(suppression_file, rel=layout.rel(suppression_file))
+    count = 0
+    for sub in unique_mailable(subscribers, rel=layout.rel(subscribers)):
+        d = digest(sub.email)
+        count += d not in tried and d not in suppressed
+    return count
 
 
 def iso(ts: float) -> str:

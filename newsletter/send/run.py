@@ -66,6 +66,9 @@ class SendResult:
     dry_run: bool = False
     test_to: str | None = None
     remaining: int = 0
+    # failed for another reason than a hard bounce now suppressed: `send` exits 3 (issue 12)
+    other_failures: int = 0
+    list_warning: str = ""  # e.g. the list was read as Windows-1252
     totals: dict[str, int] = field(default_factory=dict)
 
 
@@ -82,7 +85,8 @@ def prepare(
         require_postal_address(build_dir, settings=settings)
     rel = layout.rel(options.subscribers)
     summary = summarize(options.subscribers, rel=rel)
-    if summary.invalid and not options.skip_invalid:
+    # --test-to mails one address given on the command line: invalid rows do not matter
+    if summary.invalid and not (options.skip_invalid or options.test_to):
         shown = summary.invalid[:20]
         errors: list[NewsletterError] = [
             SubscriberError(row.message, path=rel, line=row.line) for row in shown
@@ -164,6 +168,7 @@ async def send_issue(
         skipped_invalid=len(summary.invalid),
         not_subscribed=summary.not_subscribed,
         duplicates=summary.duplicates,
+        list_warning=summary.warning,
         dry_run=options.dry_run,
         test_to=options.test_to,
     )
@@ -292,9 +297,16 @@ async def send_list(
         result.totals = journal.counts()
         final = result.totals[Status.SENT] + result.totals[Status.FAILED]
         result.remaining = max(result.mailable - result.suppressed - final, 0)
+        result.other_failures = other_failures(journal, suppression_path, layout)
         return result
     finally:
         journal.close()
+
+
+def other_failures(journal: Journal, suppression_path: Path, layout: Layout) -> int:
+    """Failed recipients whose address is not suppressed (re-read: this run appended)."""
+    now = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
+    return sum(digest(row.email) not in now for row in journal.rows([Status.FAILED]))
 
 
 def _pending(

@@ -1,21 +1,22 @@
-"""The subscriber list file: CSV with a header row, streamed, validated row by row."""
+"""The subscriber list file: CSV with a header row, streamed, validated row by row.
+
+Parsed by `listfile` (delimiter, encoding, French headers and statuses), as `liststore`
+writes it; this module turns records into Subscribers and decides who is mailable.
+"""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
-import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from newsletter import fsio
-from newsletter.errors import SubscriberError
 from newsletter.send.digests import DigestSet, digest
+from newsletter.send.listfile import STATUSES as STATUSES  # re-exported
+from newsletter.send.listfile import Header, ListFile, Record, records, status_of
 
-STATUSES = ("subscribed", "unsubscribed", "bounced")
 RESERVED = ("email", "name", "status")
 
 
@@ -28,6 +29,11 @@ class Subscriber:
     line: int = 0
 
     @property
+    def first_name(self) -> str:
+        """For the greeting: the list's first-name column (`Prénom`), else empty."""
+        return self.fields.get("first_name", "")
+
+    @property
     def key(self) -> str:
         """How duplicates are told apart: addresses compare case-insensitively."""
         return self.email.lower()
@@ -37,6 +43,7 @@ class Subscriber:
 class InvalidRow:
     line: int
     message: str
+    email: str = ""  # the row's address when it is valid (the row still blocks it)
 
 
 @dataclass
@@ -48,6 +55,7 @@ class ListSummary:
     duplicates: int = 0
     invalid: list[InvalidRow] = field(default_factory=list)
     columns: tuple[str, ...] = ()
+    warning: str = ""  # e.g. read as Windows-1252
 
 
 _SIMPLE_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
@@ -77,108 +85,67 @@ def check_address(raw: str) -> str:
     return str(result.ascii_email or result.normalized)
 
 
-def _open(path: Path, rel: str) -> io.TextIOWrapper:
-    try:
-        return open(path, encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise SubscriberError(
-            "subscriber list not found",
-            path=rel,
-            hint="pass --subscribers FILE or set NEWSLETTER_SUBSCRIBERS "
-            "(subscribers.example.csv shows the format)",
-        ) from None
+def read_rows(
+    path: Path, *, rel: str, meta: ListFile | None = None
+) -> Iterator[Subscriber | InvalidRow]:
+    """Every data row, in file order, as a Subscriber or an InvalidRow. Streams the file.
+
+    The file's shape (delimiter, encoding, header aliases, status words) is read by
+    `listfile`, the parser `liststore` writes with; `meta` receives it (and its warning).
+    """
+    meta = meta if meta is not None else ListFile(encoding="utf-8", delimiter=",")
+    for record in records(path, rel=rel, meta=meta):
+        if not record.cells or all(not c.strip() for c in record.cells):
+            continue
+        assert meta.header is not None  # set before the first record
+        yield _row(record, meta.header)
 
 
-def read_rows(path: Path, *, rel: str) -> Iterator[Subscriber | InvalidRow]:
-    """Every data row, in file order, as a Subscriber or an InvalidRow. Streams the file."""
-    with _open(path, rel) as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise SubscriberError(
-                "the file is empty",
-                path=rel,
-                line=1,
-                hint="the first line is a header with at least 'email'",
-            ) from None
-        except (UnicodeDecodeError, csv.Error) as exc:
-            raise SubscriberError(
-                f"unreadable: {exc}", path=rel, line=1, hint="save the file as UTF-8 CSV"
-            ) from None
-        names = [h.strip().lower() if h.strip().lower() in RESERVED else h.strip() for h in header]
-        if "email" not in names:
-            raise SubscriberError(
-                "no 'email' column in the header",
-                path=rel,
-                line=1,
-                hint="the first line names the columns, e.g. email,name,status",
-            )
-        i_email = names.index("email")
-        i_name = names.index("name") if "name" in names else None
-        i_status = names.index("status") if "status" in names else None
-        extra = [(i, n) for i, n in enumerate(names) if n not in RESERVED and n]
-        line = 1
-        while True:
-            start = line + 1
-            try:
-                row = next(reader)
-            except StopIteration:
-                return
-            except UnicodeDecodeError as exc:
-                raise SubscriberError(
-                    f"not UTF-8 ({exc.reason})", path=rel, line=start, hint="save the file as UTF-8"
-                ) from None
-            except csv.Error as exc:
-                raise SubscriberError(
-                    f"malformed CSV: {exc}",
-                    path=rel,
-                    line=start,
-                    hint="check the quotes on this line",
-                ) from None
-            line = reader.line_num
-            if not row or all(not c.strip() for c in row):
-                continue
-            yield _row(row, start, i_email, i_name, i_status, extra)
+def _row(record: Record, header: Header) -> Subscriber | InvalidRow:
+    row, line = record.cells, record.line
 
-
-def _row(
-    row: list[str],
-    line: int,
-    i_email: int,
-    i_name: int | None,
-    i_status: int | None,
-    extra: list[tuple[int, str]],
-) -> Subscriber | InvalidRow:
     def cell(i: int | None) -> str:
         return row[i].strip() if i is not None and i < len(row) else ""
 
-    raw_email = cell(i_email)
+    raw_email = cell(header.email)
     if not raw_email:
         return InvalidRow(line, "no address")
     try:
         address = check_address(raw_email)
     except ValueError as exc:
         return InvalidRow(line, f"invalid address '{raw_email}': {exc}")
-    name = cell(i_name)
+    raw_status = cell(header.status)
+    status = status_of(raw_status)
+    if status is None:
+        column = header.names[header.status] if header.status is not None else "status"
+        return InvalidRow(
+            line,
+            f"unknown {column} '{raw_status}' (use subscribed, unsubscribed, bounced, "
+            "or abonné, désinscrit, rebond)",
+            email=address,
+        )
+    first = cell(header.first_name)
+    last = cell(header.name)
+    # "Prénom;Nom" in a spreadsheet: the display name is both, the greeting the first name
+    name = f"{first} {last}".strip() if header.first_name is not None else last
+    fields = {n: cell(i) for i, n in header.extra}
+    if header.first_name is not None:
+        fields["first_name"] = first
     if "\r" in name or "\n" in name:
-        return InvalidRow(line, "the name contains a line break")
-    status = cell(i_status).lower() or "subscribed"
-    if status not in STATUSES:
-        return InvalidRow(line, f"unknown status '{status}' (use {', '.join(STATUSES)})")
-    fields = {n: cell(i) for i, n in extra}
-    if any("\r" in v or "\n" in v for v in fields.values()):
-        return InvalidRow(line, "a column contains a line break")
+        return InvalidRow(line, "the name contains a line break", email=address)
+    if record.lines > 1 or any("\r" in v or "\n" in v for v in fields.values()):
+        return InvalidRow(line, "a column contains a line break", email=address)
     return Subscriber(email=address, name=name, status=status, fields=fields, line=line)
 
 
 def columns(path: Path, *, rel: str) -> tuple[str, ...]:
-    with _open(path, rel) as handle:
-        try:
-            header = next(csv.reader(handle))
-        except (StopIteration, csv.Error, UnicodeDecodeError):
-            return ()
-    return tuple(h.strip() for h in header if h.strip())
+    """The personalisation columns (`{{ ville }}`), `first_name` if the list has one."""
+    meta = ListFile(encoding="utf-8", delimiter=",")
+    next(records(path, rel=rel, meta=meta), None)
+    if meta.header is None:
+        return ()
+    extra = tuple(n for _, n in meta.header.extra)
+    return extra + (("first_name",) if meta.header.first_name is not None else ())
 
 
 def summarize(path: Path, *, rel: str) -> ListSummary:
@@ -188,24 +155,62 @@ def summarize(path: Path, *, rel: str) -> ListSummary:
     return summary
 
 
+def blocked(path: Path, *, rel: str) -> DigestSet:
+    """Addresses with any row that is not `subscribed` (or is invalid with a good address).
+
+    Two rows of one address (`jane@x`, `Jane@X`) with one unsubscribed: she is not mailed,
+    whichever row comes first. A pass over the file before the send's own; subscribed rows
+    are not validated in it, and the result is kept while the file is unchanged (`prepare`
+    and the send read the same list).
+    """
+    stat = path.stat()
+    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    if _blocked_cache and _blocked_cache[0][0] == key:
+        return _blocked_cache[0][1]
+    out = DigestSet()
+    meta = ListFile(encoding="utf-8", delimiter=",")
+    for record in records(path, rel=rel, meta=meta):
+        assert meta.header is not None
+        i = meta.header.status
+        raw = record.cells[i] if i is not None and i < len(record.cells) else ""
+        if record.lines == 1 and status_of(raw) == "subscribed":
+            continue
+        if not record.cells or all(not c.strip() for c in record.cells):
+            continue
+        item = _row(record, meta.header)
+        if item.email and (isinstance(item, InvalidRow) or item.status != "subscribed"):
+            out.add(digest(item.email))
+    _blocked_cache[:] = [(key, out)]
+    return out
+
+
+_blocked_cache: list[tuple[tuple[str, int, int, int], DigestSet]] = []
+
+
 def unique_mailable(
     path: Path, *, rel: str, summary: ListSummary | None = None
 ) -> Iterator[Subscriber]:
-    """Subscribed, valid rows, each address once (case-insensitive), in file order.
+    """Subscribed, valid rows, each address once (case-insensitive), in file order; never an
+    address that has another row not subscribed.
 
     Memory: one 64-bit digest per address seen (8-16 bytes), never the rows themselves.
     """
+    stop = blocked(path, rel=rel)
+    meta = ListFile(encoding="utf-8", delimiter=",")
     seen = DigestSet()
-    for item in read_rows(path, rel=rel):
+    for item in read_rows(path, rel=rel, meta=meta):
+        if summary is not None and meta.warning:
+            summary.warning = meta.warning
         if isinstance(item, InvalidRow):
             if summary is not None:
                 summary.invalid.append(item)
             continue
-        if item.status != "subscribed":
+        d = digest(item.email)
+        if item.status != "subscribed" or d in stop:
             if summary is not None:
                 summary.not_subscribed += 1
             continue
-        if not seen.add(digest(item.email)):
+        if not seen.add(d):
             if summary is not None:
                 summary.duplicates += 1
             continue
@@ -215,71 +220,3 @@ def unique_mailable(
 def unsubscribe_token(address: str, secret: str) -> str:
     """HMAC-SHA256 of the lower-cased address: in unsubscribe URLs, never the address itself."""
     return hmac.new(secret.encode(), address.lower().encode(), hashlib.sha256).hexdigest()
-
-
-def mark_unsubscribed(path: Path, who: str, *, rel: str, secret: str) -> Subscriber:
-    """Set `status` to `unsubscribed` for the row of `who` (an address or a token).
-
-    The file is rewritten atomically (temp file, fsync, rename); every other row keeps its
-    bytes. Raises SubscriberError when no row matches.
-    """
-    with _open(path, rel) as handle:
-        text = handle.read()
-    had_bom = path.read_bytes()[:3] == b"\xef\xbb\xbf"
-    records = _split_records(text)
-    if not records:
-        raise SubscriberError("the file is empty", path=rel, line=1)
-    header = next(csv.reader([records[0][0]]))
-    names = [h.strip().lower() for h in header]
-    if "email" not in names:
-        raise SubscriberError("no 'email' column in the header", path=rel, line=1)
-    i_email = names.index("email")
-    add_status = "status" not in names
-    i_status = len(names) if add_status else names.index("status")
-    token = who.strip().lower()
-    found: Subscriber | None = None
-    out: list[str] = []
-    for n, (record, ending) in enumerate(records):
-        if n == 0:
-            out.append(record + (",status" if add_status else "") + ending)
-            continue
-        row = next(csv.reader([record]), [])
-        address = row[i_email].strip() if i_email < len(row) else ""
-        matches = address and (
-            address.lower() == token
-            or (secret and hmac.compare_digest(unsubscribe_token(address, secret), token))
-        )
-        if matches and found is None:
-            while len(row) <= i_status:
-                row.append("")
-            row[i_status] = "unsubscribed"
-            buf = io.StringIO()
-            csv.writer(buf, lineterminator="").writerow(row)
-            out.append(buf.getvalue() + ending)
-            found = Subscriber(email=address, status="unsubscribed")
-        else:
-            out.append(record + ending)
-    if found is None:
-        raise SubscriberError(
-            "no subscriber with this address or token",
-            path=rel,
-            hint="check the address; a token is the one in the unsubscribe link",
-        )
-    data = ("\ufeff" if had_bom else "") + "".join(out)
-    fsio.write_file(path, data.encode("utf-8"))
-    return found
-
-
-def _split_records(text: str) -> list[tuple[str, str]]:
-    """Split CSV text into (record, line ending) pairs; a quoted field may span lines."""
-    records: list[tuple[str, str]] = []
-    buf = ""
-    for line in text.splitlines(keepends=True):
-        buf += line
-        if buf.count('"') % 2 == 0:
-            body = buf.rstrip("\r\n")
-            records.append((body, buf[len(body) :]))
-            buf = ""
-    if buf:
-        records.append((buf, ""))
-    return records

@@ -1,7 +1,8 @@
 """The suppression file: addresses that must never be mailed again (hard bounces, complaints).
 
 CSV with a header `email,reason,code,issue,date`; `send` subtracts it from the list; `send`
-(on a hard bounce) and `bounces` append to it.
+(on a hard bounce) and `bounces` append to it (`fsio.append`: a hand edit that left no final
+newline does not glue the new entry to the last line). Read strictly: see `load`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter import fsio
-from newsletter.errors import SubscriberError
+from newsletter.errors import ErrorGroup, NewsletterError, SubscriberError
 from newsletter.send.digests import DigestSet
 from newsletter.send.digests import digest as digest  # re-exported for bounces
 
@@ -32,25 +33,52 @@ class Suppression:
 
 
 def load(path: Path, *, rel: str) -> DigestSet:
-    """The suppressed addresses, as digests (memory stays small for large files)."""
+    """The suppressed addresses, as digests (memory stays small for large files).
+
+    Read strictly, as the subscriber list is (`listfile`): a line that is not one record (a
+    stray `"` would swallow the rest of the file, and those readers would be mailed), a row
+    with no address, or a file that is not UTF-8 is an error naming its line; every bad line
+    is reported in one go, and nothing is dropped silently.
+    """
+    from newsletter.send.listfile import ListFile, records
+
     out = DigestSet()
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:
         return out
-    with open(path, encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None:  # an empty file
-            return out
-        if "email" not in reader.fieldnames:
+    meta = ListFile(encoding="utf-8", delimiter=",")
+    problems: list[NewsletterError] = []
+    for record in records(path, rel=rel, meta=meta):
+        if meta.encoding == "cp1252":
             raise SubscriberError(
-                "no 'email' column in the header",
+                "not UTF-8 (a Windows-1252 edit?)",
                 path=rel,
-                line=1,
-                hint=f"the first line is {','.join(HEADER)}",
+                line=record.line,
+                hint="save the suppression file as UTF-8 CSV",
             )
-        for row in reader:
-            email = (row.get("email") or "").strip()
-            if email:
-                out.add(digest(email))
+        if not record.cells or all(not c.strip() for c in record.cells):
+            continue
+        assert meta.header is not None
+        i = meta.header.email
+        email = record.cells[i].strip() if i < len(record.cells) else ""
+        if record.lines > 1 or "@" not in email:
+            why = (
+                "a quoted cell runs over several lines"
+                if record.lines > 1
+                else f"{email!r} is not an address"
+                if email
+                else "no address"
+            )
+            problems.append(
+                SubscriberError(why, path=rel, line=record.line, hint="fix or remove the line")
+            )
+            continue
+        out.add(digest(email))
+    if meta.encoding == "cp1252":  # the first non-UTF-8 byte was on the header line
+        raise SubscriberError(
+            "not UTF-8", path=rel, line=1, hint="save the suppression file as UTF-8 CSV"
+        )
+    if problems:
+        raise problems[0] if len(problems) == 1 else ErrorGroup(problems)
     return out
 
 
