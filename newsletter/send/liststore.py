@@ -192,46 +192,19 @@ def add(
     with lock(path):
         parsed = _parse(path, rel)
         header, meta = parsed.header, parsed.meta
-        names = list(header.names)
         values: dict[str, str] = {"email": email.strip(), **dict(fields)}
         if name:
             values["name"] = name
-        index = _column_index(header)
-        for key in values:
-            if fold(key) in index:
-                continue
-            if key not in ADDED_COLUMNS:
-                raise SubscriberError(
-                    f"the list has no column {key!r}",
-                    path=rel,
-                    line=1,
-                    hint=f"add the column to the header, or use one of {', '.join(ADDED_COLUMNS)}",
-                )
-            index[fold(key)] = len(names)
-            names.append(key)
-        header_text = meta.header_text
-        if len(names) > len(header.names):
-            body = header_text.rstrip("\r\n")
-            extra = _format(names[len(header.names) :], meta, "")
-            header_text = body + meta.delimiter + extra + (_ending(header_text) or meta.newline)
-        out = [rec.text for rec in parsed.rows]
+        index, names, header_text = _with_columns(parsed, values, rel=rel)
         present = [
             n
             for n, rec in enumerate(parsed.rows)
             if _matches(_cell(rec.cells, header.email), email, None, False)
         ]
         if present:
-            if header.status is None:
-                return False
-            for n in present:
-                rec = parsed.rows[n]
-                if status_of(_cell(rec.cells, header.status)) == "unsubscribed":
-                    cells = list(rec.cells) + [""] * (header.status + 1 - len(rec.cells))
-                    cells[header.status] = header.status_word("subscribed")
-                    out[n] = _format(cells, meta, _ending(rec.text))
-            if out != [rec.text for rec in parsed.rows]:
-                _write(path, parsed, meta.header_text, out, rel=rel)
+            _resubscribe(path, parsed, present, rel=rel)
             return False
+        out = [rec.text for rec in parsed.rows]
         cells = [""] * len(names)
         for key, value in values.items():
             cells[index[fold(key)]] = value
@@ -245,6 +218,49 @@ def add(
         out.append(_format(cells, meta, meta.newline))
         _write(path, parsed, header_text, out, rel=rel)
         return True
+
+
+def _with_columns(
+    parsed: _Parsed, values: Mapping[str, str], *, rel: str
+) -> tuple[dict[str, int], list[str], str]:
+    """The column index, names and header line once the columns `values` need are added."""
+    header, meta = parsed.header, parsed.meta
+    names = list(header.names)
+    index = _column_index(header)
+    for key in values:
+        if fold(key) in index:
+            continue
+        if key not in ADDED_COLUMNS:
+            raise SubscriberError(
+                f"the list has no column {key!r}",
+                path=rel,
+                line=1,
+                hint=f"add the column to the header, or use one of {', '.join(ADDED_COLUMNS)}",
+            )
+        index[fold(key)] = len(names)
+        names.append(key)
+    header_text = meta.header_text
+    if len(names) > len(header.names):
+        body = header_text.rstrip("\r\n")
+        extra = _format(names[len(header.names) :], meta, "")
+        header_text = body + meta.delimiter + extra + (_ending(header_text) or meta.newline)
+    return index, names, header_text
+
+
+def _resubscribe(path: Path, parsed: _Parsed, present: list[int], *, rel: str) -> None:
+    """An address already listed: its `unsubscribed` rows become subscribed; bounced stay."""
+    header, meta = parsed.header, parsed.meta
+    if header.status is None:
+        return
+    out = [rec.text for rec in parsed.rows]
+    for n in present:
+        rec = parsed.rows[n]
+        if status_of(_cell(rec.cells, header.status)) == "unsubscribed":
+            cells = list(rec.cells) + [""] * (header.status + 1 - len(rec.cells))
+            cells[header.status] = header.status_word("subscribed")
+            out[n] = _format(cells, meta, _ending(rec.text))
+    if out != [rec.text for rec in parsed.rows]:
+        _write(path, parsed, meta.header_text, out, rel=rel)
 
 
 def _column_index(header: Header) -> dict[str, int]:
