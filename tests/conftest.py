@@ -16,6 +16,7 @@ from smtpserver import Faults, TestServer
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+THEME = REPO / "newsletter" / "theme" / "email"
 
 
 #: The sample newsletter's postal address (fictional): `send` refuses to mail without one.
@@ -44,6 +45,20 @@ def newsletter_root(tmp_path: Path) -> Path:
         shutil.copytree(REPO / name, root / name)
     shutil.copy(REPO / "subscribers.example.csv", root / "subscribers.csv")
     return root
+
+
+def own_template(root: Path, name: str) -> Path:
+    """`root/templates/<name>` as a full copy of the packaged theme's file, ready to edit.
+
+    What a user does to change the whole email: copy the theme's template into templates/. It
+    replaces the sample's small override (which extends the theme); a copy already made, and
+    perhaps edited, is kept.
+    """
+    path = root / "templates" / name
+    if not path.exists() or f'{{% extends "theme/{name}" %}}' in path.read_text("utf-8"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(THEME / name, path)
+    return path
 
 
 @dataclass

@@ -20,6 +20,7 @@ import lxml.html
 import pytest
 import yaml
 from click.testing import CliRunner
+from conftest import THEME
 from test_issue import expected_selection
 
 from newsletter.cli import app
@@ -391,7 +392,7 @@ def test_french_quotes_from_bodies_survive(root: Path, articles: dict[str, Any])
 
 def template_style(root: Path) -> tuple[dict[str, dict[str, str]], str, str]:
     """The template's <mj-style>: its plain rules, and its @media query with the rules inside."""
-    template = (root / "templates" / "email.mjml.j2").read_text(encoding="utf-8")
+    template = (THEME / "email.mjml.j2").read_text(encoding="utf-8")
     (css,) = re.findall(r"<mj-style>(.*?)</mj-style>", template, re.S)
     media = re.search(r"@media([^{]+)\{(.*?\})\s*\}", css, re.S)
     assert media
