@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -110,6 +111,15 @@ def built(newsletter_root: Path, run_cli: RunCli) -> Iterator[Path]:
     result = run_cli("build-issue", "2026-11", root=newsletter_root)
     assert result.exit_code == 0, result.stderr
     yield newsletter_root
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Debian's headless Chromium, offline, one per test module (tests/browser.py)."""
+    from browser import offline_chromium  # Playwright only for the tests that open a page
+
+    with offline_chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 @pytest.fixture

@@ -87,8 +87,8 @@ def no_unsubscribe_in_text(root: Path) -> None:
 def unknown_mjml_element(root: Path) -> None:
     replace_in(
         own_template(root, "email.mjml.j2"),
-        '<mj-body background-color="#f4f1ec" width="600px">',
-        '<mj-body background-color="#f4f1ec" width="600px">\n    <mj-foo>?</mj-foo>',
+        'width="600px" css-class="page">',
+        'width="600px" css-class="page">\n    <mj-foo>?</mj-foo>',
     )
 
 

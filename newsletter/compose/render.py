@@ -161,11 +161,19 @@ def _context(issue: Issue, newsletter: Newsletter, labels: Labels) -> dict[str, 
     return {
         "issue": issue,
         "articles": issue.articles,
+        "signed": signed_articles(issue),
         "labels": labels,
         "newsletter": newsletter,
         "subscriber": _Subscriber(),
         **{name: placeholder(name) for name in RECIPIENT_FIELDS},
     }
+
+
+def signed_articles(issue: Issue) -> frozenset[str]:
+    """The slugs of the articles that end with their author's full signature: each author's
+    last article of the issue (the others get a one-line "Rédigé par")."""
+    last = {article.author.key: article.slug for article in issue.articles}
+    return frozenset(last.values())
 
 
 def newsletter_from_settings(sender: str, postal_address: str, language: str) -> Newsletter:
