@@ -144,3 +144,21 @@ def test_the_contrast_test_fails_on_the_old_grey(
         assert len(low) == 1 and low[0].startswith("4.29:1 P 'Numéro 12'"), low
     finally:
         page.close()
+
+
+def test_on_a_phone_the_article_title_stands_well_above_the_headings(
+    browser: BrowserContext, samples: dict[str, Path]
+) -> None:
+    page = browser.new_page()
+    try:
+        page.set_viewport_size({"width": 375, "height": 900})
+        page.goto(samples["2026-12"].as_uri(), wait_until="load")  # full mode: h2 inside
+        sizes = page.evaluate(
+            "['h1', '.article h2'].map((s) => [...document.querySelectorAll(s)]"
+            ".map((e) => parseFloat(getComputedStyle(e).fontSize)))"
+        )
+        titles, headings = sizes
+        assert titles and headings
+        assert set(titles) == {26.0} and set(headings) == {19.0}, sizes
+    finally:
+        page.close()
