@@ -1,10 +1,11 @@
-"""Screenshots of the sample issues in headless Chromium, and two layout checks at 375 px.
+"""Screenshots of the sample issues in headless Chromium, light and dark, and layout checks.
 
     /work/venv/bin/python bench/screenshots.py [2026-11 2026-12]
 
 Builds each issue with the CLI into a temporary copy of the sample folder (so a developer's
 own build/ is left alone), fills the per-recipient placeholders as a sample reader would see
-them, and writes bench/out/<id>-600.png and bench/out/<id>-375.png (full page).
+them, and writes bench/out/<id>-<width>-<scheme>.png for widths 600 and 375 and schemes light
+and dark (`prefers-color-scheme` emulated), full page.
 Checks, exit 1 if one fails:
   - at 375 px the page does not scroll sideways (scrollWidth <= clientWidth);
   - each author signature block (columns .mj-column-per-32 and .mj-column-per-68) is stacked
@@ -35,6 +36,7 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 WIDTHS = (600, 375)
+SCHEMES = ("light", "dark")
 PLACEHOLDER_RE = re.compile(r"\{\{ *([A-Za-z_][A-Za-z0-9_]*) *\}\}")
 SAMPLE_READER = {"greeting": "Bonjour Camille,", "unsubscribe_url": "#"}
 
@@ -152,14 +154,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     print(f"{issue_id}: {html_path.stat().st_size / 1024:.1f} KB email.html")
                     page = context.new_page()
                     for width in WIDTHS:
-                        page.set_viewport_size({"width": width, "height": 900})
-                        page.goto(sample.as_uri(), wait_until="load")
-                        png = OUT / f"{issue_id}-{width}.png"
-                        page.screenshot(path=str(png), full_page=True)
-                        m = page.evaluate(MEASURE_JS)
-                        print(f"  {width}px -> {png.relative_to(REPO)} ({width}x{m['height']}); "
-                              f"{m['images']} image(s), {len(m['brokenImages'])} broken; "
-                              f"placeholders left: {m['leftoverPlaceholders'] or 'none'}")
+                        for scheme in SCHEMES:
+                            page.emulate_media(color_scheme=scheme)
+                            page.set_viewport_size({"width": width, "height": 900})
+                            page.goto(sample.as_uri(), wait_until="load")
+                            png = OUT / f"{issue_id}-{width}-{scheme}.png"
+                            page.screenshot(path=str(png), full_page=True)
+                            m = page.evaluate(MEASURE_JS)
+                            print(f"  {width}px {scheme} -> {png.relative_to(REPO)} "
+                                  f"({width}x{m['height']}); {m['images']} image(s), "
+                                  f"{len(m['brokenImages'])} broken; "
+                                  f"placeholders left: {m['leftoverPlaceholders'] or 'none'}")
                         for c in layout_checks(width, m):
                             failed += not c.ok
                             print(f"    {'ok  ' if c.ok else 'FAIL'} {c.name}: {c.detail}")

@@ -9,6 +9,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -16,6 +17,7 @@ from smtpserver import Faults, TestServer
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+THEME = REPO / "newsletter" / "theme" / "email"
 
 
 #: The sample newsletter's From, as its newsletter.toml sets it (the code has no default).
@@ -49,6 +51,20 @@ def newsletter_root(tmp_path: Path) -> Path:
     shutil.copy(REPO / "subscribers.example.csv", root / "subscribers.csv")
     shutil.copy(REPO / "newsletter.toml", root / "newsletter.toml")  # its identity, its root
     return root
+
+
+def own_template(root: Path, name: str) -> Path:
+    """`root/templates/<name>` as a full copy of the packaged theme's file, ready to edit.
+
+    What a user does to change the whole email: copy the theme's template into templates/. It
+    replaces the sample's small override (which extends the theme); a copy already made, and
+    perhaps edited, is kept.
+    """
+    path = root / "templates" / name
+    if not path.exists() or f'{{% extends "theme/{name}" %}}' in path.read_text("utf-8"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(THEME / name, path)
+    return path
 
 
 @dataclass
@@ -100,6 +116,15 @@ def built(newsletter_root: Path, run_cli: RunCli) -> Iterator[Path]:
     result = run_cli("build-issue", "2026-11", root=newsletter_root)
     assert result.exit_code == 0, result.stderr
     yield newsletter_root
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Debian's headless Chromium, offline, one per test module (tests/browser.py)."""
+    from browser import offline_chromium  # Playwright only for the tests that open a page
+
+    with offline_chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
+        yield context
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import POSTAL_ADDRESS, RunCli, snapshot
+from conftest import POSTAL_ADDRESS, RunCli, own_template, snapshot
 from test_issue import expected_selection
 
 from newsletter.compose.checks import (
@@ -57,7 +57,7 @@ def make_huge(root: Path, paragraphs: int = ERROR_PARAGRAPHS) -> None:
 
 def in_template(root: Path, html: str, *, head: bool = False) -> None:
     """Add raw markup to the email template: in <mj-head>, or after the greeting."""
-    template = root / "templates" / "email.mjml.j2"
+    template = own_template(root, "email.mjml.j2")
     if head:
         replace_in(template, "<mj-style>", f"{html}\n    <mj-style>")
     else:
@@ -70,7 +70,7 @@ def image_without_alt(root: Path, alt: str = "") -> None:
 
 def no_unsubscribe_in_html(root: Path) -> None:
     replace_in(
-        root / "templates" / "email.mjml.j2",
+        own_template(root, "email.mjml.j2"),
         '<a href="{{ unsubscribe_url }}">{{ labels.unsubscribe }}</a>',
         "",
     )
@@ -78,7 +78,7 @@ def no_unsubscribe_in_html(root: Path) -> None:
 
 def no_unsubscribe_in_text(root: Path) -> None:
     replace_in(
-        root / "templates" / "email.txt.j2",
+        own_template(root, "email.txt.j2"),
         "{{ labels.unsubscribe }}{{ labels.colon }} {{ unsubscribe_url }}",
         "",
     )
@@ -86,21 +86,21 @@ def no_unsubscribe_in_text(root: Path) -> None:
 
 def unknown_mjml_element(root: Path) -> None:
     replace_in(
-        root / "templates" / "email.mjml.j2",
-        '<mj-body background-color="#f4f1ec" width="600px">',
-        '<mj-body background-color="#f4f1ec" width="600px">\n    <mj-foo>?</mj-foo>',
+        own_template(root, "email.mjml.j2"),
+        'width="600px" css-class="page">',
+        'width="600px" css-class="page">\n    <mj-foo>?</mj-foo>',
     )
 
 
 def mjml_tag(root: Path, new: str) -> None:
     replace_in(
-        root / "templates" / "email.mjml.j2", '<mjml lang="{{ issue.language }}" dir="ltr">', new
+        own_template(root, "email.mjml.j2"), '<mjml lang="{{ issue.language }}" dir="ltr">', new
     )
 
 
 def no_postal_address_in(template: str) -> Callable[[Path], None]:
     def change(root: Path) -> None:
-        path = root / "templates" / template
+        path = own_template(root, template)
         text, n = re.subn(r"\{\{ newsletter\.postal_address \}\}", "", path.read_text("utf-8"))
         assert n == 1
         path.write_text(text, encoding="utf-8")

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import RunCli, snapshot
+from conftest import RunCli, own_template, snapshot
 from test_issue import articles_meta, expected_selection
 
 ARTICLE = "content/articles/seo-local-commerces-parisiens.md"
 
 
 def edit(root: Path, rel: str, pattern: str, replacement: str) -> None:
+    if rel.startswith("templates/"):
+        own_template(root, rel.removeprefix("templates/"))
     path = root / rel
     text, n = re.subn(pattern, replacement, path.read_text(encoding="utf-8"), count=1, flags=re.M)
     assert n == 1, (rel, pattern)

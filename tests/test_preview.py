@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import lxml.html
 import pytest
-from conftest import RunCli
+from conftest import RunCli, own_template
 from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
 
 from newsletter.compose.checks import GMAIL_CLIP_ERROR_BYTES, clip_size
@@ -194,7 +194,7 @@ def test_an_edited_title_shows_in_the_page_without_a_manual_reload(
 def test_a_broken_template_shows_its_error_and_a_fix_removes_it(
     page: Page, preview: Running
 ) -> None:
-    template = preview.root / TEMPLATE
+    template = own_template(preview.root, TEMPLATE.name)
     good = template.read_text("utf-8")
     edit(template, "<mj-body", "{{ nope }}<mj-body")
     banner = page.locator("#build-error")
@@ -295,13 +295,14 @@ def test_as_an_unknown_address_is_refused_naming_the_list(newsletter_root: Path)
 def test_a_first_build_that_fails_still_serves_the_error_until_fixed(
     newsletter_root: Path,
 ) -> None:
-    template = newsletter_root / TEMPLATE
+    template = own_template(newsletter_root, TEMPLATE.name)
     good = template.read_text("utf-8")
     edit(template, "<mj-body", "{{ nope }}<mj-body")
     with running_preview(newsletter_root) as running:
         status, index = running.get("/")
         assert status == 200
-        assert 'id="build-error"' in index and f"{TEMPLATE}:28: undefined variable" in index
+        line = good[: good.index("<mj-body")].count("\n") + 1
+        assert 'id="build-error"' in index and f"{TEMPLATE}:{line}: undefined variable" in index
         assert running.get("/email.html")[0] == 503  # nothing built yet
         template.write_text(good, "utf-8")
         deadline = time.monotonic() + RELOAD_TIMEOUT_MS / 1000
@@ -313,7 +314,7 @@ def test_a_first_build_that_fails_still_serves_the_error_until_fixed(
 
 def test_a_build_stopped_by_a_check_shows_which_check(newsletter_root: Path) -> None:
     edit(
-        newsletter_root / TEMPLATE,
+        own_template(newsletter_root, TEMPLATE.name),
         "<p>{{ greeting }}</p>",
         '<p>{{ greeting }}</p><img src="https://coeursurparis.example/logo.png">',
     )

@@ -11,7 +11,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from conftest import POSTAL_ADDRESS, RunCli
+from conftest import POSTAL_ADDRESS, RunCli, own_template
 from smtpserver import TestServer
 
 from newsletter.cli import ExitCode
@@ -93,7 +93,7 @@ def test_every_subscribed_recipient_gets_exactly_one_complete_message(
 def test_a_csv_column_personalises_both_parts(
     newsletter_root: Path, smtp_server: TestServer, run_cli: RunCli
 ) -> None:
-    tpl = newsletter_root / "templates" / "email.txt.j2"
+    tpl = own_template(newsletter_root, "email.txt.j2")
     tpl.write_text(
         tpl.read_text().replace("{{ greeting }}", "{{ greeting }} ({{ subscriber.ville }})")
     )
@@ -109,7 +109,7 @@ def test_a_csv_column_personalises_both_parts(
 def test_a_column_the_list_lacks_is_refused_before_sending(
     newsletter_root: Path, smtp_server: TestServer, run_cli: RunCli
 ) -> None:
-    tpl = newsletter_root / "templates" / "email.txt.j2"
+    tpl = own_template(newsletter_root, "email.txt.j2")
     tpl.write_text(tpl.read_text() + "{{ subscriber.code_postal }}\n")
     assert run_cli("build-issue", "2026-11", root=newsletter_root).exit_code == 0
     result = send(run_cli, newsletter_root, smtp_server)

@@ -31,7 +31,10 @@ from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
-
+#: The default email theme, shipped in the package. A folder's templates/ overrides it file by
+#: file; `theme/<name>` always names the packaged file, so an override can extend it.
+EMAIL_THEME_DIR = Path(__file__).resolve().parent.parent / "theme" / "email"
+THEME_PREFIX = "theme"
 
 
 @dataclass(frozen=True)
@@ -76,8 +79,16 @@ class _Subscriber:
 
 
 def make_env(templates_dir: Path) -> jinja2.Environment:
+    theme = jinja2.FileSystemLoader(str(EMAIL_THEME_DIR))
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir)),
+        # As mkdocs' custom_dir: the user's file if there is one, else the theme's. The prefixed
+        # loader comes first so that `{% extends "theme/email.mjml.j2" %}` in a user's
+        # email.mjml.j2 reaches the packaged file, never itself.
+        loader=jinja2.ChoiceLoader([
+            jinja2.PrefixLoader({THEME_PREFIX: theme}),
+            jinja2.FileSystemLoader(str(templates_dir)),
+            theme,
+        ]),
         undefined=jinja2.StrictUndefined,
         autoescape=lambda name: name is not None and not name.endswith(".txt.j2"),
         keep_trailing_newline=True,
@@ -150,11 +161,19 @@ def _context(issue: Issue, newsletter: Newsletter, labels: Labels) -> dict[str, 
     return {
         "issue": issue,
         "articles": issue.articles,
+        "signed": signed_articles(issue),
         "labels": labels,
         "newsletter": newsletter,
         "subscriber": _Subscriber(),
         **{name: placeholder(name) for name in RECIPIENT_FIELDS},
     }
+
+
+def signed_articles(issue: Issue) -> frozenset[str]:
+    """The slugs of the articles that end with their author's full signature: each author's
+    last article of the issue (the others get a one-line "Rédigé par")."""
+    last = {article.author.key: article.slug for article in issue.articles}
+    return frozenset(last.values())
 
 
 def newsletter_from_settings(sender: str, postal_address: str, language: str) -> Newsletter:
@@ -167,15 +186,20 @@ def _render_template(
 ) -> str:
     rel = f"templates/{name}"
     try:
-        return env.get_template(name).render(context)
+        template = env.get_template(name)
+        rel = _shown(template.filename, layout) or rel
+        return template.render(context)
     except jinja2.TemplateNotFound as exc:
+        in_theme = str(exc.name).startswith(f"{THEME_PREFIX}/")
+        shipped = ", ".join(sorted(p.name for p in EMAIL_THEME_DIR.glob("*.j2")))
         raise TemplateError(
             f"template '{exc.name}' not found",
-            path=rel if exc.name == name else f"templates/{exc.name}",
-            hint="templates/ needs email.mjml.j2 and email.txt.j2",
+            path=None if in_theme else f"templates/{exc.name}",
+            hint=f"the packaged theme has {THEME_PREFIX}/ + one of: {shipped}" if in_theme
+            else f"put it in templates/, or name a file of the theme as '{THEME_PREFIX}/<name>'",
         ) from None
     except jinja2.TemplateSyntaxError as exc:
-        where = f"templates/{exc.name}" if exc.name else rel
+        where = _shown(exc.filename, layout) or f"templates/{exc.name or name}"
         raise TemplateError(
             f"template syntax: {exc.message}", path=where, line=exc.lineno,
             hint="fix the Jinja2 syntax",
@@ -186,19 +210,25 @@ def _render_template(
             f"undefined variable: {exc.message}",
             path=where,
             line=line,
-            hint="check the spelling; README.md lists the variables templates get",
+            hint="check the spelling; docs/folder.md lists the variables templates get",
         ) from None
     except Exception as exc:  # a filter or a test raised: still one line, with the place
         where, line = _template_frame(exc, layout) or (rel, None)
         raise TemplateError(f"{type(exc).__name__}: {exc}", path=where, line=line) from None
 
 
+def _shown(filename: str | None, layout: Layout) -> str | None:
+    """A template in messages: templates/x, or the theme's own file (a path one can open)."""
+    return layout.rel(Path(filename)) if filename else None
+
+
 def _template_frame(exc: BaseException, layout: Layout) -> tuple[str, int] | None:
-    # Jinja2 rewrites tracebacks so that template frames carry the template's file and line.
-    templates = str(layout.templates_dir)
+    # Jinja2 rewrites tracebacks so that template frames carry the template's file and line:
+    # the innermost frame in a user's template or in the theme is where the error is.
+    roots = (str(layout.templates_dir), str(EMAIL_THEME_DIR))
     found: tuple[str, int] | None = None
     for frame in traceback.extract_tb(exc.__traceback__):
-        if frame.filename.startswith(templates) and frame.lineno is not None:
+        if frame.filename.startswith(roots) and frame.lineno is not None:
             found = (layout.rel(Path(frame.filename)), frame.lineno)
     return found
 
