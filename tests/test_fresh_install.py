@@ -22,10 +22,6 @@ import pytest
 from conftest import REPO
 
 MONTH = f"{dt.date.today():%Y-%m}"
-#: The packaged email theme (issue 11 part 1) comes from another branch: until it is merged,
-#: an init folder (which has no templates/ of its own) cannot build. Once it is, this condition
-#: is false and the build test must pass like any other.
-NO_PACKAGED_THEME = not any((REPO / "newsletter" / "theme").rglob("email.mjml.j2"))
 IDENTITY = ("coeursurparis", "coeur sur paris", "cœur sur paris")
 
 pytestmark = pytest.mark.timeout(600)  # a cold package cache: minutes, not seconds
@@ -125,13 +121,6 @@ def test_init_in_an_empty_folder_then_the_one_line_error_outside_it(
     )
 
 
-@pytest.mark.xfail(
-    NO_PACKAGED_THEME,
-    reason="the email templates are not packaged yet (newsletter/theme/email/, issue 11 part 1, "
-    "another branch): an init folder has no templates/ to build with",
-    raises=AssertionError,
-    strict=True,
-)
 def test_the_first_issue_builds_with_the_packaged_theme_from_the_root_and_a_subfolder(
     installed: Installed, tmp_path: Path
 ) -> None:
