@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from newsletter.compose.build import BuildResult
     from newsletter.findings import Finding
     from newsletter.layout import Layout
-    from newsletter.send.bounces import BounceReport
+    from newsletter.send.bounces import Bounce, BounceReport
     from newsletter.send.report import SendReport
 
 
@@ -101,16 +101,28 @@ def print_bounces(report: BounceReport) -> None:
     for b in report.bounces:
         if b.skipped:
             out(f"{b.source}: skipped: {b.note}")
-            continue
-        if b.note:
-            state = f"not suppressed: {b.note}"
-        elif b.hard:
-            state = "suppressed" if b.added else "already suppressed"
+        elif b.complaint:
+            out(f"{b.source}: {b.address or '-'} complaint - ({_complaint_state(b)})")
         else:
-            state = "not suppressed"
-        out(f"{b.source}: {b.address} {b.verdict or 'unknown'} {b.code} ({state})")
+            out(f"{b.source}: {b.address} {b.verdict or 'unknown'} {b.code} ({_state(b)})")
+    complaints = f"{len(report.complaints)} complaint(s), " if report.complaints else ""
     out(
-        f"{report.messages} message(s): {len(report.hard)} hard bounce(s), {report.added} "
-        f"added to {report.suppression_file}; {len(report.others)} other(s) not suppressed; "
-        f"{len(report.skipped)} skipped"
+        f"{report.messages} message(s): {len(report.hard)} hard bounce(s), {complaints}"
+        f"{report.added} added to {report.suppression_file}; {len(report.others)} other(s) "
+        f"not suppressed; {len(report.skipped)} skipped"
     )
+
+
+def _state(b: Bounce) -> str:
+    if b.note:
+        return f"not suppressed: {b.note}"
+    if b.hard:
+        return "suppressed" if b.added else "already suppressed"
+    return "not suppressed"
+
+
+def _complaint_state(b: Bounce) -> str:
+    if b.note:
+        return f"{b.complaint}, not acted on: {b.note}"
+    done = "unsubscribed, " if b.unsubscribed else ""
+    return f"{b.complaint}, {done}{'suppressed' if b.added else 'already suppressed'}"
