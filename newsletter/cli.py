@@ -363,3 +363,15 @@ def doctor_command(folder: Folder) -> int:
     checks = asyncio.run(diagnose(folder.layout, folder.settings))
     print_checks(checks)
     return ExitCode.USER_ERROR if any(c.severity == "error" for c in checks) else ExitCode.OK
+
+
+@app.command("inbox")
+@click.argument("source", metavar="PATH", required=False, type=click.Path(path_type=Path))
+def inbox_command(folder: Folder, source: Path | None) -> None:
+    """Read the bounce mailbox (IMAP, or a Maildir or mbox PATH) and act on each message once."""
+    from newsletter.console import print_inbox
+    from newsletter.send.inbox import process_inbox
+
+    layout = folder.layout
+    path = layout.resolve(source) if source is not None else None
+    print_inbox(process_inbox(path, layout=layout, settings=folder.settings))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from newsletter.findings import Finding
     from newsletter.layout import Layout
     from newsletter.send.bounces import Bounce, BounceReport
+    from newsletter.send.inbox import InboxReport
     from newsletter.send.report import SendReport
 
 
@@ -97,7 +98,7 @@ def _tally(ranked: list[tuple[str, int]]) -> str:
     return ", ".join(f"{key} ×{n}" for key, n in ranked)
 
 
-def print_bounces(report: BounceReport) -> None:
+def print_bounces(report: BounceReport, *, summary: bool = True) -> None:
     for b in report.bounces:
         if b.skipped:
             out(f"{b.source}: skipped: {b.note}")
@@ -105,6 +106,8 @@ def print_bounces(report: BounceReport) -> None:
             out(f"{b.source}: {b.address or '-'} complaint - ({_complaint_state(b)})")
         else:
             out(f"{b.source}: {b.address} {b.verdict or 'unknown'} {b.code} ({_state(b)})")
+    if not summary:
+        return
     complaints = f"{len(report.complaints)} complaint(s), " if report.complaints else ""
     out(
         f"{report.messages} message(s): {len(report.hard)} hard bounce(s), {complaints}"
@@ -126,3 +129,20 @@ def _complaint_state(b: Bounce) -> str:
         return f"{b.complaint}, not acted on: {b.note}"
     done = "unsubscribed, " if b.unsubscribed else ""
     return f"{b.complaint}, {done}{'suppressed' if b.added else 'already suppressed'}"
+
+
+def print_inbox(report: InboxReport) -> None:
+    print_bounces(report.bounces, summary=False)
+    for r in report.requests:
+        state = "unsubscribed" if r.done else f"not unsubscribed: {r.note}"
+        out(f"{r.source}: {r.address or '-'} unsubscribe request ({state})")
+    for source, why in report.left:
+        out(f"{source}: left in place: {why}")
+    b = report.bounces
+    done = sum(r.done for r in report.requests)
+    out(
+        f"{b.messages} message(s): {len(b.hard)} hard bounce(s), {len(b.complaints)} "
+        f"complaint(s), {b.added} added to {b.suppression_file}; {done} unsubscribe "
+        f"request(s) applied; {report.moved} moved to {report.done_folder}, "
+        f"{len(report.left)} left in place"
+    )

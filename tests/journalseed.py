@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -32,3 +33,9 @@ def mailed_everyone_in(root: Path, folder: Path, *, issue: str = "2026-11") -> N
         },
         issue=issue,
     )
+
+
+def list_status(root: Path) -> dict[str, str]:
+    """address -> status, as the list file says now."""
+    with open(root / "subscribers.csv", encoding="utf-8", newline="") as f:
+        return {r["email"]: r["status"] for r in csv.DictReader(f)}

@@ -7,7 +7,7 @@ import csv
 from pathlib import Path
 
 from conftest import RunCli
-from journalseed import mailed
+from journalseed import list_status, mailed
 from smtpserver import TestServer
 
 SECRET = "a-long-random-secret-for-the-tests"
@@ -51,11 +51,6 @@ def arf(kind: str = "abuse", fields: str = "", return_path: str = "lettre@coeurs
         to: str = "redacted@example.net", message_id: str = "<x@elsewhere.example>") -> str:
     return ARF.format(kind=kind, fields=fields, return_path=return_path, to=to,
                       message_id=message_id)
-
-
-def list_status(root: Path) -> dict[str, str]:
-    with open(root / "subscribers.csv", encoding="utf-8", newline="") as f:
-        return {r["email"]: r["status"] for r in csv.DictReader(f)}
 
 
 def suppressed(root: Path) -> list[tuple[str, str, str]]:
