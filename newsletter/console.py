@@ -121,6 +121,9 @@ def _state(b: Bounce) -> str:
         return f"not suppressed: {b.note}"
     if b.hard:
         return "suppressed" if b.added else "already suppressed"
+    if b.soft_issues:
+        done = "suppressed" if b.added else "already suppressed"
+        return f"{done}: soft bounces in {b.soft_issues} issues"
     return "not suppressed"
 
 

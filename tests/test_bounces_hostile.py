@@ -136,3 +136,27 @@ def test_any_mutated_notification_never_raises(raw: bytes) -> None:
     assert bounces and all(b.source == "x.eml" for b in bounces)
     # The guard is not what saves it: the parser itself never raises on these.
     parse(raw, source="x.eml", context=_context())
+
+
+def test_soft_bounces_in_three_issues_suppress_the_address(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    full = (BOUNCES / "postfix-mailbox-full.eml").read_bytes()
+    mailed(newsletter_root, ["claire.petit@example.fr"])
+    outcomes = []
+    for issue in ("2026-09", "2026-10", "2026-10", "2026-11"):
+        folder = newsletter_root / f"in-{len(outcomes)}"
+        folder.mkdir()
+        (folder / "full.eml").write_bytes(full.replace(b"<2026-11.", f"<{issue}.".encode()))
+        result = run_cli("bounces", folder.name, root=newsletter_root)
+        assert result.exit_code == 0, result.stderr
+        outcomes.append(result.stdout.splitlines()[0])
+    assert outcomes == [
+        "full.eml: claire.petit@example.fr deferred 452 4.2.2 (not suppressed)",
+        "full.eml: claire.petit@example.fr deferred 452 4.2.2 (not suppressed)",
+        "full.eml: claire.petit@example.fr deferred 452 4.2.2 (not suppressed)",  # same issue
+        "full.eml: claire.petit@example.fr deferred 452 4.2.2 (suppressed: soft bounces in 3 "
+        "issues)",
+    ]
+    rows = (newsletter_root / "suppressions.csv").read_text().splitlines()
+    assert rows[1].startswith("claire.petit@example.fr,soft-bounce,4.2.2,2026-11,")

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.layout import Layout
-from newsletter.send import arf, suppressions
+from newsletter.send import arf, softbounces, suppressions
+from newsletter.send.classify import Verdict
 from newsletter.send.dsn import Bounce, Context, parse
 from newsletter.send.journal import all_recipients, by_message_id
 from newsletter.send.subscribers import mark_unsubscribed
@@ -140,7 +141,9 @@ def process_bounces(path: Path, *, layout: Layout, settings: Settings) -> Bounce
 
 
 def apply(report: BounceReport, *, layout: Layout, settings: Settings) -> None:
-    """Suppress hard bounces and complaints; unsubscribe the readers who complained."""
+    """Suppress hard bounces, complaints, and addresses that soft-bounced in too many
+    issues; unsubscribe the readers who complained."""
+    _count_soft_bounces(report.bounces, layout=layout, limit=settings.soft_bounce_limit)
     target = layout.resolve(settings.suppressions)
     report.suppression_file = layout.rel(target)
     known = suppressions.load(target, rel=report.suppression_file)
@@ -156,11 +159,28 @@ def apply(report: BounceReport, *, layout: Layout, settings: Settings) -> None:
             b.added = True
             # 5.1.1 says more than 550; a complaint keeps its Feedback-Type
             code = b.complaint or b.status or str(b.smtp_code or "")
-            reason = "complaint" if b.complaint else "bounce"
+            reason = "complaint" if b.complaint else "bounce" if b.hard else "soft-bounce"
             entries.append(
                 suppressions.Suppression(b.address, reason, code, b.issue, suppressions.today())
             )
     report.added = suppressions.append(target, entries)
+
+
+def _count_soft_bounces(found: list[Bounce], *, layout: Layout, limit: int) -> None:
+    """Remember each soft bounce (state/soft-bounces.csv); at `limit` issues, suppress."""
+    soft = [
+        b
+        for b in found
+        if b.verdict is Verdict.DEFERRED and b.address and b.issue and not b.note
+    ]
+    if not soft:
+        return
+    path = layout.journal_path.parent / "soft-bounces.csv"
+    counts = softbounces.record(path, ((b.address, b.issue, b.status) for b in soft))
+    for b in soft:
+        n = counts.get(b.address.lower(), 0)
+        if n >= limit:
+            b.soft_issues = n
 
 
 def _unsubscribe(address: str, *, layout: Layout, settings: Settings) -> bool:

@@ -70,6 +70,7 @@ class Bounce:
     skipped: bool = False  # not a notification, or no recipient in it
     complaint: str = ""  # an ARF report's Feedback-Type (abuse, fraud...): see `send.arf`
     unsubscribed: bool = False  # the list file now says so (complaints)
+    soft_issues: int = 0  # soft bounces: in how many issues (suppressed at the limit)
 
     @property
     def code(self) -> str:
@@ -82,7 +83,9 @@ class Bounce:
     @property
     def suppress(self) -> bool:
         """A hard bounce or a complaint about a reader we mailed: never mail them again."""
-        return self.hard or (bool(self.complaint) and bool(self.address) and not self.note)
+        return self.hard or (
+            bool(self.complaint or self.soft_issues) and bool(self.address) and not self.note
+        )
 
 
 # -- one notification -------------------------------------------------------------------------
