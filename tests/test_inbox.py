@@ -106,14 +106,22 @@ def test_a_wrong_password_is_one_line_without_the_password(
     assert len(result.stderr.splitlines()) == 1
 
 
-def test_inbox_on_a_maildir(letter: Path, run_cli: RunCli) -> None:
+def test_inbox_on_a_maildir_with_a_token_request(letter: Path, run_cli: RunCli) -> None:
+    from newsletter.send.subscribers import unsubscribe_token
+
+    secret = "a-long-random-secret-for-the-tests"
+    token = unsubscribe_token("noemie.garcon@example.com", secret)
     box = mailbox.Maildir(str(letter / "Maildir"), create=True)
-    for raw in messages():
+    for raw in [*messages(), request("forwarded@example.net", f"unsubscribe {token}")]:
         box.add(raw)
     box.close()
-    result = run_cli("inbox", "Maildir", root=letter)
+    env = {"NEWSLETTER_SECRET_KEY": secret}
+    result = run_cli("inbox", "Maildir", root=letter, env=env)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.splitlines()[-1].endswith("7 moved to newsletter-done, 2 left in place")
-    again = run_cli("inbox", "Maildir", root=letter)
+    assert result.stdout.splitlines()[-1].endswith(
+        "3 unsubscribe request(s) applied; 8 moved to newsletter-done, 2 left in place"
+    )
+    assert list_status(letter)["noemie.garcon@example.com"] == "unsubscribed"
+    again = run_cli("inbox", "Maildir", root=letter, env=env)
     assert again.stdout.splitlines()[-1].endswith("0 moved to newsletter-done, 2 left in place")
-    assert len(mailbox.Maildir(str(letter / "Maildir")).get_folder("newsletter-done")) == 7
+    assert len(mailbox.Maildir(str(letter / "Maildir")).get_folder("newsletter-done")) == 8
