@@ -160,3 +160,12 @@ def test_soft_bounces_in_three_issues_suppress_the_address(
     ]
     rows = (newsletter_root / "suppressions.csv").read_text().splitlines()
     assert rows[1].startswith("claire.petit@example.fr,soft-bounce,4.2.2,2026-11,")
+
+
+def test_picked_addresses_carry_no_quote_or_smtp_prefix() -> None:
+    from newsletter.send.detect import clean
+
+    assert clean("'userx@example.com'") == "userx@example.com"
+    assert clean("SMTP=userx@example.com") == "userx@example.com"
+    assert clean("<rfc822;userx@example.com>") == "userx@example.com"
+    assert clean("not an address") == ""
