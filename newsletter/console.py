@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     from newsletter.compose.build import BuildResult
     from newsletter.findings import Finding
     from newsletter.layout import Layout
-    from newsletter.send.bounces import BounceReport
+    from newsletter.send.bounces import Bounce, BounceReport
+    from newsletter.send.inbox import InboxReport
     from newsletter.send.report import SendReport
 
 
@@ -97,20 +98,54 @@ def _tally(ranked: list[tuple[str, int]]) -> str:
     return ", ".join(f"{key} ×{n}" for key, n in ranked)
 
 
-def print_bounces(report: BounceReport) -> None:
+def print_bounces(report: BounceReport, *, summary: bool = True) -> None:
     for b in report.bounces:
         if b.skipped:
             out(f"{b.source}: skipped: {b.note}")
-            continue
-        if b.note:
-            state = f"not suppressed: {b.note}"
-        elif b.hard:
-            state = "suppressed" if b.added else "already suppressed"
+        elif b.complaint:
+            out(f"{b.source}: {b.address or '-'} complaint - ({_complaint_state(b)})")
         else:
-            state = "not suppressed"
-        out(f"{b.source}: {b.address} {b.verdict or 'unknown'} {b.code} ({state})")
+            out(f"{b.source}: {b.address} {b.verdict or 'unknown'} {b.code} ({_state(b)})")
+    if not summary:
+        return
+    complaints = f"{len(report.complaints)} complaint(s), " if report.complaints else ""
     out(
-        f"{report.messages} message(s): {len(report.hard)} hard bounce(s), {report.added} "
-        f"added to {report.suppression_file}; {len(report.others)} other(s) not suppressed; "
-        f"{len(report.skipped)} skipped"
+        f"{report.messages} message(s): {len(report.hard)} hard bounce(s), {complaints}"
+        f"{report.added} added to {report.suppression_file}; {len(report.others)} other(s) "
+        f"not suppressed; {len(report.skipped)} skipped"
+    )
+
+
+def _state(b: Bounce) -> str:
+    if b.note:
+        return f"not suppressed: {b.note}"
+    if b.hard:
+        return "suppressed" if b.added else "already suppressed"
+    if b.soft_issues:
+        done = "suppressed" if b.added else "already suppressed"
+        return f"{done}: soft bounces in {b.soft_issues} issues"
+    return "not suppressed"
+
+
+def _complaint_state(b: Bounce) -> str:
+    if b.note:
+        return f"{b.complaint}, not acted on: {b.note}"
+    done = "unsubscribed, " if b.unsubscribed else ""
+    return f"{b.complaint}, {done}{'suppressed' if b.added else 'already suppressed'}"
+
+
+def print_inbox(report: InboxReport) -> None:
+    print_bounces(report.bounces, summary=False)
+    for r in report.requests:
+        state = "unsubscribed" if r.done else f"not unsubscribed: {r.note}"
+        out(f"{r.source}: {r.address or '-'} unsubscribe request ({state})")
+    for source, why in report.left:
+        out(f"{source}: left in place: {why}")
+    b = report.bounces
+    done = sum(r.done for r in report.requests)
+    out(
+        f"{b.messages} message(s): {len(b.hard)} hard bounce(s), {len(b.complaints)} "
+        f"complaint(s), {b.added} added to {b.suppression_file}; {done} unsubscribe "
+        f"request(s) applied; {report.moved} moved to {report.done_folder}, "
+        f"{len(report.left)} left in place"
     )

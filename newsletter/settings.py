@@ -72,6 +72,16 @@ class Settings(BaseSettings):
     retry_delay: float = Field(1.0, ge=0)
     max_consecutive_failures: int = Field(25, ge=1)
 
+    # mailin (issue 15, issue 10 part 3): bounces, complaints, `newsletter inbox`
+    soft_bounce_limit: int = Field(3, ge=1)
+    imap_host: str = ""
+    imap_port: int = Field(993, ge=1, le=65535)
+    imap_tls: Literal["tls", "starttls", "none"] = "tls"
+    imap_username: str = ""
+    imap_password: SecretStr = SecretStr("")
+    imap_folder: str = "INBOX"
+    imap_done_folder: str = "newsletter-done"
+
     @field_validator("sender")
     @classmethod
     def _sender_has_address(cls, value: str) -> str:

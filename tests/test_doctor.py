@@ -10,6 +10,7 @@ import pytest
 from conftest import RunCli
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import ed25519
+from dnsserver import DnsServer
 from smtpserver import TestServer
 
 from newsletter.cli import ExitCode
@@ -17,6 +18,28 @@ from newsletter.cli import ExitCode
 USER, PASSWORD = "lettre", "s3cret-pass-for-tests"
 SELECTOR = "nl2026"
 DKIM_NAME = f"{SELECTOR}._domainkey.coeursurparis.example"
+
+
+#: The sample domain as it should be published (SPF, DMARC, an MX for the bounce domain).
+GOOD_ZONE = {
+    ("coeursurparis.example", "TXT"): ["v=spf1 mx -all"],
+    ("_dmarc.coeursurparis.example", "TXT"): ["v=DMARC1; p=quarantine"],
+    ("bounces.coeursurparis.example", "TXT"): ["v=spf1 ip4:192.0.2.25 -all"],
+    ("bounces.coeursurparis.example", "MX"): ["10 mx.coeursurparis.example."],
+}
+
+
+@pytest.fixture(autouse=True)
+def domain_dns(monkeypatch: pytest.MonkeyPatch) -> Iterator[DnsServer]:
+    """The domain checks ask a real DNS server of the test's own (doctor_dns)."""
+    from newsletter.send.doctor_dns import DnsPythonResolver
+
+    with DnsServer(GOOD_ZONE) as server:
+        monkeypatch.setattr(
+            "newsletter.send.doctor_dns.default_resolver",
+            lambda: DnsPythonResolver(["127.0.0.1"], server.port),
+        )
+        yield server
 
 
 # aiosmtpd warns about AUTH without TLS at each connection: this is a test server.
@@ -104,7 +127,15 @@ def test_all_is_well(
         "ok      unsubscribe: one-click https://coeursurparis.example/desinscription with "
         "signed tokens",
         "ok      return-path: bounce+<token>@bounces.coeursurparis.example (VERP)",
-        "8 ok, 1 warning(s), 0 error(s)",
+        "ok      spf: bounces.coeursurparis.example: v=spf1 ip4:192.0.2.25 -all (check that it "
+        "allows your relay)",
+        "ok      dmarc: _dmarc.coeursurparis.example: p=quarantine",
+        "ok      dmarc-dkim: d=coeursurparis.example is aligned with coeursurparis.example "
+        "(relaxed)",
+        "ok      bounce-mx: bounces.coeursurparis.example: MX 10 mx.coeursurparis.example.",
+        "warning dkim-alg: an Ed25519 key only: SpamAssassin and some receivers do not verify "
+        "it; sign with RSA (2048 bits), or with both RSA and Ed25519",
+        "12 ok, 2 warning(s), 0 error(s)",
     ]
     assert asked == [DKIM_NAME]
     assert relay.received == []
@@ -127,7 +158,7 @@ def test_a_wrong_password_is_an_error_that_never_shows_it(
         "Authentication credentials invalid): check NEWSLETTER_SMTP_USERNAME and "
         "NEWSLETTER_SMTP_PASSWORD"
     )
-    assert lines[-1] == "7 ok, 1 warning(s), 1 error(s)"  # the warning: the example domain
+    assert lines[-1] == "11 ok, 2 warning(s), 1 error(s)"  # a warning: the example domain
     assert wrong not in result.stdout + result.stderr
     assert PASSWORD not in result.stdout + result.stderr
 
@@ -245,5 +276,10 @@ def test_inconsistent_headers_and_a_bad_key(
         "error   return-path: .env: NEWSLETTER_SECRET_KEY: NEWSLETTER_BOUNCE_DOMAIN is set but "
         "NEWSLETTER_SECRET_KEY is empty (set a long random secret: the return paths are signed "
         "with it)",
-        "3 ok, 1 warning(s), 4 error(s)",
+        "ok      spf: bounces.coeursurparis.example: v=spf1 ip4:192.0.2.25 -all (check that it "
+        "allows your relay)",
+        "error   dmarc: no DMARC record at _dmarc.gmail.com: Gmail, Yahoo and Outlook require "
+        "one of bulk senders; publish `v=DMARC1; p=none; rua=mailto:dmarc@gmail.com` to start",
+        "ok      bounce-mx: bounces.coeursurparis.example: MX 10 mx.coeursurparis.example.",
+        "5 ok, 1 warning(s), 5 error(s)",
     ]

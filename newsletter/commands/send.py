@@ -178,4 +178,21 @@ def doctor_command(folder: Folder) -> int:
 # -- issue 11: start a newsletter, start an issue ------------------------------------------------
 
 
-COMMANDS = [send_command, report_command, unsubscribe_command, bounces_command, doctor_command]
+
+
+@command("inbox")
+@click.argument("source", metavar="PATH", required=False, type=click.Path(path_type=Path))
+def inbox_command(folder: Folder, source: Path | None) -> None:
+    """Read the bounce mailbox (IMAP, or a Maildir or mbox PATH) and act on each message once."""
+    from newsletter.console import print_inbox
+    from newsletter.send.inbox import process_inbox
+
+    layout = folder.layout
+    path = layout.resolve(source) if source is not None else None
+    print_inbox(process_inbox(path, layout=layout, settings=folder.settings))
+
+
+COMMANDS = [
+    send_command, report_command, unsubscribe_command, bounces_command, doctor_command,
+    inbox_command,
+]

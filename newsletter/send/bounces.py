@@ -7,15 +7,20 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import mailbox
 from dataclasses import dataclass, field
+from email.message import EmailMessage
 from pathlib import Path
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.layout import Layout
-from newsletter.send import suppressions
+from newsletter.send import arf, softbounces, suppressions
+from newsletter.send.classify import Verdict
 from newsletter.send.dsn import Bounce, Context, parse
-from newsletter.send.journal import all_recipients
+from newsletter.send.journal import all_recipients, by_message_id
+from newsletter.send.liststore import set_status
 from newsletter.send.verp import Verp
 from newsletter.settings import Settings
 
@@ -34,12 +39,16 @@ class BounceReport:
         return [b for b in self.bounces if b.hard]
 
     @property
+    def complaints(self) -> list[Bounce]:
+        return [b for b in self.bounces if b.complaint and b.suppress]
+
+    @property
     def skipped(self) -> list[Bounce]:
         return [b for b in self.bounces if b.skipped]
 
     @property
     def others(self) -> list[Bounce]:
-        return [b for b in self.bounces if not b.hard and not b.skipped]
+        return [b for b in self.bounces if not b.suppress and not b.skipped]
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -68,14 +77,28 @@ def read_messages(path: Path, *, shown: str) -> list[tuple[str, bytes]]:
         ) from None
 
 
+def parse_or_skip(raw: bytes, *, source: str, context: Context) -> list[Bounce]:
+    """A complaint (ARF) or a notification (DSN); a malformed message is reported and
+    skipped, never a traceback (issue 13, defect 7)."""
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        if arf.is_report(msg):
+            return [arf.parse(msg, source=source, context=context)]
+        return parse(raw, source=source, context=context)
+    except Exception as exc:  # the email package and detectors raise anything
+        note = f"malformed message, skipped ({type(exc).__name__})"
+        return [Bounce(source, note=note, skipped=True)]
+
+
 # -- the command's core ---------------------------------------------------------------------
 
 
-def process_bounces(path: Path, *, layout: Layout, settings: Settings) -> BounceReport:
-    """`newsletter bounces`: read, classify, and add the hard bounces to the suppression file."""
-    messages = read_messages(path, shown=layout.rel(path))
+def make_context(layout: Layout, settings: Settings) -> Context:
+    """What parsing needs from the journal: VERP tokens, mailed addresses, Message-IDs."""
     verp = Verp.from_settings(settings)
     index: dict[str, tuple[str, str]] | None = None
+    mailed: dict[str, str] | None = None
 
     def lookup(token: str) -> tuple[str, str] | None:
         nonlocal index
@@ -85,28 +108,86 @@ def process_bounces(path: Path, *, layout: Layout, settings: Settings) -> Bounce
             index = verp.index(all_recipients(layout.journal_path))
         return index.get(token)
 
+    def last_issue(address: str) -> str | None:
+        nonlocal mailed
+        if mailed is None:  # once: address -> the last issue it was mailed (ids sort by date)
+            mailed = {}
+            for issue, email_address in sorted(all_recipients(layout.journal_path)):
+                mailed[email_address.lower()] = issue
+        return mailed.get(address.lower())
+
     own = {settings.sender_domain.lower()}
     if verp is not None:
         own.add(verp.domain)
-    context = Context(
-        own_domains=own, sender_domain=settings.sender_domain, verp=verp, lookup=lookup
+    return Context(
+        own_domains=own,
+        sender_domain=settings.sender_domain,
+        verp=verp,
+        lookup=lookup,
+        mailed=last_issue,
+        by_message_id=lambda mid: by_message_id(layout.journal_path, mid),
     )
+
+
+def process_bounces(path: Path, *, layout: Layout, settings: Settings) -> BounceReport:
+    """`newsletter bounces`: read, classify, and add the hard bounces to the suppression file."""
+    messages = read_messages(path, shown=layout.rel(path))
+    context = make_context(layout, settings)
     report = BounceReport(messages=len(messages))
     for source, raw in messages:
-        report.bounces.extend(parse(raw, source=source, context=context))
+        report.bounces.extend(parse_or_skip(raw, source=source, context=context))
+    apply(report, layout=layout, settings=settings)
+    return report
 
+
+def apply(report: BounceReport, *, layout: Layout, settings: Settings) -> None:
+    """Suppress hard bounces, complaints, and addresses that soft-bounced in too many
+    issues; unsubscribe the readers who complained."""
+    _count_soft_bounces(report.bounces, layout=layout, limit=settings.soft_bounce_limit)
     target = layout.resolve(settings.suppressions)
     report.suppression_file = layout.rel(target)
     known = suppressions.load(target, rel=report.suppression_file)
     entries = []
-    for b in report.hard:
+    for b in report.bounces:
+        if not b.suppress:
+            continue
+        if b.complaint:
+            b.unsubscribed = _unsubscribe(b.address, layout=layout, settings=settings)
         d = suppressions.digest(b.address)
         if d not in known:
             known.add(d)
             b.added = True
-            code = str(b.smtp_code) if b.smtp_code else b.status
+            # 5.1.1 says more than 550; a complaint keeps its Feedback-Type
+            code = b.complaint or b.status or str(b.smtp_code or "")
+            reason = "complaint" if b.complaint else "bounce" if b.hard else "soft-bounce"
             entries.append(
-                suppressions.Suppression(b.address, "bounce", code, b.issue, suppressions.today())
+                suppressions.Suppression(b.address, reason, code, b.issue, suppressions.today())
             )
     report.added = suppressions.append(target, entries)
-    return report
+
+
+def _count_soft_bounces(found: list[Bounce], *, layout: Layout, limit: int) -> None:
+    """Remember each soft bounce (state/soft-bounces.csv); at `limit` issues, suppress."""
+    soft = [
+        b
+        for b in found
+        if b.verdict is Verdict.DEFERRED and b.address and b.issue and not b.note
+    ]
+    if not soft:
+        return
+    path = layout.journal_path.parent / "soft-bounces.csv"
+    counts = softbounces.record(path, ((b.address, b.issue, b.status) for b in soft))
+    for b in soft:
+        n = counts.get(b.address.lower(), 0)
+        if n >= limit:
+            b.soft_issues = n
+
+
+def _unsubscribe(address: str, *, layout: Layout, settings: Settings) -> bool:
+    """The list file says `unsubscribed` for `address`; False when it has no such row."""
+    path = layout.resolve(settings.subscribers)
+    try:
+        set_status(path, address, "unsubscribed", rel=layout.rel(path))  # every row of it
+    except SubscriberError:  # not (or no longer) in the list: the suppression still holds
+        return False
+    return True

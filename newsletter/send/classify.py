@@ -64,3 +64,42 @@ def classify(code: int | None, text: str) -> Verdict:
     if code in (550, 551, 553) and _NO_MAILBOX_RE.search(text):
         return Verdict.HARD_BOUNCE
     return Verdict.FAILED
+
+
+# -- notifications (`newsletter bounces`): the reply text decides when the code does not ----------
+
+_UNKNOWN_USER_RE = re.compile(
+    r"user(name)? (is )?unknown|unknown (user|recipient|local[- ]part|address|mailbox)|"
+    r"no such (user|mailbox|recipient|address|account)|mailbox (is )?(unavailable|not found|"
+    r"disabled|does not exist)|does ?n[o']t exist|recipient (address )?rejected|"
+    r"no mailbox here|not a valid (user|mailbox|recipient|address)|invalid (recipient|mailbox|"
+    r"address|user)|user (not found|doesn't have|does not have|account is (unavailable|"
+    r"disabled|expired))|address (unknown|not found)|unrouteable address|no longer (active|"
+    r"valid|available)|account (is )?(disabled|closed|inactive|has been disabled)|"
+    r"not (a )?known user|unknown or illegal alias|is not a valid|"
+    r"recipient (not found|unknown)|bad destination mailbox|not listed in|"
+    r"(permanent|fatal) (error|failure)s?\b.*|unknown local|addressee unknown|"
+    r"n'existe pas|inconnu",
+    re.I,
+)
+
+
+# "Other or undefined" status (RFC 3463): says nothing about the mailbox, the text decides.
+GENERIC_CODES = ("5.0.0", "5.3.0")
+
+
+def classify_notification(code: int | None, enhanced: str | None, text: str) -> Verdict | None:
+    """The verdict for one recipient of a bounce notification; None when nothing says.
+
+    The enhanced code decides (RFC 3463); when it is missing or only says 5.0.0 or 5.3.0 ("other"),
+    the basic code and the reply text do: a 5xx (or no code at all) whose text says the
+    mailbox does not exist is a hard bounce.
+    """
+    if enhanced is not None and enhanced not in GENERIC_CODES:
+        basic = code if code is not None else {"5": 550, "4": 450, "2": 250}[enhanced[0]]
+        return classify(basic, f"{enhanced} {text}")
+    if (code is None or 500 <= code < 600) and _UNKNOWN_USER_RE.search(text):
+        return Verdict.HARD_BOUNCE
+    if code is None:
+        return Verdict.FAILED if enhanced else None
+    return classify(code, text)

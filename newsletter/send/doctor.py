@@ -25,6 +25,8 @@ import aiosmtplib
 from newsletter.errors import NewsletterError
 from newsletter.findings import Finding
 from newsletter.layout import Layout
+from newsletter.send import doctor_dns
+from newsletter.send.doctor_dns import Resolver, check_domain
 from newsletter.settings import Settings
 
 TxtResolver = Callable[[str], list[str] | None]
@@ -62,24 +64,15 @@ def _org(domain: str) -> str:
 
 def resolve_txt(name: str, *, timeout: float = 5.0) -> list[str] | None:
     """TXT records with dnspython: [] if the name has none, None if it does not exist."""
-    try:
-        import dns.exception
-        import dns.resolver
-    except ImportError:
-        raise RuntimeError("dnspython is not installed") from None
-    try:
-        answer = dns.resolver.resolve(name, "TXT", lifetime=timeout)
-    except dns.resolver.NXDOMAIN:
-        return None
-    except dns.resolver.NoAnswer:
-        return []
-    except dns.exception.DNSException as exc:
-        raise RuntimeError(str(exc) or type(exc).__name__) from None
-    return [b"".join(r.strings).decode("ascii", "replace") for r in answer]
+    return doctor_dns.DnsPythonResolver(timeout=timeout).query(name, "TXT")
 
 
 async def diagnose(
-    layout: Layout, settings: Settings, *, resolve: TxtResolver | None = None
+    layout: Layout,
+    settings: Settings,
+    *,
+    resolve: TxtResolver | None = None,
+    resolver: Resolver | None = None,
 ) -> list[Finding]:
     """Every check, in order; never raises for what it checks."""
     checks = await check_relay(settings)
@@ -87,6 +80,7 @@ async def diagnose(
     checks += check_dkim(layout, settings, resolve=resolve or resolve_txt)
     checks += check_headers(settings)
     checks += check_return_path(settings)
+    checks += check_domain(layout, settings, resolver=resolver or doctor_dns.default_resolver())
     return checks
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import html as html_lib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,14 @@ from email.message import EmailMessage, Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
 
-from newsletter.send.classify import Verdict, classify, enhanced_code
+from newsletter.send import detect
+from newsletter.send.classify import (
+    GENERIC_CODES,
+    Verdict,
+    classify_notification,
+    enhanced_code,
+)
+from newsletter.send.notice import human_text, original_to, raw_header
 from newsletter.send.verp import Verp
 
 NOT_A_DSN = "not a delivery status notification"
@@ -45,12 +51,6 @@ _DSN_SUBJECT_RE = re.compile(
     re.I,
 )
 _DAEMONS = {"mailer-daemon", "mail-daemon", "mailerdaemon", "postmaster", "mdaemon"}
-# Where the returned copy of the message starts in a plain-text notification.
-_ORIGINAL_RE = re.compile(
-    r"^[ \t]*(?:-{2,}.*?(?:original message|copy of the message|returned message|"
-    r"message headers|below this line|undelivered message).*|original message headers:?)[ \t]*$",
-    re.I | re.M,
-)
 _VERP_HEADERS = ("Delivered-To", "X-Original-To", "To", "Envelope-To", "X-Envelope-To")
 
 
@@ -68,6 +68,9 @@ class Bounce:
     note: str = ""  # set: not suppressed, and why
     added: bool = False  # added to the suppression file by this run
     skipped: bool = False  # not a notification, or no recipient in it
+    complaint: str = ""  # an ARF report's Feedback-Type (abuse, fraud...): see `send.arf`
+    unsubscribed: bool = False  # the list file now says so (complaints)
+    soft_issues: int = 0  # soft bounces: in how many issues (suppressed at the limit)
 
     @property
     def code(self) -> str:
@@ -76,6 +79,13 @@ class Bounce:
     @property
     def hard(self) -> bool:
         return self.verdict is Verdict.HARD_BOUNCE and bool(self.address) and not self.note
+
+    @property
+    def suppress(self) -> bool:
+        """A hard bounce or a complaint about a reader we mailed: never mail them again."""
+        return self.hard or (
+            bool(self.complaint or self.soft_issues) and bool(self.address) and not self.note
+        )
 
 
 # -- one notification -------------------------------------------------------------------------
@@ -89,6 +99,11 @@ class Context:
     sender_domain: str
     verp: Verp | None = None
     lookup: Callable[[str], tuple[str, str] | None] = lambda token: None
+    # Without VERP, the issue an address was last mailed (the journal), None if never: a
+    # notification about anyone else is forged or not ours. None here: no such check.
+    mailed: Callable[[str], str | None] | None = None
+    # (issue, address) of the message with this Message-ID (the journal); complaints.
+    by_message_id: Callable[[str], tuple[str, str] | None] | None = None
 
 
 def parse(raw: bytes, *, source: str, context: Context) -> list[Bounce]:
@@ -99,24 +114,12 @@ def parse(raw: bytes, *, source: str, context: Context) -> list[Bounce]:
     if blocks is None and not _looks_like_dsn(msg):
         return [Bounce(source, note=NOT_A_DSN, skipped=True)]
     issue = _issue_from_message_id(raw, msg, context.sender_domain)
-    found: list[Bounce] = []
-    for block in blocks or []:
-        action = block.get("action", "failed").lower()
-        if action in ("delivered", "relayed", "expanded"):
-            continue
-        address = _recipient_field(block.get("original-recipient", "")) or _recipient_field(
-            block.get("final-recipient", "")
-        )
-        bounce = _classified(source, block.get("diagnostic-code", ""), block.get("status", ""))
-        bounce.address, bounce.issue = address, issue
-        found.append(bounce)
+    found = _from_blocks(source, blocks or [])
+    _read_generic_codes(found, human_text(msg), raw)
     if not found:  # the plain-text shapes, or a report without recipient blocks
-        human = _human_text(msg)
-        bounce = _from_text(source, human)
-        bounce.address = _address_in_text(human, msg, context) or _original_to(msg, human)
-        bounce.issue = issue
-        found.append(bounce)
-
+        found = _text_bounces(source, raw, msg, context)
+    for b in found:
+        b.issue = b.issue or issue
     verp = _verp_address(msg, context)
     if verp is not None:
         token, address = verp
@@ -127,9 +130,109 @@ def parse(raw: bytes, *, source: str, context: Context) -> list[Bounce]:
             return [first]
         first.issue, first.address = row
         return [first]  # one message, one recipient: the return path says which
+    return _checked(_unique(found), context)
+
+
+def _from_blocks(source: str, blocks: list[dict[str, str]]) -> list[Bounce]:
+    found: list[Bounce] = []
+    for block in blocks:
+        action = block.get("action", "failed").lower()
+        if action in ("delivered", "relayed", "expanded"):
+            continue
+        address = _recipient_field(block.get("original-recipient", "")) or _recipient_field(
+            block.get("final-recipient", "")
+        )
+        bounce = _classified(source, block.get("diagnostic-code", ""), block.get("status", ""))
+        bounce.address = address
+        if action == "delayed" and bounce.verdict is Verdict.HARD_BOUNCE:
+            bounce.verdict = Verdict.DEFERRED  # a warning: the relay still tries
+        found.append(bounce)
+    return found
+
+
+def _text_bounces(source: str, raw: bytes, msg: EmailMessage, context: Context) -> list[Bounce]:
+    """Every recipient flufl.bounce finds in a plain-text notification, each classified by
+    the reply shown next to it; else the first address of the text, or the returned To."""
+    human = human_text(msg)
+    own = _own_addresses(msg)
+    permanent, temporary = detect.failures(raw)
+    picks = [(a, False) for a in permanent] + [(a, True) for a in temporary]
+    picks = [(a, t) for a, t in picks if not _is_ours(a, own, context)]
+    if not picks:
+        bounce = _from_text(source, human)
+        bounce.address = _address_in_text(human, own, context) or original_to(msg, human)
+        return [bounce]
+    found: list[Bounce] = []
+    for address, temporary_failure in picks:
+        window = _window(human, address, [a for a, _ in picks if a != address])
+        bounce = _from_text(source, window)
+        if bounce.verdict is None and window != human:
+            bounce = _from_text(source, human)
+        if temporary_failure:
+            bounce.verdict = Verdict.DEFERRED  # a warning: the relay still tries
+        elif bounce.verdict is None:  # no code anywhere: Mailman's detectors judged it
+            bounce.verdict = Verdict.HARD_BOUNCE
+        bounce.address = address
+        found.append(bounce)
+    return found
+
+
+def _read_generic_codes(found: list[Bounce], human: str, raw: bytes) -> None:
+    """A report that says only 5.0.0 (or nothing): its text about the recipient decides,
+    else Mailman's detectors (flufl.bounce) when they call the failure permanent."""
+    permanent: set[str] | None = None
+    for b in found:
+        if b.verdict is Verdict.HARD_BOUNCE or (b.status and b.status not in GENERIC_CODES):
+            continue
+        window = _window(human, b.address, []) if b.address else human
+        text = f"{b.diagnostic} {' '.join(window.split())}"
+        verdict = classify_notification(b.smtp_code, b.status or None, text)
+        delayed = b.status.startswith("4")  # a 4.x.x report stays a temporary failure
+        if verdict is not None and not (delayed and verdict is Verdict.HARD_BOUNCE):
+            b.verdict = verdict
+        if b.verdict is not Verdict.HARD_BOUNCE and b.status in GENERIC_CODES:
+            if permanent is None:
+                permanent = {a.lower() for a in detect.failures(raw)[0]}
+            if b.address.lower() in permanent:
+                b.verdict = Verdict.HARD_BOUNCE
+
+
+def _window(human: str, address: str, others: list[str]) -> str:
+    """The text about `address`: from where it appears to where the next address does."""
+    lower = human.lower()
+    at = lower.find(address.lower())
+    if at < 0:
+        return human
+    start = lower.rfind("\n", 0, at) + 1
+    ends = [lower.find(o.lower(), at + len(address)) for o in others]
+    end = min([e for e in ends if e > at] + [at + 600])
+    return human[start:end]
+
+
+def _unique(found: list[Bounce]) -> list[Bounce]:
+    """One Bounce per address: a report naming one address N times counts once."""
+    seen: set[str] = set()
+    out: list[Bounce] = []
+    for b in found:
+        if b.address and b.address.lower() in seen:
+            continue
+        seen.add(b.address.lower())
+        out.append(b)
+    return out
+
+
+def _checked(found: list[Bounce], context: Context) -> list[Bounce]:
+    """Defect 8 (forged bounces): act only on addresses this newsletter mailed."""
     for b in found:
         if not b.address:
             b.note, b.skipped = NO_RECIPIENT, True
+        elif context.verp is not None:
+            b.note = "no VERP token: not a return path of ours"
+        elif context.mailed is not None:
+            issue = context.mailed(b.address)
+            if issue is None:
+                b.note = "never mailed by this newsletter (not in the journal)"
+            b.issue = b.issue or issue or ""
     return found
 
 
@@ -158,17 +261,13 @@ def _from_text(source: str, human: str) -> Bounce:
         rest = " ".join(rest.split()).strip(" '\"#")
         return _bounce(source, int(m.group(1)), m.group(2), rest)
     sm = _STATUS_RE.search(human)
-    return _bounce(source, None, sm.group(1) if sm else None, "")
+    bounce = _bounce(source, None, sm.group(1) if sm else None, " ".join(human.split()))
+    bounce.diagnostic = ""
+    return bounce
 
 
 def _bounce(source: str, code: int | None, enhanced: str | None, text: str) -> Bounce:
-    code_for_class = code
-    if code is None and enhanced is not None:
-        code_for_class = {"5": 550, "4": 450, "2": 250}[enhanced[0]]
-    verdict = None
-    if code_for_class is not None:
-        reply = text if enhanced is None or enhanced_code(text) else f"{enhanced} {text}"
-        verdict = classify(code_for_class, reply)
+    verdict = classify_notification(code, enhanced, text)
     return Bounce(source, verdict=verdict, smtp_code=code, status=enhanced or "", diagnostic=text)
 
 
@@ -181,7 +280,7 @@ def _delivery_status(msg: EmailMessage) -> list[dict[str, str]] | None:
         payload = part.get_payload()
         if isinstance(payload, list):
             blocks = [
-                {k.lower(): " ".join(str(v).split()) for k, v in b.items()}
+                {k.lower(): " ".join(str(v).split()) for k, v in b.raw_items()}
                 for b in payload
                 if isinstance(b, Message)
             ]
@@ -199,8 +298,8 @@ def _delivery_status(msg: EmailMessage) -> list[dict[str, str]] | None:
 def _looks_like_dsn(msg: EmailMessage) -> bool:
     if msg.get_content_type() == "multipart/report":
         return True
-    local = parseaddr(str(msg.get("From", "")))[1].partition("@")[0].lower()
-    return local in _DAEMONS or bool(_DSN_SUBJECT_RE.search(str(msg.get("Subject", ""))))
+    local = parseaddr(" ".join(raw_header(msg, "From")))[1].partition("@")[0].lower()
+    return local in _DAEMONS or bool(_DSN_SUBJECT_RE.search(" ".join(raw_header(msg, "Subject"))))
 
 
 def _recipient_field(value: str) -> str:
@@ -210,80 +309,24 @@ def _recipient_field(value: str) -> str:
     return address if _ADDRESS_RE.fullmatch(address) else ""
 
 
-def _human_text(msg: EmailMessage) -> str:
-    """The notification's own words: its text parts, without the returned message."""
-    plain: list[str] = []
-    html: list[str] = []
-
-    def visit(part: Message) -> None:
-        ctype = part.get_content_type()
-        if part.is_multipart():
-            for sub in part.get_payload():
-                if isinstance(sub, Message):
-                    visit(sub)
-            return
-        if ctype.startswith("message/") or ctype == "text/rfc822-headers":
-            return
-        if ctype in ("text/plain", "text/html"):
-            data = part.get_payload(decode=True)
-            if not isinstance(data, bytes):
-                return
-            charset = part.get_content_charset() or "utf-8"
-            try:
-                text = data.decode(charset, "replace")
-            except LookupError:
-                text = data.decode("utf-8", "replace")
-            (plain if ctype == "text/plain" else html).append(text)
-
-    visit(msg)
-    if plain:
-        text = "\n".join(plain)
-    else:
-        text = html_lib.unescape(re.sub(r"<[^>]*>", " ", "\n".join(html)))
-    m = _ORIGINAL_RE.search(text)
-    return text[: m.start()] if m else text
-
-
-def _original_part(msg: EmailMessage) -> Message | None:
-    for part in msg.walk():
-        ctype = part.get_content_type()
-        if ctype in ("message/rfc822", "message/global"):
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-                return payload[0]
-        if ctype in ("text/rfc822-headers", "message/global-headers"):
-            data = part.get_payload(decode=True)
-            if isinstance(data, bytes):
-                return HeaderParser().parsestr(data.decode("utf-8", "replace").lstrip())
-    return None
-
-
-def _original_to(msg: EmailMessage, human: str) -> str:
-    """The recipient as the returned copy of our message names it (its To header)."""
-    original = _original_part(msg)
-    if original is None:  # plain text: the copy follows a marker line
-        body = msg.get_body(("plain",))
-        text = body.get_content() if isinstance(body, EmailMessage) else ""
-        m = _ORIGINAL_RE.search(text)
-        if m is None:
-            return ""
-        original = HeaderParser().parsestr(text[m.end() :].lstrip())
-    addresses = [a for _, a in getaddresses([str(v) for v in original.get_all("To", [])])]
-    return addresses[0] if len(addresses) == 1 and _ADDRESS_RE.fullmatch(addresses[0]) else ""
-
-
-def _address_in_text(human: str, msg: EmailMessage, context: Context) -> str:
-    """The first address in the notification's text that is not ours, a daemon's or its own."""
+def _own_addresses(msg: EmailMessage) -> set[str]:
+    """The notification's own header addresses: its sender, us, the return path."""
     headers = ("From", "To", "Cc", "Reply-To", "Sender", "Return-Path", *_VERP_HEADERS)
-    own = {
-        a.lower() for _, a in getaddresses([str(v) for h in headers for v in msg.get_all(h, [])])
-    }
+    values = [v for h in headers for v in raw_header(msg, h)]
+    return {a.lower() for _, a in getaddresses(values)}
+
+
+def _is_ours(address: str, own: set[str], context: Context) -> bool:
+    local, _, domain = address.lower().rpartition("@")
+    return address.lower() in own or local in _DAEMONS or domain in context.own_domains
+
+
+def _address_in_text(human: str, own: set[str], context: Context) -> str:
+    """The first address in the notification's text that is not ours, a daemon's or its own."""
     for m in _ADDRESS_RE.finditer(human):
-        address = m.group(0).strip(".")
-        local, _, domain = address.lower().rpartition("@")
-        if address.lower() in own or local in _DAEMONS or domain in context.own_domains:
-            continue
-        return address
+        address = detect.clean(m.group(0))
+        if address and not _is_ours(address, own, context):
+            return address
     return ""
 
 
@@ -292,7 +335,7 @@ def _verp_address(msg: EmailMessage, context: Context) -> tuple[str, str] | None
     if context.verp is None:
         return None
     for name in _VERP_HEADERS:
-        for _, address in getaddresses([str(v) for v in msg.get_all(name, [])]):
+        for _, address in getaddresses(raw_header(msg, name)):
             token = context.verp.token_of(address)
             if token is not None:
                 return token, address

@@ -272,3 +272,20 @@ def first_sent(path: Path) -> dict[str, float]:
     finally:
         db.close()
     return {str(issue): float(at) for issue, at in rows}
+
+
+def by_message_id(path: Path, message_id: str) -> tuple[str, str] | None:
+    """(issue, address) of the message sent with this Message-ID (complaints); None if none."""
+    if not path.exists():
+        return None
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        row = db.execute(
+            "SELECT issue, email FROM deliveries WHERE message_id IN (?, ?) LIMIT 1",
+            (message_id, f"<{message_id.strip('<>')}>"),
+        ).fetchone()
+    except sqlite3.OperationalError:  # no table yet: nothing was sent
+        return None
+    finally:
+        db.close()
+    return (str(row[0]), str(row[1])) if row else None

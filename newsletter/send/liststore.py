@@ -112,6 +112,16 @@ def _matches(address: str, who: str, secret: str | None, by_token: bool) -> bool
     return address.lower() == who.strip().lower()
 
 
+def address_of(path: Path, token: str, *, secret: str, rel: str | None = None) -> str | None:
+    """The address whose unsubscribe token is `token`, or None: for messages that carry one."""
+    parsed = _parse(path, rel or path.name)
+    for rec in parsed.rows:
+        address = _cell(rec.cells, parsed.header.email)
+        if _matches(address, token, secret, True):
+            return address
+    return None
+
+
 def set_status(
     path: Path,
     email: str,
