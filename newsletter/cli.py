@@ -363,3 +363,15 @@ def doctor_command(folder: Folder) -> int:
     checks = asyncio.run(diagnose(folder.layout, folder.settings))
     print_checks(checks)
     return ExitCode.USER_ERROR if any(c.severity == "error" for c in checks) else ExitCode.OK
+
+
+@app.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="The port to listen on.")
+def serve_command(folder: Folder, host: str, port: int) -> None:
+    """Serve readers: one-click unsubscribe, sign-up with double opt-in, the archive."""
+    from newsletter.web import service
+
+    service.run(folder.layout, folder.settings, host=host, port=port,
+                on_ready=lambda url: err(f"Serving {url} (Ctrl-C stops)"))

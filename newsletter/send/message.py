@@ -145,9 +145,11 @@ class MessageTemplate:
         self._secret = settings.secret_key.get_secret_value()
         self._mailto = settings.effective_unsubscribe_mailto  # parsed once, used per recipient
         self.sender_address = settings.sender_address  # the envelope sender without VERP
-        if settings.unsubscribe_url and not self._secret:
+        self._https = settings.effective_unsubscribe_url  # NEWSLETTER_PUBLIC_URL's page (#10)
+        if self._https and not self._secret:
+            which = "UNSUBSCRIBE_URL" if settings.unsubscribe_url else "PUBLIC_URL"
             raise ConfigError(
-                "NEWSLETTER_UNSUBSCRIBE_URL is set but NEWSLETTER_SECRET_KEY is empty",
+                f"NEWSLETTER_{which} is set but NEWSLETTER_SECRET_KEY is empty",
                 path=".env",
                 field="NEWSLETTER_SECRET_KEY",
                 hint="set a long random secret: the unsubscribe tokens are signed with it",
@@ -219,13 +221,13 @@ class MessageTemplate:
         return f"<{self.issue_id}.{digest}@{self.domain}>"
 
     def unsubscribe_link(self, subscriber: Subscriber) -> str:
-        if self.settings.unsubscribe_url:
+        if self._https:
             return self._unsubscribe_https(subscriber)
         return f"mailto:{self._mailto}?subject=unsubscribe"
 
     def _unsubscribe_https(self, subscriber: Subscriber) -> str:
         token = unsubscribe_token(subscriber.email, self._secret)
-        url = self.settings.unsubscribe_url
+        url = self._https
         if "{token}" in url:
             return url.replace("{token}", token)
         return f"{url}{'&' if '?' in url else '?'}token={token}"
@@ -263,7 +265,7 @@ class MessageTemplate:
             b"\r\nList-Unsubscribe: ",
             mailto.encode(),
         ]
-        if self.settings.unsubscribe_url:
+        if self._https:
             head += [
                 b",\r\n <",
                 values["unsubscribe_url"].encode(),  # the https link, signed once

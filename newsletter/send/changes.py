@@ -1,0 +1,170 @@
+"""Readers' changes from `newsletter serve`, durable before they are answered, then applied.
+
+    record(email, action, source, at)  one row in state/changes.db, committed (WAL,
+                                       synchronous=FULL): a SIGKILL after this loses nothing
+    apply_pending(list_path)           under the list's lock, each unapplied row goes to the
+                                       list file (liststore.set_status / add), then is marked
+    unsubscribed_since(path, t)        addresses whose latest change since `t` is an
+                                       unsubscribe: what a running `send` skips
+    Recent(path)                       that set, cached and refreshed every REFRESH_SECONDS
+
+The list file stays the list of record; this table is the write-ahead log in front of it. A
+change not yet applied (the server died between the two steps) is applied at the next start
+of `serve`, and a `send` honours it before that through `unsubscribed_since`.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from newsletter.send import liststore
+
+Action = Literal["unsubscribe", "subscribe"]
+FILE_NAME = "changes.db"
+#: How stale the set a running send consults may be: "stops within a few seconds".
+REFRESH_SECONDS = 2.0
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY,
+    email TEXT NOT NULL,
+    action TEXT NOT NULL,
+    source TEXT NOT NULL,
+    at REAL NOT NULL,
+    name TEXT NOT NULL DEFAULT '',
+    applied_at REAL
+);
+CREATE INDEX IF NOT EXISTS changes_email ON changes (email, id);
+CREATE INDEX IF NOT EXISTS changes_pending ON changes (applied_at) WHERE applied_at IS NULL;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    id: int
+    email: str
+    action: Action
+    source: str
+    at: float
+    name: str = ""
+
+
+def path_in(state_dir: Path) -> Path:
+    return state_dir / FILE_NAME
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """The changes database, created if needed; every commit is on disk when it returns."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")  # WAL's default NORMAL may lose the last commits
+    db.executescript(_SCHEMA)
+    return db
+
+
+class Changes:
+    """The changes table of one folder, shared by the server's threads (one connection, a lock)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = connect(path)
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def record(
+        self, email: str, action: Action, source: str, at: float, *, name: str = ""
+    ) -> Change:
+        """Commit one change; durable when this returns."""
+        with self._lock:
+            cur = self._db.execute(
+                "INSERT INTO changes (email, action, source, at, name) VALUES (?, ?, ?, ?, ?)",
+                (email.lower(), action, source, at, name),
+            )
+        return Change(int(cur.lastrowid or 0), email.lower(), action, source, at, name)
+
+    def pending(self) -> list[Change]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id, email, action, source, at, name FROM changes "
+                "WHERE applied_at IS NULL ORDER BY id"
+            ).fetchall()
+        return [Change(*row) for row in rows]
+
+    def mark_applied(self, ids: list[int], at: float) -> None:
+        with self._lock:
+            self._db.executemany(
+                "UPDATE changes SET applied_at = ? WHERE id = ?", [(at, i) for i in ids]
+            )
+
+    def apply(self, list_path: Path, changes: list[Change] | None = None) -> int:
+        """Apply `changes` (default: every pending one) to the list file under its lock."""
+        todo = self.pending() if changes is None else changes
+        if not todo:
+            return 0
+        with liststore.lock(list_path):
+            for change in todo:
+                apply_one(list_path, change)
+        self.mark_applied([c.id for c in todo], time.time())
+        return len(todo)
+
+
+def apply_one(list_path: Path, change: Change) -> None:
+    """One change to the list file; the caller holds the list's lock."""
+    if change.action == "unsubscribe":
+        liststore.set_status(list_path, change.email, "unsubscribed")
+        return
+    fields = {"consent_at": _iso(change.at), "consent_source": change.source}
+    if not liststore.add(list_path, change.email, change.name, fields=fields):
+        liststore.set_status(list_path, change.email, "subscribed")
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def unsubscribed_since(path: Path, t: float) -> set[str]:
+    """Lower-cased addresses whose latest change at or after `t` is an unsubscribe.
+
+    Read-only and cheap (one indexed query); an absent database means no change.
+    """
+    if not path.exists():
+        return set()
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        rows = db.execute(
+            "SELECT email, action FROM changes WHERE id IN "
+            "(SELECT MAX(id) FROM changes WHERE at >= ? GROUP BY email)",
+            (t,),
+        ).fetchall()
+    except sqlite3.OperationalError:  # created but still without its table
+        return set()
+    finally:
+        db.close()
+    return {email for email, action in rows if action == "unsubscribe"}
+
+
+class Recent:
+    """`unsubscribed_since(path, 0)`, refreshed at most every REFRESH_SECONDS: a send asks it
+    before each message at no cost."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self._clock = clock
+        self._at = float("-inf")
+        self._set: set[str] = set()
+
+    def __contains__(self, email: object) -> bool:
+        now = self._clock()
+        if now - self._at >= REFRESH_SECONDS:
+            self._set = unsubscribed_since(self.path, 0.0)
+            self._at = now
+        return isinstance(email, str) and email.lower() in self._set

@@ -1,0 +1,250 @@
+"""`newsletter serve` against the real thing: uvicorn on a free 127.0.0.1 port, httpx as the
+client, the test SMTP server as the relay, `newsletter send` reading the same list file."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from conftest import RunCli
+from smtpserver import TestServer, free_port
+
+from newsletter.layout import Layout
+from newsletter.send import changes
+from newsletter.settings import load_settings
+from newsletter.web.app import Listener
+from newsletter.web.service import service_app
+
+SECRET = "a-long-random-secret-for-the-tests"
+READER = "amelie.durand@example.fr"
+
+
+@dataclass
+class Running:
+    root: Path
+    url: str
+    smtp: TestServer
+    env: dict[str, str]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
+
+
+def statuses(root: Path) -> dict[str, str]:
+    with open(root / "subscribers.csv", encoding="utf-8-sig", newline="") as f:
+        return {r["email"]: (r.get("status") or "subscribed") for r in csv.DictReader(f)}
+
+
+def service_env(smtp: TestServer, port: int) -> dict[str, str]:
+    return smtp.env(
+        NEWSLETTER_SECRET_KEY=SECRET,
+        NEWSLETTER_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
+
+
+@pytest.fixture
+def running(
+    built: Path, smtp_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Running]:
+    port = free_port()
+    env = service_env(smtp_server, port)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    layout = Layout.at(built)
+    listener = Listener(service_app(layout, load_settings(layout)), port=port, name="serve")
+    listener.start()
+    try:
+        yield Running(built, listener.url.rstrip("/"), smtp_server, env)
+    finally:
+        listener.stop()
+
+
+def send(run_cli: RunCli, r: Running, issue: str = "2026-11") -> list[str]:
+    before = len(r.smtp.received)
+    result = run_cli("send", issue, root=r.root, env=r.env)
+    assert result.exit_code == 0, result.stderr
+    return sorted(rcpt for m in r.smtp.received[before:] for rcpt in m.rcpt)
+
+
+def one_click_url(r: Running, address: str) -> str:
+    """The https link of the List-Unsubscribe header of the message `address` received."""
+    (msg,) = [m.message for m in r.smtp.received if address in m.rcpt]
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    links = re.findall(r"<([^>]+)>", str(msg["List-Unsubscribe"]))
+    (url,) = [u for u in links if u.startswith("http")]
+    return url
+
+
+def test_one_click_from_the_header_unsubscribes_and_the_next_send_skips_them(
+    running: Running, run_cli: RunCli
+) -> None:
+    assert READER in send(run_cli, running)
+    url = one_click_url(running, READER)
+    assert urlsplit(url).path == "/unsubscribe" and READER not in url
+    with running.client() as http:
+        first = http.post(url, data={"List-Unsubscribe": "One-Click"})
+        again = http.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert (first.status_code, again.status_code) == (200, 200)  # idempotent, never a redirect
+    assert statuses(running.root)[READER] == "unsubscribed"
+    assert first.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in first.headers["content-security-policy"]
+    assert run_cli("build-issue", "2026-12", root=running.root).exit_code == 0
+    mailed = send(run_cli, running, "2026-12")
+    assert READER not in mailed and len(mailed) >= 3
+
+
+def test_a_get_never_unsubscribes_and_an_altered_token_changes_nothing(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    before = (running.root / "subscribers.csv").read_bytes()
+    token = urlsplit(url).query.removeprefix("token=")
+    altered = url.replace(token, ("0" if token[0] != "0" else "1") + token[1:])
+    with running.client() as http:
+        page = http.get(url)
+        bad = http.post(altered, data={"List-Unsubscribe": "One-Click"})
+        no_token = http.post("/unsubscribe", data={"List-Unsubscribe": "One-Click"})
+        no_csrf = http.post(url, data={"csrf": "guess"})
+    assert page.status_code == 200 and "<form" in page.text and "Me désabonner" in page.text
+    assert bad.status_code == 400 and no_token.status_code == 400
+    assert no_csrf.status_code == 403
+    assert (running.root / "subscribers.csv").read_bytes() == before
+
+
+def test_the_button_post_with_its_csrf_cookie_unsubscribes_and_offers_to_come_back(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    with running.client() as http:
+        page = http.get(url)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        done = http.post(url, data={"csrf": csrf.group(1)})
+        assert done.status_code == 200 and "Me réabonner" in done.text
+        assert statuses(running.root)[READER] == "unsubscribed"
+        csrf2 = re.search(r'name="csrf" value="([^"]+)"', done.text)
+        assert csrf2 is not None
+        back = http.post(url.replace("/unsubscribe", "/resubscribe"), data={"csrf": csrf2.group(1)})
+    assert back.status_code == 200
+    assert statuses(running.root)[READER] == "subscribed"
+
+
+def confirm_link(smtp: TestServer, address: str) -> str:
+    (msg,) = [m.message for m in smtp.received if address in m.rcpt]
+    text = msg.get_body(("plain",))
+    assert text is not None
+    found = re.search(r"http://\S+/confirm\?token=\S+", text.get_content())
+    assert found is not None
+    return found.group(0)
+
+
+def test_subscribe_then_confirm_then_the_next_send_mails_the_new_reader(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    new = "zoe.martin@example.org"
+    with running.client() as http:
+        form = http.get("/subscribe")
+        assert form.status_code == 200 and 'name="email"' in form.text
+        answer = http.post("/subscribe", data={"email": new, "name": "Zoé", "website": ""})
+        assert answer.status_code == 200
+        same = http.post("/subscribe", data={"email": READER, "name": ""})
+        assert same.text.replace(READER, new) == answer.text  # tells nobody who is subscribed
+        assert new not in statuses(running.root)  # nothing before the confirmation
+        link = confirm_link(running.smtp, new)
+        msg = next(m.message for m in running.smtp.received if new in m.rcpt)
+        assert msg["List-Id"] and "Confirmez" in msg["Subject"]
+        page = http.get(link)
+        assert new not in statuses(running.root)  # a GET (a mail scanner) subscribes nobody
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        done = http.post(link, data={"csrf": csrf.group(1)})
+    assert done.status_code == 200
+    assert statuses(running.root)[new] == "subscribed"
+    assert send(run_cli, running) == [new]
+
+
+def test_subscribe_refuses_a_bad_address_and_ignores_the_honeypot(running: Running) -> None:
+    with running.client() as http:
+        bad = http.post("/subscribe", data={"email": "not-an-address", "name": "x"})
+        bot = http.post("/subscribe", data={"email": "bot@example.org", "website": "spam"})
+        big = http.post("/subscribe", content=b"email=" + b"a" * 20_000,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        altered = http.get("/confirm?token=eyJlIjoiYUBiLmMifQ.AAAA")
+        archive = http.get("/")
+        health = http.get("/healthz")
+    assert bad.status_code == 400 and 'aria-invalid="true"' in bad.text
+    assert bot.status_code == 200 and running.smtp.received == []
+    assert big.status_code == 413
+    assert altered.status_code == 400
+    assert health.status_code == 200 and health.text == "ok\n"
+    assert archive.status_code == 200 and 'action="/subscribe"' in archive.text
+
+
+def test_a_running_send_stops_mailing_a_reader_who_unsubscribed(
+    built: Path, tmp_path: Path
+) -> None:
+    path = changes.path_in(Layout.at(built).state_dir)
+    now = [0.0]
+    recent = changes.Recent(path, clock=lambda: now[0])
+    assert READER not in recent
+    log = changes.Changes(path)
+    log.record(READER, "unsubscribe", "one-click", time.time())
+    assert READER not in recent  # cached: asked again within REFRESH_SECONDS
+    now[0] = changes.REFRESH_SECONDS
+    assert READER.upper() in recent
+    log.record(READER, "subscribe", "resubscribe", time.time())
+    now[0] *= 2
+    assert READER not in recent
+    log.close()
+
+
+def test_a_sigkill_right_after_a_200_loses_nothing(
+    built: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    port = free_port()
+    env = {**os.environ, **service_env(smtp_server, port)}
+    assert run_cli("send", "2026-11", root=built, env=env).exit_code == 0
+    addresses = [a for a in statuses(built) if statuses(built)[a] == "subscribed"]
+    urls = {a: one_click_url(Running(built, "", smtp_server, env), a) for a in addresses}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port), "--root", str(built)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        with httpx.Client(timeout=10) as http:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if http.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "serve did not start"
+                time.sleep(0.05)
+            answers = [
+                http.post(u, data={"List-Unsubscribe": "One-Click"}).status_code
+                for u in urls.values()
+            ]
+        server.send_signal(signal.SIGKILL)  # right after the last 200
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    assert answers == [200] * len(urls)
+    after = statuses(built)
+    assert all(after[a] == "unsubscribed" for a in addresses)
+    db = changes.path_in(Layout.at(built).state_dir)
+    assert changes.unsubscribed_since(db, 0) == {a.lower() for a in addresses}
