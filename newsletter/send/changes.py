@@ -84,12 +84,28 @@ class Changes:
         self, email: str, action: Action, source: str, at: float, *, name: str = ""
     ) -> Change:
         """Commit one change; durable when this returns."""
+        (change,) = self.record_many([(email, action, source, at, name)])
+        return change
+
+    def record_many(self, items: list[tuple[str, Action, str, float, str]]) -> list[Change]:
+        """Commit several changes in one transaction (one fsync); durable when this returns."""
+        done: list[Change] = []
         with self._lock:
-            cur = self._db.execute(
-                "INSERT INTO changes (email, action, source, at, name) VALUES (?, ?, ?, ?, ?)",
-                (email.lower(), action, source, at, name),
-            )
-        return Change(int(cur.lastrowid or 0), email.lower(), action, source, at, name)
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for email, action, source, at, name in items:
+                    cur = self._db.execute(
+                        "INSERT INTO changes (email, action, source, at, name) "
+                        "VALUES (?, ?, ?, ?, ?)",
+                        (email.lower(), action, source, at, name),
+                    )
+                    done.append(Change(int(cur.lastrowid or 0), email.lower(), action, source,
+                                       at, name))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return done
 
     def pending(self) -> list[Change]:
         with self._lock:
@@ -101,9 +117,11 @@ class Changes:
 
     def mark_applied(self, ids: list[int], at: float) -> None:
         with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(
                 "UPDATE changes SET applied_at = ? WHERE id = ?", [(at, i) for i in ids]
             )
+            self._db.execute("COMMIT")
 
     def apply(self, list_path: Path, changes: list[Change] | None = None) -> int:
         """Apply `changes` (default: every pending one) to the list file under its lock."""
@@ -111,20 +129,30 @@ class Changes:
         if not todo:
             return 0
         with liststore.lock(list_path):
-            for change in todo:
-                apply_one(list_path, change)
+            apply_all(list_path, todo)
         self.mark_applied([c.id for c in todo], time.time())
         return len(todo)
 
 
-def apply_one(list_path: Path, change: Change) -> None:
-    """One change to the list file; the caller holds the list's lock."""
-    if change.action == "unsubscribe":
-        liststore.set_status(list_path, change.email, "unsubscribed")
-        return
-    fields = {"consent_at": _iso(change.at), "consent_source": change.source}
-    if not liststore.add(list_path, change.email, change.name, fields=fields):
-        liststore.set_status(list_path, change.email, "subscribed")
+def apply_all(list_path: Path, todo: list[Change]) -> None:
+    """The changes, in order, to the list file; the caller holds the list's lock.
+
+    Status changes in a row go in one rewrite (the last one of an address wins); a new
+    reader is appended where it comes, so the order of the log is the order of the list.
+    """
+    statuses: dict[str, str] = {}
+    for change in todo:
+        if change.action == "unsubscribe":
+            statuses[change.email] = "unsubscribed"
+            continue
+        if statuses:
+            liststore.set_statuses(list_path, statuses)
+            statuses = {}
+        fields = {"consent_at": _iso(change.at), "consent_source": change.source}
+        if not liststore.add(list_path, change.email, change.name, fields=fields):
+            liststore.set_status(list_path, change.email, "subscribed")
+    if statuses:
+        liststore.set_statuses(list_path, statuses)
 
 
 def _iso(t: float) -> str:

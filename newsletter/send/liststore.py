@@ -5,6 +5,7 @@ parallel keeps these names and signatures:
 
     with lock(path):                      fcntl.flock on `<path>.lock`: send, unsubscribe, serve
         set_status(path, email, status)   every row of the address; the other rows byte-identical
+        set_statuses(path, {email: status})  the same for many addresses, one rewrite
         add(path, email, name, fields=…)  a new row with the list's columns, or False if present
 
 Both rewrite the file atomically (fsio.write_file) and must be called with the lock held.
@@ -66,6 +67,12 @@ def set_status(path: Path, email: str, status: str) -> int:
 
     A row that already has the status is left byte for byte; so is every other row.
     """
+    return set_statuses(path, {email: status})
+
+
+def set_statuses(path: Path, statuses: Mapping[str, str]) -> int:
+    """`set_status` for many addresses in one rewrite (serve applies its changes in groups)."""
+    wanted = {e.strip().lower(): s for e, s in statuses.items()}
     had_bom, records, header = _read(path)
     names = [h.lower() for h in header]
     i_email = names.index("email")
@@ -74,11 +81,14 @@ def set_status(path: Path, email: str, status: str) -> int:
         names.append("status")
         records[0] = (records[0][0] + ",status", records[0][1])
     i_status = names.index("status")
-    key = email.strip().lower()
     for n in range(1, len(records)):
         record, ending = records[n]
+        low = record.lower()
+        if not any(key in low for key in wanted):  # most rows: no CSV parsing at all
+            continue
         row = next(csv.reader([record]), [])
-        if i_email >= len(row) or row[i_email].strip().lower() != key:
+        status = wanted.get(row[i_email].strip().lower()) if i_email < len(row) else None
+        if status is None:
             continue
         current = row[i_status].strip().lower() if i_status < len(row) else ""
         if (current or "subscribed") == status:

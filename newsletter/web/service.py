@@ -15,11 +15,13 @@ under its lock; docs/serve.md tells the whole design. Pages are theme/web/serve/
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 from collections import deque
 from email.message import EmailMessage
+from email.policy import SMTP
 from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import Any
@@ -42,7 +44,8 @@ from newsletter.send.notice import send_notice
 from newsletter.send.subscribers import InvalidRow, check_address, read_rows, unsubscribe_token
 from newsletter.settings import Settings
 from newsletter.web import app as web
-from newsletter.web.tokens import BadToken, csrf_ok, new_csrf, read_confirm
+from newsletter.web.tokens import BadToken, confirm_token, csrf_ok, new_csrf, read_confirm
+from newsletter.web.writer import Writer
 
 log = logging.getLogger("newsletter.serve")
 
@@ -191,9 +194,8 @@ class Service:
         self.newsletter = archive.newsletter_name(settings.sender)
         self.signer = Signer.from_settings(settings, layout=layout)
         self.changes = changelog.Changes(changelog.path_in(layout.state_dir))
-        self._apply_lock = threading.Lock()
-        with self._apply_lock:  # what a killed server had recorded but not yet applied
-            self.changes.apply(self.list_path)
+        self.changes.apply(self.list_path)  # what a killed server recorded but did not apply
+        self.writer = Writer(self.changes, self.list_path)
         self.tokens = TokenIndex(self.list_path, self.secret)
         self.per_client = Window(*CLIENT_LIMIT)
         self.per_address = Window(*ADDRESS_LIMIT)
@@ -202,11 +204,12 @@ class Service:
 
     # -- changes -------------------------------------------------------------------------
 
-    def change(self, email: str, action: changelog.Action, source: str, name: str = "") -> None:
-        """Durable first (SQLite, synchronous=FULL), then applied to the list under its lock."""
-        with self._apply_lock:
-            done = self.changes.record(email, action, source, time.time(), name=name)
-            self.changes.apply(self.list_path, [done])
+    async def change(
+        self, email: str, action: changelog.Action, source: str, name: str = ""
+    ) -> None:
+        """Durable first (SQLite, synchronous=FULL), then applied to the list under its lock,
+        in groups by the writer thread; returns once both are done."""
+        await asyncio.wrap_future(self.writer.submit(email, action, source, name))
         if action == "subscribe":
             self.tokens.add(email)
 
@@ -274,11 +277,11 @@ class Service:
         if email is None:
             return web.text("invalid or altered token: nothing changed\n", status=400)
         if form.get("List-Unsubscribe") == "One-Click":  # RFC 8058: no cookie, no redirect
-            await run_in_threadpool(self.change, email, "unsubscribe", "one-click")
+            await self.change(email, "unsubscribe", "one-click")
             return web.text("unsubscribed\n")
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
             return self.message("unsubscribe_title", [self.words["expired_form"]], status=403)
-        await run_in_threadpool(self.change, email, "unsubscribe", "page")
+        await self.change(email, "unsubscribe", "page")
         return self.message(
             "unsubscribed_title", [self.words["unsubscribed"]],
             button=self.words["resubscribe_button"], action=f"/resubscribe?token={quote(token)}",
@@ -294,7 +297,7 @@ class Service:
             return self.bad_link()
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
             return self.message("confirm_title", [self.words["expired_form"]], status=403)
-        await run_in_threadpool(self.change, email, "subscribe", "resubscribe")
+        await self.change(email, "subscribe", "resubscribe")
         return self.message("confirmed_title", [self.words["confirmed"].format(email=email)])
 
     async def subscribe_page(self, request: Request) -> Response:
@@ -330,8 +333,6 @@ class Service:
 
     def confirmation(self, email: str, name: str, *, now: float) -> bytes:
         """The confirmation email, rendered from theme/web/serve/confirm_email.*."""
-        from newsletter.web.tokens import confirm_token
-
         hours = self.settings.confirm_hours
         token = confirm_token(email, name, expires=int(now + hours * 3600), secret=self.secret)
         link = f"{self.settings.public_url}/confirm?token={token}"
@@ -354,8 +355,6 @@ class Service:
         msg.add_alternative(
             env.get_template("serve/confirm_email.html").render(**context), subtype="html"
         )
-        from email.policy import SMTP
-
         return msg.as_bytes(policy=SMTP)
 
     async def confirm_page(self, request: Request) -> Response:
@@ -385,7 +384,7 @@ class Service:
             return self.bad_link()
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
             return self.message("confirm_title", [self.words["expired_form"]], status=403)
-        await run_in_threadpool(self.change, found.email, "subscribe", "form", found.name)
+        await self.change(found.email, "subscribe", "form", found.name)
         return self.message("confirmed_title", [self.words["confirmed"].format(email=found.email)])
 
     async def site(self, request: Request) -> Response:
