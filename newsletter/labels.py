@@ -128,7 +128,8 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "check_inbox_title": "Vérifiez votre boîte de réception",
         "check_inbox": "Si l’adresse {email} peut recevoir la lettre, un e-mail de confirmation "
         "vient d’y être envoyé. Cliquez sur son lien pour terminer votre abonnement.",
-        "invalid_email": "Cette adresse e-mail n’est pas valide : {reason}",
+        "invalid_email": "Cette adresse e-mail n’est pas valide : vérifiez-la "
+        "(par exemple prenom@exemple.fr).",
         "confirm_title": "Confirmer votre abonnement",
         "confirm_intro": "Confirmez l’abonnement de {email} à {name}.",
         "confirm_button": "Confirmer mon abonnement",
@@ -163,7 +164,8 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "check_inbox_title": "Check your inbox",
         "check_inbox": "If {email} can receive the newsletter, a confirmation email has just "
         "been sent to it. Click its link to finish subscribing.",
-        "invalid_email": "This email address is not valid: {reason}",
+        "invalid_email": "This email address is not valid: check it "
+        "(for example name@example.com).",
         "confirm_title": "Confirm your subscription",
         "confirm_intro": "Confirm that {email} subscribes to {name}.",
         "confirm_button": "Confirm my subscription",

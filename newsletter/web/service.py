@@ -31,7 +31,8 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter import archive
@@ -55,8 +56,6 @@ CSRF_COOKIE = "nl_csrf"
 #: POST /subscribe: per client address, and per reader address (the mailbox being mailed).
 CLIENT_LIMIT = (10, 600.0)
 ADDRESS_LIMIT = (3, 3600.0)
-#: The archive is generated in memory and kept this long (a send changes what it lists).
-ARCHIVE_SECONDS = 30.0
 PAGE_CSP = (
     "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'"
@@ -199,7 +198,7 @@ class Service:
         self.tokens = TokenIndex(self.list_path, self.secret)
         self.per_client = Window(*CLIENT_LIMIT)
         self.per_address = Window(*ADDRESS_LIMIT)
-        self._site: tuple[float, dict[str, bytes]] | None = None
+        self._site: tuple[tuple[int, ...], dict[str, bytes]] | None = None
         self._secure = settings.public_url.startswith("https://")
 
     # -- changes -------------------------------------------------------------------------
@@ -315,8 +314,8 @@ class Service:
             return self.message("subscribe_title", [self.words["too_many"]], status=429)
         try:
             email = check_address(raw)
-        except ValueError as exc:
-            error = self.words["invalid_email"].format(reason=exc)
+        except ValueError:  # email-validator's reason is English: the page says it its way
+            error = self.words["invalid_email"]
             return self.form(status=400, error=error, email=raw[:254], name=name)
         done = self.message("check_inbox_title", [self.words["check_inbox"].format(email=email)])
         # The same answer for a bot (honeypot filled), a flood on one mailbox, a new reader,
@@ -400,9 +399,16 @@ class Service:
         headers["Content-Security-Policy"] = ARCHIVE_CSP
         return Response(files[name], headers=headers)
 
+    def _archive_stamp(self) -> tuple[int, ...]:
+        """What the archive depends on: a send (the journal), a build, an issue file."""
+        journal = self.layout.journal_path
+        paths = [journal, journal.with_name(journal.name + "-wal"), self.layout.build_root,
+                 self.layout.issues_dir]
+        return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in paths)
+
     def _archive(self) -> dict[str, bytes]:
-        now = time.monotonic()
-        if self._site is not None and now - self._site[0] < ARCHIVE_SECONDS:
+        stamp = self._archive_stamp()
+        if self._site is not None and self._site[0] == stamp:
             return self._site[1]
         try:
             site = archive.generate(self.layout, settings=self.settings)
@@ -418,10 +424,10 @@ class Service:
             name: _inject(data, snippet) if name.endswith(".html") else data
             for name, data in site.files.items()
         }
-        self._site = (now, files)
+        self._site = (stamp, files)
         return files
 
-    def routes(self) -> list[Route]:
+    def routes(self) -> list[BaseRoute]:
         return [
             Route("/healthz", self.healthz),
             Route("/unsubscribe", self.unsubscribe_page, methods=["GET"]),
@@ -432,6 +438,8 @@ class Service:
             Route("/confirm", self.confirm_page, methods=["GET"]),
             Route("/confirm", self.confirm, methods=["POST"]),
             Route("/favicon.ico", lambda request: Response(status_code=204)),
+            # Before the archive's catch-all (make_app mounts /static/ after our routes).
+            Mount(web.STATIC_PREFIX, app=StaticFiles(directory=web.THEME / "static")),
             Route("/{rest:path}", self.site, methods=["GET", "HEAD"]),
         ]
 
