@@ -248,3 +248,20 @@ def test_a_sigkill_right_after_a_200_loses_nothing(
     assert all(after[a] == "unsubscribed" for a in addresses)
     db = changes.path_in(Layout.at(built).state_dir)
     assert changes.unsubscribed_since(db, 0) == {a.lower() for a in addresses}
+
+
+def test_doctor_says_whether_the_public_url_answers(running: Running) -> None:
+    from newsletter.send.doctor import check_public_url
+
+    layout = Layout.at(running.root)
+    (ok,) = check_public_url(load_settings(layout))
+    assert ok.severity == "ok" and ok.message == f"{running.url}/healthz answers"
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = load_settings(layout).model_copy(update={"public_url": dead})
+    (down,) = check_public_url(settings, timeout=2)
+    assert down.severity == "error"
+    assert down.message.startswith(f"{dead}/healthz does not answer")
+    assert f"unsubscribe link points at {dead}/unsubscribe" in down.message
+    own = settings.model_copy(update={"public_url": "", "unsubscribe_url": dead + "/u"})
+    (nobody,) = check_public_url(own, timeout=2)
+    assert nobody.message.startswith(f"nothing answers at {dead}/u: readers cannot unsubscribe")
