@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -212,6 +213,29 @@ def test_a_running_send_stops_mailing_a_reader_who_unsubscribed(
     log.close()
 
 
+@contextmanager
+def serve_process(root: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`newsletter serve` as a process on `port`, once it answers /healthz; killed after."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port), "--root", str(root)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
 def test_a_sigkill_right_after_a_200_loses_nothing(
     built: Path, smtp_server: TestServer, run_cli: RunCli
 ) -> None:
@@ -220,28 +244,12 @@ def test_a_sigkill_right_after_a_200_loses_nothing(
     assert run_cli("send", "2026-11", root=built, env=env).exit_code == 0
     addresses = [a for a in statuses(built) if statuses(built)[a] == "subscribed"]
     urls = {a: one_click_url(Running(built, "", smtp_server, env), a) for a in addresses}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "serve", "--port", str(port), "--root", str(built)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    try:
-        with httpx.Client(timeout=10) as http:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if http.get(f"http://127.0.0.1:{port}/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "serve did not start"
-                time.sleep(0.05)
-            answers = [
-                http.post(u, data={"List-Unsubscribe": "One-Click"}).status_code
-                for u in urls.values()
-            ]
+    with serve_process(built, env, port) as server, httpx.Client(timeout=10) as http:
+        answers = [
+            http.post(u, data={"List-Unsubscribe": "One-Click"}).status_code
+            for u in urls.values()
+        ]
         server.send_signal(signal.SIGKILL)  # right after the last 200
-    finally:
-        server.kill()
         server.wait(timeout=10)
     assert answers == [200] * len(urls)
     after = statuses(built)
@@ -265,3 +273,78 @@ def test_doctor_says_whether_the_public_url_answers(running: Running) -> None:
     own = settings.model_copy(update={"public_url": "", "unsubscribe_url": dead + "/u"})
     (nobody,) = check_public_url(own, timeout=2)
     assert nobody.message.startswith(f"nothing answers at {dead}/u: readers cannot unsubscribe")
+
+
+LAST = "beatrice.oconnell@example.fr"  # the last mailable row of the sample list
+
+
+@pytest.mark.smtp_faults(delay=0.8)
+def test_a_running_send_stops_mailing_a_reader_unsubscribed_in_the_middle(
+    running: Running,
+) -> None:
+    from newsletter.send.subscribers import unsubscribe_token
+
+    env = {**os.environ, **running.env, "NEWSLETTER_SMTP_CONCURRENCY": "1"}
+    sending = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(running.root)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not running.smtp.received:  # the send is under way
+            assert time.monotonic() < deadline and sending.poll() is None
+            time.sleep(0.02)
+        with running.client() as http:
+            url = f"/unsubscribe?token={unsubscribe_token(LAST, SECRET)}"
+            assert http.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        assert sending.wait(timeout=30) == 0
+    finally:
+        sending.kill()
+        sending.wait()
+    mailed = running.smtp.recipients()
+    assert READER in mailed and LAST not in mailed
+    assert statuses(running.root)[LAST] == "unsubscribed"
+
+
+def test_a_change_recorded_but_not_applied_is_applied_when_serve_starts(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a SIGKILL between the commit and the list rewrite leaves: applied at next start."""
+    layout = Layout.at(built)
+    log = changes.Changes(changes.path_in(layout.state_dir))
+    log.record(READER, "unsubscribe", "one-click", time.time())
+    log.close()
+    assert statuses(built)[READER] == "subscribed"
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    monkeypatch.setenv("NEWSLETTER_PUBLIC_URL", "https://lettre.example.org")
+    service_app(layout, load_settings(layout))
+    assert statuses(built)[READER] == "unsubscribed"
+    assert changes.Changes(changes.path_in(layout.state_dir)).pending() == []
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
+def test_forwarded_for_counts_only_from_a_trusted_proxy(
+    built: Path, smtp_server: TestServer, trusted: str
+) -> None:
+    port = free_port()
+    env = {**os.environ, **service_env(smtp_server, port), "NEWSLETTER_TRUSTED_PROXIES": trusted}
+    with serve_process(built, env, port), httpx.Client(timeout=10) as http:
+        codes = [
+            http.post(
+                f"http://127.0.0.1:{port}/subscribe",
+                data={"email": f"reader{i}@example.org"},
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},
+            ).status_code
+            for i in range(12)
+        ]
+        again = [
+            http.post(f"http://127.0.0.1:{port}/subscribe", data={"email": "same@example.org"})
+            for _ in range(4)
+        ]
+    if trusted:  # twelve clients behind the proxy: each within its limit
+        assert codes == [200] * 12
+    else:  # the forwarded header is ignored: one client, limited after ten
+        assert codes == [200] * 10 + [429] * 2
+    if trusted:  # one mailbox: three confirmations an hour, the same answer for the fourth
+        assert [r.status_code for r in again] == [200] * 4
+        assert smtp_server.recipients().count("same@example.org") == 3
