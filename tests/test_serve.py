@@ -157,6 +157,7 @@ def test_subscribe_then_confirm_then_the_next_send_mails_the_new_reader(
 ) -> None:
     send(run_cli, running)
     new = "zoe.martin@example.org"
+    before = (running.root / "subscribers.csv").read_bytes().splitlines(keepends=True)
     with running.client() as http:
         form = http.get("/subscribe")
         assert form.status_code == 200 and 'name="email"' in form.text
@@ -175,6 +176,13 @@ def test_subscribe_then_confirm_then_the_next_send_mails_the_new_reader(
         done = http.post(link, data={"csrf": csrf.group(1)})
     assert done.status_code == 200
     assert statuses(running.root)[new] == "subscribed"
+    after = (running.root / "subscribers.csv").read_bytes().splitlines(keepends=True)
+    assert after[0] == before[0].rstrip(b"\r\n") + b",consent_at,consent_source\n"
+    assert after[1 : len(before)] == before[1:]  # every other row byte for byte
+    with open(running.root / "subscribers.csv", encoding="utf-8", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["email"] == new)
+    assert row["name"] == "Zoé" and row["consent_source"] == "form"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["consent_at"])
     assert send(run_cli, running) == [new]
 
 
@@ -348,3 +356,16 @@ def test_forwarded_for_counts_only_from_a_trusted_proxy(
     if trusted:  # one mailbox: three confirmations an hour, the same answer for the fourth
         assert [r.status_code for r in again] == [200] * 4
         assert smtp_server.recipients().count("same@example.org") == 3
+
+
+def test_serve_without_a_public_url_is_a_one_line_error(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    result = run_cli("serve", "--port", "0", root=newsletter_root,
+                     env={"NEWSLETTER_SECRET_KEY": SECRET})
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: .env: NEWSLETTER_PUBLIC_URL: `serve` needs NEWSLETTER_PUBLIC_URL and "
+        "NEWSLETTER_SECRET_KEY (set the public https address of the service and a long "
+        "random secret)\n"
+    )
