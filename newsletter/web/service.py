@@ -476,6 +476,9 @@ def run(
         # Forwarded headers only from the configured proxies; uvicorn's default trusts 127.0.0.1.
         proxy_headers=bool(trusted), forwarded_allow_ips=trusted or [],
         server_header=False, timeout_graceful_shutdown=5,
+        # Longer than a proxy's idle upstream connections (nginx: 60 s), so the server never
+        # closes one just as the proxy sends a request on it (the client would see a reset).
+        timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
     if on_ready is not None:
