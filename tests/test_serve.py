@@ -3,6 +3,7 @@ client, the test SMTP server as the relay, `newsletter send` reading the same li
 
 from __future__ import annotations
 
+import base64
 import csv
 import os
 import re
@@ -54,21 +55,30 @@ def service_env(smtp: TestServer, port: int) -> dict[str, str]:
     )
 
 
+@contextmanager
+def in_thread(
+    root: Path, smtp: TestServer, monkeypatch: pytest.MonkeyPatch, **extra: str
+) -> Iterator[Running]:
+    """The service of `root` under uvicorn in a thread, on a free port of 127.0.0.1."""
+    port = free_port()
+    env = service_env(smtp, port) | extra
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    layout = Layout.at(root)
+    listener = Listener(service_app(layout, load_settings(layout)), port=port, name="serve")
+    listener.start()
+    try:
+        yield Running(root, listener.url.rstrip("/"), smtp, env)
+    finally:
+        listener.stop()
+
+
 @pytest.fixture
 def running(
     built: Path, smtp_server: TestServer, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Running]:
-    port = free_port()
-    env = service_env(smtp_server, port)
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    layout = Layout.at(built)
-    listener = Listener(service_app(layout, load_settings(layout)), port=port, name="serve")
-    listener.start()
-    try:
-        yield Running(built, listener.url.rstrip("/"), smtp_server, env)
-    finally:
-        listener.stop()
+    with in_thread(built, smtp_server, monkeypatch) as r:
+        yield r
 
 
 def send(run_cli: RunCli, r: Running, issue: str = "2026-11") -> list[str]:
@@ -369,3 +379,45 @@ def test_serve_without_a_public_url_is_a_one_line_error(
         "NEWSLETTER_SECRET_KEY (set the public https address of the service and a long "
         "random secret)\n"
     )
+
+
+def test_the_confirmation_is_dkim_signed_in_english_when_the_letter_is(
+    built: Path, smtp_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dkim
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    (built / "dkim.pem").write_bytes(
+        key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    )
+    public = key.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+    record = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(public)
+    with in_thread(
+        built, smtp_server, monkeypatch, NEWSLETTER_DKIM_KEY_FILE="dkim.pem",
+        NEWSLETTER_DKIM_SELECTOR="nl2026", NEWSLETTER_LANGUAGE="en",
+    ) as r, r.client() as http:
+        form = http.get("/subscribe")
+        answer = http.post("/subscribe", data={"email": "sam@example.org", "name": "Sam"})
+    assert '<html lang="en">' in form.text and "Subscribe to Coeur sur Paris" in form.text
+    assert answer.status_code == 200 and "Check your inbox" in answer.text
+    (received,) = smtp_server.received
+    msg = received.message
+    assert msg["Subject"] == "Confirm your subscription to Coeur sur Paris"
+    assert msg["List-Id"] == "<newsletter.coeursurparis.example>"
+    assert received.envelope_from == "lettre@coeursurparis.example"
+
+    def lookup(name: bytes | str, timeout: float = 5) -> bytes | None:
+        text = name.decode() if isinstance(name, bytes) else name
+        return record if text.rstrip(".") == "nl2026._domainkey.coeursurparis.example" else None
+
+    assert dkim.verify(received.raw, dnsfunc=lookup)
+
+
+def test_no_open_redirect_from_the_archive(running: Running) -> None:
+    with running.client() as http:
+        for path in ("//evil.example/", "/%2F%2Fevil.example", "/\\evil.example"):
+            answer = http.get(running.url + path)  # absolute: httpx would merge "//host"
+            assert answer.request.url.path.startswith("/")
+            assert answer.status_code == 404 and "location" not in answer.headers, path
