@@ -187,11 +187,11 @@ def test_subscribe_then_confirm_then_the_next_send_mails_the_new_reader(
     assert done.status_code == 200
     assert statuses(running.root)[new] == "subscribed"
     after = (running.root / "subscribers.csv").read_bytes().splitlines(keepends=True)
-    assert after[0] == before[0].rstrip(b"\r\n") + b",consent_at,consent_source\n"
+    assert after[0] == before[0].rstrip(b"\r\n") + b",consent_at,source\n"
     assert after[1 : len(before)] == before[1:]  # every other row byte for byte
     with open(running.root / "subscribers.csv", encoding="utf-8", newline="") as f:
         row = next(r for r in csv.DictReader(f) if r["email"] == new)
-    assert row["name"] == "Zoé" and row["consent_source"] == "form"
+    assert row["name"] == "Zoé" and row["source"] == "form"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["consent_at"])
     assert send(run_cli, running) == [new]
 

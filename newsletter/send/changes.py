@@ -2,7 +2,7 @@
 
     record(email, action, source, at)  one row in state/changes.db, committed (WAL,
                                        synchronous=FULL): a SIGKILL after this loses nothing
-    apply_pending(list_path)           under the list's lock, each unapplied row goes to the
+    Changes.apply(list_path)           under the list's lock, each unapplied row goes to the
                                        list file (liststore.set_status / add), then is marked
     unsubscribed_since(path, t)        addresses whose latest change since `t` is an
                                        unsubscribe: what a running `send` skips
@@ -15,6 +15,7 @@ of `serve`, and a `send` honours it before that through `unsubscribed_since`.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import time
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from newsletter.errors import SubscriberError
 from newsletter.send import liststore
 
 Action = Literal["unsubscribe", "subscribe"]
@@ -128,31 +130,26 @@ class Changes:
         todo = self.pending() if changes is None else changes
         if not todo:
             return 0
-        with liststore.lock(list_path):
-            apply_all(list_path, todo)
+        apply_all(list_path, todo)
         self.mark_applied([c.id for c in todo], time.time())
         return len(todo)
 
 
 def apply_all(list_path: Path, todo: list[Change]) -> None:
-    """The changes, in order, to the list file; the caller holds the list's lock.
+    """The changes, in order, to the list file, with the list's lock held for all of them.
 
-    Status changes in a row go in one rewrite (the last one of an address wins); a new
-    reader is appended where it comes, so the order of the log is the order of the list.
+    Only `liststore.set_status` and `liststore.add`: each rewrites the file, but the lock is
+    taken once for the group. An unsubscribe for an address no longer in the list (removed by
+    hand) has nothing left to do.
     """
-    statuses: dict[str, str] = {}
-    for change in todo:
-        if change.action == "unsubscribe":
-            statuses[change.email] = "unsubscribed"
-            continue
-        if statuses:
-            liststore.set_statuses(list_path, statuses)
-            statuses = {}
-        fields = {"consent_at": _iso(change.at), "consent_source": change.source}
-        if not liststore.add(list_path, change.email, change.name, fields=fields):
-            liststore.set_status(list_path, change.email, "subscribed")
-    if statuses:
-        liststore.set_statuses(list_path, statuses)
+    with liststore.lock(list_path):
+        for change in todo:
+            if change.action == "unsubscribe":
+                with contextlib.suppress(SubscriberError):
+                    liststore.set_status(list_path, change.email, "unsubscribed")
+                continue
+            fields = {"consent_at": _iso(change.at), "source": change.source}
+            liststore.add(list_path, change.email, change.name, fields=fields)
 
 
 def _iso(t: float) -> str:
