@@ -277,7 +277,7 @@ def test_a_sigkill_right_after_a_200_loses_nothing(
 
 
 def test_doctor_says_whether_the_public_url_answers(running: Running) -> None:
-    from newsletter.send.doctor import check_public_url
+    from newsletter.send.reachable import check_public_url
 
     layout = Layout.at(running.root)
     (ok,) = check_public_url(load_settings(layout))

@@ -145,11 +145,9 @@ class MessageTemplate:
         self._secret = settings.secret_key.get_secret_value()
         self._mailto = settings.effective_unsubscribe_mailto  # parsed once, used per recipient
         self.sender_address = settings.sender_address  # the envelope sender without VERP
-        self._https = settings.effective_unsubscribe_url  # NEWSLETTER_PUBLIC_URL's page (#10)
-        if self._https and not self._secret:
-            which = "UNSUBSCRIBE_URL" if settings.unsubscribe_url else "PUBLIC_URL"
+        if settings.effective_unsubscribe_url and not self._secret:
             raise ConfigError(
-                f"NEWSLETTER_{which} is set but NEWSLETTER_SECRET_KEY is empty",
+                f"{_url_setting(settings)} is set but NEWSLETTER_SECRET_KEY is empty",
                 path=".env",
                 field="NEWSLETTER_SECRET_KEY",
                 hint="set a long random secret: the unsubscribe tokens are signed with it",
@@ -219,6 +217,11 @@ class MessageTemplate:
         """Stable per (issue, recipient): a duplicate after a crash can be recognised."""
         digest = hashlib.sha256(f"{self.issue_id}\0{subscriber.key}".encode()).hexdigest()[:24]
         return f"<{self.issue_id}.{digest}@{self.domain}>"
+
+    @property
+    def _https(self) -> str:
+        """The one-click page: NEWSLETTER_UNSUBSCRIBE_URL, else NEWSLETTER_PUBLIC_URL's (#10)."""
+        return self.settings.effective_unsubscribe_url
 
     def unsubscribe_link(self, subscriber: Subscriber) -> str:
         if self._https:
@@ -296,6 +299,10 @@ class MessageTemplate:
         """The message as the sample reader gets it, with a one-off Message-ID (email.eml)."""
         mid = f"<test.{self.issue_id}.{uuid.uuid4().hex[:16]}@{self.domain}>"
         return self.personalize(SAMPLE_READER, message_id=mid)
+
+
+def _url_setting(settings: Settings) -> str:
+    return "NEWSLETTER_UNSUBSCRIBE_URL" if settings.unsubscribe_url else "NEWSLETTER_PUBLIC_URL"
 
 
 def _split_from(sender: str) -> tuple[str, str]:

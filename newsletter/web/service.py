@@ -17,15 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
 import time
-from collections import deque
-from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import formatdate, make_msgid
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit
+from urllib.parse import quote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -33,141 +27,29 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter import archive
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter.errors import ConfigError
 from newsletter.labels import SERVICE_LABELS
 from newsletter.layout import Layout
 from newsletter.send import changes as changelog
 from newsletter.send.dkim import Signer
 from newsletter.send.notice import send_notice
-from newsletter.send.subscribers import InvalidRow, check_address, read_rows, unsubscribe_token
+from newsletter.send.subscribers import check_address
 from newsletter.settings import Settings
 from newsletter.web import app as web
-from newsletter.web.tokens import BadToken, confirm_token, csrf_ok, new_csrf, read_confirm
+from newsletter.web.confirmation import confirmation_email
+from newsletter.web.guards import ARCHIVE_CSP, SecurityHeaders, TooLarge, Window, read_form
+from newsletter.web.public_site import PublicSite
+from newsletter.web.tokens import BadToken, TokenIndex, csrf_ok, new_csrf, read_confirm
 from newsletter.web.writer import Writer
 
 log = logging.getLogger("newsletter.serve")
 
-#: Bodies larger than this are refused (413) before they are read: every form here is tiny.
-MAX_BODY = 8 * 1024
 CSRF_COOKIE = "nl_csrf"
 #: POST /subscribe: per client address, and per reader address (the mailbox being mailed).
 CLIENT_LIMIT = (10, 600.0)
 ADDRESS_LIMIT = (3, 3600.0)
-PAGE_CSP = (
-    "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
-    "frame-ancestors 'none'; base-uri 'none'"
-)
-# The archive's pages are the emails themselves: inline styles, remote images.
-ARCHIVE_CSP = (
-    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' https: data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),  # the tokens are in our URLs
-    (b"x-frame-options", b"DENY"),
-]
-
-
-class SecurityHeaders:
-    """Adds the security headers to every response; a response's own CSP wins."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                names = {k.lower() for k, _ in headers}
-                headers += [(k, v) for k, v in SECURITY_HEADERS if k not in names]
-                if b"content-security-policy" not in names:
-                    headers.append((b"content-security-policy", PAGE_CSP.encode()))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
-class TooLarge(Exception):
-    pass
-
-
-async def read_form(request: Request, *, limit: int = MAX_BODY) -> dict[str, str]:
-    """The urlencoded body as {name: first value}; TooLarge past `limit` bytes."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise TooLarge
-    body = b""
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise TooLarge
-    fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-    return {k: v[0] for k, v in fields.items()}
-
-
-class Window:
-    """At most `count` events per `seconds` and key; memory bounded by MAX_KEYS."""
-
-    MAX_KEYS = 50_000
-
-    def __init__(self, count: int, seconds: float) -> None:
-        self.count, self.seconds = count, seconds
-        self._events: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
-
-    def allow(self, key: str, now: float) -> bool:
-        with self._lock:
-            if len(self._events) >= self.MAX_KEYS:
-                self._events.clear()  # a flood of keys: forget rather than grow without end
-            events = self._events.setdefault(key, deque())
-            while events and events[0] <= now - self.seconds:
-                events.popleft()
-            if len(events) >= self.count:
-                return False
-            events.append(now)
-            return True
-
-
-class TokenIndex:
-    """Unsubscribe token -> address, over the list file; rebuilt when the file is replaced."""
-
-    def __init__(self, path: Path, secret: str) -> None:
-        self.path, self.secret = path, secret
-        self._map: dict[str, str] = {}
-        self._stamp: tuple[int, int] | None = None
-        self._lock = threading.Lock()
-
-    def _stat(self) -> tuple[int, int]:
-        st = self.path.stat()
-        return (st.st_mtime_ns, st.st_ino)
-
-    def add(self, email: str) -> None:
-        with self._lock:
-            self._map[unsubscribe_token(email, self.secret)] = email
-
-    def lookup(self, token: str) -> str | None:
-        token = token.strip().lower()
-        if len(token) != 64:
-            return None
-        with self._lock:
-            found = self._map.get(token)
-            if found is None and self._stamp != self._stat():
-                self._stamp = self._stat()
-                rel = self.path.name
-                for row in read_rows(self.path, rel=rel):
-                    if not isinstance(row, InvalidRow):
-                        self._map[unsubscribe_token(row.email, self.secret)] = row.email
-                found = self._map.get(token)
-            return found
 
 
 class Service:
@@ -198,7 +80,9 @@ class Service:
         self.tokens = TokenIndex(self.list_path, self.secret)
         self.per_client = Window(*CLIENT_LIMIT)
         self.per_address = Window(*ADDRESS_LIMIT)
-        self._site: tuple[tuple[int, ...], dict[str, bytes]] | None = None
+        self.public_site = PublicSite(
+            layout, settings, words=self.words, newsletter=self.newsletter
+        )
         self._secure = settings.public_url.startswith("https://")
 
     # -- changes -------------------------------------------------------------------------
@@ -322,39 +206,16 @@ class Service:
         # a pending or a subscribed one: the page tells nobody who is on the list.
         if form.get("website") or not self.per_address.allow(email.lower(), now):
             return done
-        data = self.confirmation(email, name, now=now)
+        data = confirmation_email(
+            email, name, settings=self.settings, words=self.words, newsletter=self.newsletter,
+            now=now,
+        )
         outcome = await send_notice(
             data, recipient=email, settings=self.settings, signer=self.signer
         )
         if outcome.code is None or outcome.code >= 400:
             log.warning("confirmation to a reader not sent: %s", outcome.reply)
         return done
-
-    def confirmation(self, email: str, name: str, *, now: float) -> bytes:
-        """The confirmation email, rendered from theme/web/serve/confirm_email.*."""
-        hours = self.settings.confirm_hours
-        token = confirm_token(email, name, expires=int(now + hours * 3600), secret=self.secret)
-        link = f"{self.settings.public_url}/confirm?token={token}"
-        subject = self.words["mail_subject"].format(name=self.newsletter)
-        context = {
-            "w": self.words, "lang": self.settings.language, "link": link, "subject": subject,
-            "newsletter": self.newsletter, "postal": self.settings.postal_address,
-            "body": self.words["mail_body"].format(name=self.newsletter, email=email, hours=hours),
-        }
-        env = web.environment()
-        msg = EmailMessage()
-        msg["From"] = self.settings.sender
-        msg["To"] = email
-        msg["Subject"] = subject
-        msg["Date"] = formatdate(now)
-        msg["Message-ID"] = make_msgid(domain=self.settings.sender_domain)
-        msg["List-Id"] = f"<{self.settings.effective_list_id}>"
-        msg["Auto-Submitted"] = "auto-replied"  # an answer to the reader's request
-        msg.set_content(env.get_template("serve/confirm_email.txt").render(**context))
-        msg.add_alternative(
-            env.get_template("serve/confirm_email.html").render(**context), subtype="html"
-        )
-        return msg.as_bytes(policy=SMTP)
 
     async def confirm_page(self, request: Request) -> Response:
         try:
@@ -388,7 +249,7 @@ class Service:
 
     async def site(self, request: Request) -> Response:
         """The archive as `newsletter archive` writes it, the subscribe form on its pages."""
-        files = await run_in_threadpool(self._archive)
+        files = await run_in_threadpool(self.public_site.files)
         rest = request.path_params.get("rest", "")
         name = rest + archive.INDEX if rest == "" or rest.endswith("/") else rest
         if f"{name}/{archive.INDEX}" in files:  # a fixed path of ours: never an open redirect
@@ -398,34 +259,6 @@ class Service:
         headers = {"Content-Type": archive.content_type(name), "Cache-Control": "max-age=60"}
         headers["Content-Security-Policy"] = ARCHIVE_CSP
         return Response(files[name], headers=headers)
-
-    def _archive_stamp(self) -> tuple[int, ...]:
-        """What the archive depends on: a send (the journal), a build, an issue file."""
-        journal = self.layout.journal_path
-        paths = [journal, journal.with_name(journal.name + "-wal"), self.layout.build_root,
-                 self.layout.issues_dir]
-        return tuple(p.stat().st_mtime_ns if p.exists() else 0 for p in paths)
-
-    def _archive(self) -> dict[str, bytes]:
-        stamp = self._archive_stamp()
-        if self._site is not None and self._site[0] == stamp:
-            return self._site[1]
-        try:
-            site = archive.generate(self.layout, settings=self.settings)
-        except NewsletterError as exc:
-            log.error("the archive cannot be generated: %s", exc)
-            return {}
-        title = self.words["subscribe_title"].format(name=self.newsletter)
-        snippet = web.environment().get_template("serve/_archive_subscribe.html").render(
-            w=self.words, lang=self.settings.language, title=title, action="/subscribe",
-            error="", email="", name="",
-        )
-        files = {
-            name: _inject(data, snippet) if name.endswith(".html") else data
-            for name, data in site.files.items()
-        }
-        self._site = (stamp, files)
-        return files
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -442,15 +275,6 @@ class Service:
             Mount(web.STATIC_PREFIX, app=StaticFiles(directory=web.THEME / "static")),
             Route("/{rest:path}", self.site, methods=["GET", "HEAD"]),
         ]
-
-
-def _inject(page: bytes, snippet: str) -> bytes:
-    """The form before the page's </main>: added at serve time, site/ on disk stays as is."""
-    html = page.decode("utf-8")
-    at = html.rfind(archive.MAIN_CLOSE)
-    if at < 0:
-        return page
-    return (html[:at] + snippet + html[at:]).encode("utf-8")
 
 
 def service_app(layout: Layout, settings: Settings) -> Starlette:

@@ -16,7 +16,11 @@ import hashlib
 import hmac
 import json
 import secrets
+import threading
+from pathlib import Path
 from typing import NamedTuple
+
+from newsletter.send.subscribers import InvalidRow, read_rows, unsubscribe_token
 
 
 class BadToken(ValueError):
@@ -75,3 +79,36 @@ def new_csrf() -> str:
 
 def csrf_ok(cookie: str | None, field: str | None) -> bool:
     return bool(cookie) and bool(field) and hmac.compare_digest(str(cookie), str(field))
+
+
+class TokenIndex:
+    """Unsubscribe token -> address, over the list file; rebuilt when the file is replaced."""
+
+    def __init__(self, path: Path, secret: str) -> None:
+        self.path, self.secret = path, secret
+        self._map: dict[str, str] = {}
+        self._stamp: tuple[int, int] | None = None
+        self._lock = threading.Lock()
+
+    def _stat(self) -> tuple[int, int]:
+        st = self.path.stat()
+        return (st.st_mtime_ns, st.st_ino)
+
+    def add(self, email: str) -> None:
+        with self._lock:
+            self._map[unsubscribe_token(email, self.secret)] = email
+
+    def lookup(self, token: str) -> str | None:
+        token = token.strip().lower()
+        if len(token) != 64:
+            return None
+        with self._lock:
+            found = self._map.get(token)
+            if found is None and self._stamp != self._stat():
+                self._stamp = self._stat()
+                rel = self.path.name
+                for row in read_rows(self.path, rel=rel):
+                    if not isinstance(row, InvalidRow):
+                        self._map[unsubscribe_token(row.email, self.secret)] = row.email
+                found = self._map.get(token)
+            return found
