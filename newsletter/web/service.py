@@ -10,7 +10,10 @@
     /, /<id>/, /feed.xml             the public archive, with the subscribe form on its pages
 
 A change answered 200 is in state/changes.db first (send/changes.py), then in the list file
-under its lock; docs/serve.md tells the whole design. Pages are theme/web/serve/ templates.
+under its lock, both by one writer thread in groups (web/writer.py); docs/serve.md tells the
+whole design. Beside it: guards.py (headers, body limit, rate limits), tokens.py (signed
+values, token -> address), confirmation.py (the email), public_site.py (the archive). Pages
+are theme/web/serve/ templates, words from labels.SERVICE_LABELS.
 """
 
 from __future__ import annotations
