@@ -113,3 +113,82 @@ def labels_for(language: str) -> Labels:
 def long_date(value: dt.date, language: str) -> str:
     """`24 novembre 2026` / `24 November 2026`."""
     return f"{value.day} {LABELS[language]['months'][value.month - 1]} {value.year}"
+
+
+# -- newsletter serve (issue 10): the words of the reader-facing pages and the confirmation ---
+
+SERVICE_LABELS: dict[str, dict[str, str]] = {
+    "fr": {
+        "subscribe_title": "S’abonner à {name}",
+        "subscribe_intro": "Recevez chaque numéro par e-mail. Vous confirmerez votre adresse "
+        "en cliquant sur le lien que nous vous enverrons.",
+        "email_label": "Votre adresse e-mail",
+        "name_label": "Votre prénom (facultatif)",
+        "subscribe_button": "S’abonner",
+        "check_inbox_title": "Vérifiez votre boîte de réception",
+        "check_inbox": "Si l’adresse {email} peut recevoir la lettre, un e-mail de confirmation "
+        "vient d’y être envoyé. Cliquez sur son lien pour terminer votre abonnement.",
+        "invalid_email": "Cette adresse e-mail n’est pas valide : vérifiez-la "
+        "(par exemple prenom@exemple.fr).",
+        "confirm_title": "Confirmer votre abonnement",
+        "confirm_intro": "Confirmez l’abonnement de {email} à {name}.",
+        "confirm_button": "Confirmer mon abonnement",
+        "confirmed_title": "Abonnement confirmé",
+        "confirmed": "Merci ! {email} recevra le prochain numéro.",
+        "unsubscribe_title": "Se désabonner",
+        "unsubscribe_intro": "Vous ne recevrez plus {name} à cette adresse.",
+        "unsubscribe_button": "Me désabonner",
+        "unsubscribed_title": "Désabonnement effectué",
+        "unsubscribed": "C’est fait : vous ne recevrez plus la lettre. Une erreur ? "
+        "Vous pouvez vous réabonner.",
+        "resubscribe_button": "Me réabonner",
+        "bad_link_title": "Lien invalide ou expiré",
+        "bad_link": "Ce lien n’est pas valide ou a expiré. Vous pouvez vous abonner à nouveau "
+        "depuis le formulaire.",
+        "expired_form": "Le formulaire a expiré : rechargez la page et recommencez.",
+        "too_many": "Trop de demandes. Réessayez dans quelques minutes.",
+        "mail_subject": "Confirmez votre abonnement à {name}",
+        "mail_hello": "Bonjour,",
+        "mail_body": "Quelqu’un (vous, sans doute) a demandé à recevoir {name} à l’adresse "
+        "{email}. Pour confirmer, ouvrez ce lien (valable {hours} heures) :",
+        "mail_ignore": "Si vous n’avez rien demandé, ignorez ce message : vous ne recevrez rien.",
+        "archive_link": "Les numéros précédents",
+    },
+    "en": {
+        "subscribe_title": "Subscribe to {name}",
+        "subscribe_intro": "Get every issue by email. You will confirm your address by "
+        "clicking the link we send you.",
+        "email_label": "Your email address",
+        "name_label": "Your first name (optional)",
+        "subscribe_button": "Subscribe",
+        "check_inbox_title": "Check your inbox",
+        "check_inbox": "If {email} can receive the newsletter, a confirmation email has just "
+        "been sent to it. Click its link to finish subscribing.",
+        "invalid_email": "This email address is not valid: check it "
+        "(for example name@example.com).",
+        "confirm_title": "Confirm your subscription",
+        "confirm_intro": "Confirm that {email} subscribes to {name}.",
+        "confirm_button": "Confirm my subscription",
+        "confirmed_title": "Subscription confirmed",
+        "confirmed": "Thank you! {email} will get the next issue.",
+        "unsubscribe_title": "Unsubscribe",
+        "unsubscribe_intro": "You will no longer receive {name} at this address.",
+        "unsubscribe_button": "Unsubscribe me",
+        "unsubscribed_title": "You are unsubscribed",
+        "unsubscribed": "Done: you will no longer receive the newsletter. A mistake? "
+        "You can subscribe again.",
+        "resubscribe_button": "Subscribe again",
+        "bad_link_title": "Invalid or expired link",
+        "bad_link": "This link is not valid or has expired. You can subscribe again from "
+        "the form.",
+        "expired_form": "The form has expired: reload the page and try again.",
+        "too_many": "Too many requests. Try again in a few minutes.",
+        "mail_subject": "Confirm your subscription to {name}",
+        "mail_hello": "Hello,",
+        "mail_body": "Someone (you, probably) asked to receive {name} at {email}. "
+        "To confirm, open this link (valid for {hours} hours):",
+        "mail_ignore": "If you did not ask for anything, ignore this message: you will "
+        "receive nothing.",
+        "archive_link": "Past issues",
+    },
+}

@@ -82,6 +82,25 @@ class Settings(BaseSettings):
     imap_folder: str = "INBOX"
     imap_done_folder: str = "newsletter-done"
 
+    # newsletter serve (issue 10): the reader-facing service (docs/serve.md)
+    public_url: str = ""
+    confirm_hours: int = Field(48, ge=1, le=24 * 30)
+    trusted_proxies: str = ""
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url_is_a_site(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (the address readers reach the service at)")
+        return value.rstrip("/")
+
+    @property
+    def effective_unsubscribe_url(self) -> str:
+        """NEWSLETTER_UNSUBSCRIBE_URL, else the service's page under NEWSLETTER_PUBLIC_URL."""
+        if self.unsubscribe_url or not self.public_url:
+            return self.unsubscribe_url
+        return f"{self.public_url}/unsubscribe"
+
     @field_validator("sender")
     @classmethod
     def _sender_has_address(cls, value: str) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from newsletter.clikit import Folder, command
-from newsletter.console import out
+from newsletter.console import err, out
 
 
 @command("preview")
@@ -74,4 +74,18 @@ def archive_command(folder: Folder, include_unsent: bool) -> None:
     print_archive(result, folder.layout)
 
 
-COMMANDS = [preview_command, open_command, archive_command]
+
+
+@command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True,
+              help="The port to listen on.")
+def serve_command(folder: Folder, host: str, port: int) -> None:
+    """Serve readers: one-click unsubscribe, sign-up with double opt-in, the archive."""
+    from newsletter.web import service
+
+    service.run(folder.layout, folder.settings, host=host, port=port,
+                on_ready=lambda url: err(f"Serving {url} (Ctrl-C stops)"))
+
+
+COMMANDS = [preview_command, open_command, archive_command, serve_command]

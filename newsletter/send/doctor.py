@@ -17,6 +17,7 @@ function in the tests.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Callable
 
@@ -25,7 +26,7 @@ import aiosmtplib
 from newsletter.errors import NewsletterError
 from newsletter.findings import Finding
 from newsletter.layout import Layout
-from newsletter.send import doctor_dns
+from newsletter.send import doctor_dns, reachable
 from newsletter.send.doctor_dns import Resolver, check_domain
 from newsletter.settings import Settings
 
@@ -81,6 +82,8 @@ async def diagnose(
     checks += check_headers(settings)
     checks += check_return_path(settings)
     checks += check_domain(layout, settings, resolver=resolver or doctor_dns.default_resolver())
+
+    checks += await asyncio.to_thread(reachable.check_public_url, settings)  # serve (#10)
     return checks
 
 
@@ -308,7 +311,7 @@ def check_headers(settings: Settings) -> list[Finding]:
     else:
         checks.append(Finding("list-id", "ok", list_id))
 
-    url = settings.unsubscribe_url
+    url = settings.effective_unsubscribe_url  # NEWSLETTER_PUBLIC_URL's page when it is set
     secret = settings.secret_key.get_secret_value()
     if not url:
         checks.append(
@@ -368,3 +371,4 @@ def check_return_path(settings: Settings) -> list[Finding]:
             )
         ]
     return [Finding("return-path", "ok", f"{example} (VERP)")]
+

@@ -145,9 +145,9 @@ class MessageTemplate:
         self._secret = settings.secret_key.get_secret_value()
         self._mailto = settings.effective_unsubscribe_mailto  # parsed once, used per recipient
         self.sender_address = settings.sender_address  # the envelope sender without VERP
-        if settings.unsubscribe_url and not self._secret:
+        if settings.effective_unsubscribe_url and not self._secret:
             raise ConfigError(
-                "NEWSLETTER_UNSUBSCRIBE_URL is set but NEWSLETTER_SECRET_KEY is empty",
+                f"{_url_setting(settings)} is set but NEWSLETTER_SECRET_KEY is empty",
                 path=".env",
                 field="NEWSLETTER_SECRET_KEY",
                 hint="set a long random secret: the unsubscribe tokens are signed with it",
@@ -218,14 +218,19 @@ class MessageTemplate:
         digest = hashlib.sha256(f"{self.issue_id}\0{subscriber.key}".encode()).hexdigest()[:24]
         return f"<{self.issue_id}.{digest}@{self.domain}>"
 
+    @property
+    def _https(self) -> str:
+        """The one-click page: NEWSLETTER_UNSUBSCRIBE_URL, else NEWSLETTER_PUBLIC_URL's (#10)."""
+        return self.settings.effective_unsubscribe_url
+
     def unsubscribe_link(self, subscriber: Subscriber) -> str:
-        if self.settings.unsubscribe_url:
+        if self._https:
             return self._unsubscribe_https(subscriber)
         return f"mailto:{self._mailto}?subject=unsubscribe"
 
     def _unsubscribe_https(self, subscriber: Subscriber) -> str:
         token = unsubscribe_token(subscriber.email, self._secret)
-        url = self.settings.unsubscribe_url
+        url = self._https
         if "{token}" in url:
             return url.replace("{token}", token)
         return f"{url}{'&' if '?' in url else '?'}token={token}"
@@ -266,7 +271,7 @@ class MessageTemplate:
             b"\r\nList-Unsubscribe: ",
             mailto.encode(),
         ]
-        if self.settings.unsubscribe_url:
+        if self._https:
             head += [
                 b",\r\n <",
                 values["unsubscribe_url"].encode(),  # the https link, signed once
@@ -297,6 +302,10 @@ class MessageTemplate:
         """The message as the sample reader gets it, with a one-off Message-ID (email.eml)."""
         mid = f"<test.{self.issue_id}.{uuid.uuid4().hex[:16]}@{self.domain}>"
         return self.personalize(SAMPLE_READER, message_id=mid)
+
+
+def _url_setting(settings: Settings) -> str:
+    return "NEWSLETTER_UNSUBSCRIBE_URL" if settings.unsubscribe_url else "NEWSLETTER_PUBLIC_URL"
 
 
 def _split_from(sender: str) -> tuple[str, str]:

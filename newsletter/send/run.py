@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from newsletter.errors import (
 )
 from newsletter.layout import Layout
 from newsletter.manifest import Manifest
-from newsletter.send import suppressions
+from newsletter.send import changes, suppressions
 from newsletter.send.delivery import (
     DeliveryReport,
     HardBounceHook,
@@ -280,7 +280,8 @@ async def send_list(
             on_start(result)
         result.report = await deliver(
             outgoing,
-            _pending(options.subscribers, rel, done, suppressed, result),
+            _pending(options.subscribers, rel, done, suppressed, result,
+                     left=changes.Recent(changes.path_in(layout.state_dir))),
             journal=journal,
             transports=[SmtpTransport(settings) for _ in range(settings.smtp_concurrency)],
             rate=settings.rate_per_second,
@@ -310,14 +311,16 @@ def other_failures(journal: Journal, suppression_path: Path, layout: Layout) -> 
 
 
 def _pending(
-    path: Path, rel: str, done: DigestSet, suppressed: DigestSet, result: SendResult
+    path: Path, rel: str, done: DigestSet, suppressed: DigestSet, result: SendResult,
+    left: Container[str] = frozenset(),
 ) -> Iterator[Subscriber]:
-    """The list's mailable rows without the final and the suppressed ones (counted as met)."""
+    """The list's mailable rows without the final and the suppressed ones (counted as met),
+    nor those who unsubscribed through `serve` since (`left`, asked as each one is queued)."""
     for sub in unique_mailable(path, rel=rel):
         d = digest(sub.email)
         if d in done:
             result.already_done += 1
-        elif d in suppressed:
+        elif d in suppressed or sub.email in left:
             result.suppressed += 1
         else:
             yield sub

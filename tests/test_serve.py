@@ -1,0 +1,423 @@
+"""`newsletter serve` against the real thing: uvicorn on a free 127.0.0.1 port, httpx as the
+client, the test SMTP server as the relay, `newsletter send` reading the same list file."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+from conftest import RunCli
+from smtpserver import TestServer, free_port
+
+from newsletter.layout import Layout
+from newsletter.send import changes
+from newsletter.settings import load_settings
+from newsletter.web.app import Listener
+from newsletter.web.service import service_app
+
+SECRET = "a-long-random-secret-for-the-tests"
+READER = "amelie.durand@example.fr"
+
+
+@dataclass
+class Running:
+    root: Path
+    url: str
+    smtp: TestServer
+    env: dict[str, str]
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=10)
+
+
+def statuses(root: Path) -> dict[str, str]:
+    with open(root / "subscribers.csv", encoding="utf-8-sig", newline="") as f:
+        return {r["email"]: (r.get("status") or "subscribed") for r in csv.DictReader(f)}
+
+
+def service_env(smtp: TestServer, port: int) -> dict[str, str]:
+    return smtp.env(
+        NEWSLETTER_SECRET_KEY=SECRET,
+        NEWSLETTER_PUBLIC_URL=f"http://127.0.0.1:{port}",
+    )
+
+
+@contextmanager
+def in_thread(
+    root: Path, smtp: TestServer, monkeypatch: pytest.MonkeyPatch, **extra: str
+) -> Iterator[Running]:
+    """The service of `root` under uvicorn in a thread, on a free port of 127.0.0.1."""
+    port = free_port()
+    env = service_env(smtp, port) | extra
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    layout = Layout.at(root)
+    listener = Listener(service_app(layout, load_settings(layout)), port=port, name="serve")
+    listener.start()
+    try:
+        yield Running(root, listener.url.rstrip("/"), smtp, env)
+    finally:
+        listener.stop()
+
+
+@pytest.fixture
+def running(
+    built: Path, smtp_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Running]:
+    with in_thread(built, smtp_server, monkeypatch) as r:
+        yield r
+
+
+def send(run_cli: RunCli, r: Running, issue: str = "2026-11") -> list[str]:
+    before = len(r.smtp.received)
+    result = run_cli("send", issue, root=r.root, env=r.env)
+    assert result.exit_code == 0, result.stderr
+    return sorted(rcpt for m in r.smtp.received[before:] for rcpt in m.rcpt)
+
+
+def one_click_url(r: Running, address: str) -> str:
+    """The https link of the List-Unsubscribe header of the message `address` received."""
+    (msg,) = [m.message for m in r.smtp.received if address in m.rcpt]
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    links = re.findall(r"<([^>]+)>", str(msg["List-Unsubscribe"]))
+    (url,) = [u for u in links if u.startswith("http")]
+    return url
+
+
+def test_one_click_from_the_header_unsubscribes_and_the_next_send_skips_them(
+    running: Running, run_cli: RunCli
+) -> None:
+    assert READER in send(run_cli, running)
+    url = one_click_url(running, READER)
+    assert urlsplit(url).path == "/unsubscribe" and READER not in url
+    with running.client() as http:
+        first = http.post(url, data={"List-Unsubscribe": "One-Click"})
+        again = http.post(url, data={"List-Unsubscribe": "One-Click"})
+    assert (first.status_code, again.status_code) == (200, 200)  # idempotent, never a redirect
+    assert statuses(running.root)[READER] == "unsubscribed"
+    assert first.headers["x-content-type-options"] == "nosniff"
+    assert "frame-ancestors 'none'" in first.headers["content-security-policy"]
+    assert run_cli("build-issue", "2026-12", root=running.root).exit_code == 0
+    mailed = send(run_cli, running, "2026-12")
+    assert READER not in mailed and len(mailed) >= 3
+
+
+def test_a_get_never_unsubscribes_and_an_altered_token_changes_nothing(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    before = (running.root / "subscribers.csv").read_bytes()
+    token = urlsplit(url).query.removeprefix("token=")
+    altered = url.replace(token, ("0" if token[0] != "0" else "1") + token[1:])
+    with running.client() as http:
+        page = http.get(url)
+        bad = http.post(altered, data={"List-Unsubscribe": "One-Click"})
+        no_token = http.post("/unsubscribe", data={"List-Unsubscribe": "One-Click"})
+        no_csrf = http.post(url, data={"csrf": "guess"})
+    assert page.status_code == 200 and "<form" in page.text and "Me désabonner" in page.text
+    assert bad.status_code == 400 and no_token.status_code == 400
+    assert no_csrf.status_code == 403
+    assert (running.root / "subscribers.csv").read_bytes() == before
+
+
+def test_the_button_post_with_its_csrf_cookie_unsubscribes_and_offers_to_come_back(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    with running.client() as http:
+        page = http.get(url)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        done = http.post(url, data={"csrf": csrf.group(1)})
+        assert done.status_code == 200 and "Me réabonner" in done.text
+        assert statuses(running.root)[READER] == "unsubscribed"
+        csrf2 = re.search(r'name="csrf" value="([^"]+)"', done.text)
+        assert csrf2 is not None
+        back = http.post(url.replace("/unsubscribe", "/resubscribe"), data={"csrf": csrf2.group(1)})
+    assert back.status_code == 200
+    assert statuses(running.root)[READER] == "subscribed"
+
+
+def confirm_link(smtp: TestServer, address: str) -> str:
+    (msg,) = [m.message for m in smtp.received if address in m.rcpt]
+    text = msg.get_body(("plain",))
+    assert text is not None
+    found = re.search(r"http://\S+/confirm\?token=\S+", text.get_content())
+    assert found is not None
+    return found.group(0)
+
+
+def test_subscribe_then_confirm_then_the_next_send_mails_the_new_reader(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    new = "zoe.martin@example.org"
+    before = (running.root / "subscribers.csv").read_bytes().splitlines(keepends=True)
+    with running.client() as http:
+        form = http.get("/subscribe")
+        assert form.status_code == 200 and 'name="email"' in form.text
+        answer = http.post("/subscribe", data={"email": new, "name": "Zoé", "website": ""})
+        assert answer.status_code == 200
+        same = http.post("/subscribe", data={"email": READER, "name": ""})
+        assert same.text.replace(READER, new) == answer.text  # tells nobody who is subscribed
+        assert new not in statuses(running.root)  # nothing before the confirmation
+        link = confirm_link(running.smtp, new)
+        msg = next(m.message for m in running.smtp.received if new in m.rcpt)
+        assert msg["List-Id"] and "Confirmez" in msg["Subject"]
+        page = http.get(link)
+        assert new not in statuses(running.root)  # a GET (a mail scanner) subscribes nobody
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        done = http.post(link, data={"csrf": csrf.group(1)})
+    assert done.status_code == 200
+    assert statuses(running.root)[new] == "subscribed"
+    after = (running.root / "subscribers.csv").read_bytes().splitlines(keepends=True)
+    assert after[0] == before[0].rstrip(b"\r\n") + b",consent_at,source\n"
+    assert after[1 : len(before)] == before[1:]  # every other row byte for byte
+    with open(running.root / "subscribers.csv", encoding="utf-8", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["email"] == new)
+    assert row["name"] == "Zoé" and row["source"] == "form"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", row["consent_at"])
+    assert send(run_cli, running) == [new]
+
+
+def test_subscribe_refuses_a_bad_address_and_ignores_the_honeypot(running: Running) -> None:
+    with running.client() as http:
+        bad = http.post("/subscribe", data={"email": "not-an-address", "name": "x"})
+        bot = http.post("/subscribe", data={"email": "bot@example.org", "website": "spam"})
+        big = http.post("/subscribe", content=b"email=" + b"a" * 20_000,
+                        headers={"Content-Type": "application/x-www-form-urlencoded"})
+        altered = http.get("/confirm?token=eyJlIjoiYUBiLmMifQ.AAAA")
+        archive = http.get("/")
+        health = http.get("/healthz")
+    assert bad.status_code == 400 and 'aria-invalid="true"' in bad.text
+    assert bot.status_code == 200 and running.smtp.received == []
+    assert big.status_code == 413
+    assert altered.status_code == 400
+    assert health.status_code == 200 and health.text == "ok\n"
+    assert archive.status_code == 200 and 'action="/subscribe"' in archive.text
+
+
+def test_a_running_send_stops_mailing_a_reader_who_unsubscribed(
+    built: Path, tmp_path: Path
+) -> None:
+    path = changes.path_in(Layout.at(built).state_dir)
+    now = [0.0]
+    recent = changes.Recent(path, clock=lambda: now[0])
+    assert READER not in recent
+    log = changes.Changes(path)
+    log.record(READER, "unsubscribe", "one-click", time.time())
+    assert READER not in recent  # cached: asked again within REFRESH_SECONDS
+    now[0] = changes.REFRESH_SECONDS
+    assert READER.upper() in recent
+    log.record(READER, "subscribe", "resubscribe", time.time())
+    now[0] *= 2
+    assert READER not in recent
+    log.close()
+
+
+@contextmanager
+def serve_process(root: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """`newsletter serve` as a process on `port`, once it answers /healthz; killed after."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", str(port), "--root", str(root)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "serve did not start"
+            time.sleep(0.05)
+        yield server
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
+def test_a_sigkill_right_after_a_200_loses_nothing(
+    built: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    port = free_port()
+    env = {**os.environ, **service_env(smtp_server, port)}
+    assert run_cli("send", "2026-11", root=built, env=env).exit_code == 0
+    addresses = [a for a in statuses(built) if statuses(built)[a] == "subscribed"]
+    urls = {a: one_click_url(Running(built, "", smtp_server, env), a) for a in addresses}
+    with serve_process(built, env, port) as server, httpx.Client(timeout=10) as http:
+        answers = [
+            http.post(u, data={"List-Unsubscribe": "One-Click"}).status_code
+            for u in urls.values()
+        ]
+        server.send_signal(signal.SIGKILL)  # right after the last 200
+        server.wait(timeout=10)
+    assert answers == [200] * len(urls)
+    after = statuses(built)
+    assert all(after[a] == "unsubscribed" for a in addresses)
+    db = changes.path_in(Layout.at(built).state_dir)
+    assert changes.unsubscribed_since(db, 0) == {a.lower() for a in addresses}
+
+
+def test_doctor_says_whether_the_public_url_answers(running: Running) -> None:
+    from newsletter.send.reachable import check_public_url
+
+    layout = Layout.at(running.root)
+    (ok,) = check_public_url(load_settings(layout))
+    assert ok.severity == "ok" and ok.message == f"{running.url}/healthz answers"
+    dead = f"http://127.0.0.1:{free_port()}"
+    settings = load_settings(layout).model_copy(update={"public_url": dead})
+    (down,) = check_public_url(settings, timeout=2)
+    assert down.severity == "error"
+    assert down.message.startswith(f"{dead}/healthz does not answer")
+    assert f"unsubscribe link points at {dead}/unsubscribe" in down.message
+    own = settings.model_copy(update={"public_url": "", "unsubscribe_url": dead + "/u"})
+    (nobody,) = check_public_url(own, timeout=2)
+    assert nobody.message.startswith(f"nothing answers at {dead}/u: readers cannot unsubscribe")
+
+
+LAST = "beatrice.oconnell@example.fr"  # the last mailable row of the sample list
+
+
+@pytest.mark.smtp_faults(delay=0.8)
+def test_a_running_send_stops_mailing_a_reader_unsubscribed_in_the_middle(
+    running: Running,
+) -> None:
+    from newsletter.send.subscribers import unsubscribe_token
+
+    env = {**os.environ, **running.env, "NEWSLETTER_SMTP_CONCURRENCY": "1"}
+    sending = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(running.root)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not running.smtp.received:  # the send is under way
+            assert time.monotonic() < deadline and sending.poll() is None
+            time.sleep(0.02)
+        with running.client() as http:
+            url = f"/unsubscribe?token={unsubscribe_token(LAST, SECRET)}"
+            assert http.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        assert sending.wait(timeout=30) == 0
+    finally:
+        sending.kill()
+        sending.wait()
+    mailed = running.smtp.recipients()
+    assert READER in mailed and LAST not in mailed
+    assert statuses(running.root)[LAST] == "unsubscribed"
+
+
+def test_a_change_recorded_but_not_applied_is_applied_when_serve_starts(
+    built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a SIGKILL between the commit and the list rewrite leaves: applied at next start."""
+    layout = Layout.at(built)
+    log = changes.Changes(changes.path_in(layout.state_dir))
+    log.record(READER, "unsubscribe", "one-click", time.time())
+    log.close()
+    assert statuses(built)[READER] == "subscribed"
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    monkeypatch.setenv("NEWSLETTER_PUBLIC_URL", "https://lettre.example.org")
+    service_app(layout, load_settings(layout))
+    assert statuses(built)[READER] == "unsubscribed"
+    assert changes.Changes(changes.path_in(layout.state_dir)).pending() == []
+
+
+@pytest.mark.parametrize("trusted", ["", "127.0.0.1"])
+def test_forwarded_for_counts_only_from_a_trusted_proxy(
+    built: Path, smtp_server: TestServer, trusted: str
+) -> None:
+    port = free_port()
+    env = {**os.environ, **service_env(smtp_server, port), "NEWSLETTER_TRUSTED_PROXIES": trusted}
+    with serve_process(built, env, port), httpx.Client(timeout=10) as http:
+        codes = [
+            http.post(
+                f"http://127.0.0.1:{port}/subscribe",
+                data={"email": f"reader{i}@example.org"},
+                headers={"X-Forwarded-For": f"203.0.113.{i}"},
+            ).status_code
+            for i in range(12)
+        ]
+        again = [
+            http.post(f"http://127.0.0.1:{port}/subscribe", data={"email": "same@example.org"})
+            for _ in range(4)
+        ]
+    if trusted:  # twelve clients behind the proxy: each within its limit
+        assert codes == [200] * 12
+    else:  # the forwarded header is ignored: one client, limited after ten
+        assert codes == [200] * 10 + [429] * 2
+    if trusted:  # one mailbox: three confirmations an hour, the same answer for the fourth
+        assert [r.status_code for r in again] == [200] * 4
+        assert smtp_server.recipients().count("same@example.org") == 3
+
+
+def test_serve_without_a_public_url_is_a_one_line_error(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    result = run_cli("serve", "--port", "0", root=newsletter_root,
+                     env={"NEWSLETTER_SECRET_KEY": SECRET})
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "error: .env: NEWSLETTER_PUBLIC_URL: `serve` needs NEWSLETTER_PUBLIC_URL and "
+        "NEWSLETTER_SECRET_KEY (set the public https address of the service and a long "
+        "random secret)\n"
+    )
+
+
+def test_the_confirmation_is_dkim_signed_in_english_when_the_letter_is(
+    built: Path, smtp_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import dkim
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    (built / "dkim.pem").write_bytes(
+        key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    )
+    public = key.public_key().public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+    record = b"v=DKIM1; k=ed25519; p=" + base64.b64encode(public)
+    with in_thread(
+        built, smtp_server, monkeypatch, NEWSLETTER_DKIM_KEY_FILE="dkim.pem",
+        NEWSLETTER_DKIM_SELECTOR="nl2026", NEWSLETTER_LANGUAGE="en",
+    ) as r, r.client() as http:
+        form = http.get("/subscribe")
+        answer = http.post("/subscribe", data={"email": "sam@example.org", "name": "Sam"})
+    assert '<html lang="en">' in form.text and "Subscribe to Coeur sur Paris" in form.text
+    assert answer.status_code == 200 and "Check your inbox" in answer.text
+    (received,) = smtp_server.received
+    msg = received.message
+    assert msg["Subject"] == "Confirm your subscription to Coeur sur Paris"
+    assert msg["List-Id"] == "<newsletter.coeursurparis.example>"
+    assert received.envelope_from == "lettre@coeursurparis.example"
+
+    def lookup(name: bytes | str, timeout: float = 5) -> bytes | None:
+        text = name.decode() if isinstance(name, bytes) else name
+        return record if text.rstrip(".") == "nl2026._domainkey.coeursurparis.example" else None
+
+    assert dkim.verify(received.raw, dnsfunc=lookup)
+
+
+def test_no_open_redirect_from_the_archive(running: Running) -> None:
+    with running.client() as http:
+        for path in ("//evil.example/", "/%2F%2Fevil.example", "/\\evil.example"):
+            answer = http.get(running.url + path)  # absolute: httpx would merge "//host"
+            assert answer.request.url.path.startswith("/")
+            assert answer.status_code == 404 and "location" not in answer.headers, path
