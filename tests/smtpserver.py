@@ -33,6 +33,7 @@ class Faults:
     every_nth: int = 0  # answer `every_nth_reply` to every Nth DATA command
     every_nth_reply: str = "454 4.7.0 Throttling, slow down"
     refuse_all: str = ""  # answer this to every RCPT until cleared (a sender problem)
+    mail_from: str = ""  # answer this to every MAIL FROM until cleared (a refused sender)
 
 
 @dataclass
@@ -55,6 +56,15 @@ class RecordingHandler:
         self.received: list[Received] = []
         self.data_commands = 0
         self.lock = threading.Lock()
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        if self.faults.mail_from:
+            return self.faults.mail_from
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]

@@ -274,7 +274,7 @@ class _Delivery:
         """Apply `decide()` to the run: limiter, suppressions, retries, counts, the stop."""
         report = self.report
         run = RunState(self.stop.is_set(), report.sender_problem, self.failures_in_row)
-        verdict = classify(outcome.code, outcome.detail)
+        verdict = classify(outcome.code, outcome.detail, command=outcome.command)
         decision = decide(outcome, verdict, job.attempts, self.policy, run)
         self.failures_in_row = decision.failures_in_row
         if decision.throttle:

@@ -28,6 +28,7 @@ from aiosmtplib import (
 )
 
 from newsletter.errors import DeliveryError
+from newsletter.send.classify import Command
 from newsletter.send.journal import Status
 from newsletter.settings import Settings
 
@@ -39,20 +40,22 @@ class Outcome(NamedTuple):
     status: Literal[Status.SENT, Status.DEFERRED, Status.FAILED]
     code: int | None
     detail: str
+    command: Command | None = None  # what the reply answered: a MAIL refusal is the sender's
 
     @property
     def reply(self) -> str:
         return f"{self.code} {self.detail}".strip() if self.code else self.detail
 
 
-def outcome_for(code: int, message: str) -> Outcome:
-    """4xx: try again later; 5xx: permanent for this recipient."""
+def outcome_for(code: int, message: str, *, command: Command | None = None) -> Outcome:
+    """4xx: try again later; 5xx: permanent for this recipient (unless `classify` says the
+    sender was refused, which `engine.decide` turns into a stop)."""
     text = " ".join(message.split())[:500]
     if 200 <= code < 300:
-        return Outcome(Status.SENT, code, text)
+        return Outcome(Status.SENT, code, text, command)
     if 400 <= code < 500:
-        return Outcome(Status.DEFERRED, code, text)
-    return Outcome(Status.FAILED, code, text)
+        return Outcome(Status.DEFERRED, code, text, command)
+    return Outcome(Status.FAILED, code, text, command)
 
 
 class SmtpTransport:
@@ -100,10 +103,12 @@ class SmtpTransport:
         limit = self.settings.max_per_connection
         if self._smtp is not None and limit and self._sent_on_connection >= limit:
             await self.close()
+        command: Command | None = None  # the command a refusal answered
         try:
             if self._smtp is None or not self._smtp.is_connected:
                 self._smtp = await self._connect()
             smtp = self._smtp
+            command = "MAIL"
             timeout = self.settings.smtp_timeout
             size = [f"SIZE={len(data)}".encode()] if smtp.supports_extension("size") else []
             reply = await smtp.execute_command(
@@ -111,28 +116,32 @@ class SmtpTransport:
             )
             if reply.code != SMTPStatus.completed:
                 raise SMTPSenderRefused(reply.code, reply.message, sender)
+            command = "RCPT"
             reply = await smtp.execute_command(
                 b"RCPT", b"TO:<" + recipient.encode() + b">", timeout=timeout
             )
             if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
                 raise SMTPRecipientRefused(reply.code, reply.message, recipient)
+            command = "DATA"
             payload = data + b".\r\n" if wire_ready else wire_format(data)
             response = await _data(smtp, payload, timeout=timeout)
             self._sent_on_connection += 1
-            return outcome_for(response.code, response.message)
+            return outcome_for(response.code, response.message, command=command)
         except DeliveryError:
             raise
         except SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             await self._reset()
-            return outcome_for(refused.code, refused.message)
+            return outcome_for(refused.code, refused.message, command="RCPT")
         except SMTPResponseException as exc:
             if exc.code == 421 or exc.code < 400:
                 await self.close()  # 421: the server is closing the channel
             else:
                 await self._reset()
-            out = outcome_for(exc.code, exc.message)
-            return out if exc.code >= 400 else Outcome(Status.DEFERRED, exc.code, out.detail)
+            out = outcome_for(exc.code, exc.message, command=command)
+            if exc.code >= 400:
+                return out
+            return Outcome(Status.DEFERRED, exc.code, out.detail, command)
         except ssl.SSLError as exc:
             await self.close()
             raise DeliveryError(
@@ -144,7 +153,7 @@ class SmtpTransport:
         except (SMTPException, OSError, TimeoutError) as exc:
             await self.close()
             where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
-            return Outcome(Status.DEFERRED, None, _describe(exc, where))
+            return Outcome(Status.DEFERRED, None, _describe(exc, where), command)
 
     async def _reset(self) -> None:
         if self._smtp is None:
