@@ -27,7 +27,7 @@ from newsletter.compose.markup import parse, to_html, to_text, typeset
 from newsletter.errors import TemplateError
 from newsletter.labels import Labels, labels_for, long_date
 from newsletter.layout import Layout
-from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
+from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS, escape_braces
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
@@ -59,8 +59,23 @@ class Newsletter:
     language: str
 
 
+class Placeholder(Markup):
+    """A per-recipient field the template asked for: the only `{{ x }}` a build may hold."""
+
+
 def placeholder(name: str) -> Markup:
-    return Markup(f"{{{{ {name} }}}}")
+    return Placeholder(f"{{{{ {name} }}}}")
+
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ expression }}` a template outputs: braces in text (an article's `{{ name }}`)
+    are escaped so that they stay text and the send never fills them (issue 13)."""
+    if isinstance(value, Placeholder) or not isinstance(value, str):
+        return value
+    escaped = escape_braces(value)
+    if escaped is value:
+        return value
+    return Markup(escaped) if isinstance(value, Markup) else escaped
 
 
 class _Subscriber:
@@ -83,6 +98,7 @@ def make_env(templates_dir: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
     env.filters["long_date"] = long_date
     env.filters["markdown_html"] = jinja2.pass_context(

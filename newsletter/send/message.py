@@ -23,7 +23,7 @@ from urllib.parse import quote
 from newsletter.errors import BuildError, ConfigError
 from newsletter.labels import labels_for
 from newsletter.manifest import Manifest
-from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
+from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS, unescape_braces
 from newsletter.send.subscribers import Subscriber, unsubscribe_token
 from newsletter.settings import Settings
 
@@ -357,10 +357,11 @@ def _compile(body: str) -> list[Piece]:
     pos = 0
     for m in PLACEHOLDER_RE.finditer(body):
         if m.start() > pos:
-            pieces.append(qp_piece(body[pos : m.start()].encode("utf-8")))
+            pieces.append(qp_piece(unescape_braces(body[pos : m.start()]).encode("utf-8")))
         pieces.append(m.group(1))
         pos = m.end()
-    tail = body[pos:]
+    # Article braces were escaped by the build (never a placeholder): the reader sees `{{`.
+    tail = unescape_braces(body[pos:])
     # The CRLF before the next boundary belongs to the boundary (RFC 2046), hence one more.
     pieces.append((qp(tail.encode("utf-8")) if tail else b"") + CRLF)
     return pieces
