@@ -250,6 +250,11 @@ def archive_command(folder: Folder, include_unsent: bool) -> None:
     is_flag=True,
     help="Also retry recipients that failed permanently (hard bounces stay suppressed).",
 )
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Send although the issue shows it was sent and the journal has no record of it.",
+)
 def send_command(folder: Folder, issue: str, subscribers: Path | None, **flags: Any) -> int:
     """Send build/<id>/ to every subscriber; run it again to resume after any stop."""
     import asyncio

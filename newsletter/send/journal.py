@@ -117,6 +117,11 @@ class Journal:
         handle.flush()
         self._lock_file = handle
 
+    def knows_issue(self) -> bool:
+        """True once a send of this issue has begun (a `runs` row, written by `bind`)."""
+        row = self.db.execute("SELECT 1 FROM runs WHERE issue = ?", (self.issue_id,)).fetchone()
+        return row is not None
+
     def bind(self, content_hash: str, *, allow_rebuilt: bool) -> None:
         """Tie this issue's journal to one build; a different build is refused when resuming."""
         now = time.time()
