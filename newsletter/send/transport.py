@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 import aiosmtplib
 from aiosmtplib import (
     SMTPAuthenticationError,
+    SMTPConnectError,
     SMTPDataError,
     SMTPException,
     SMTPHeloError,
@@ -58,6 +59,17 @@ def outcome_for(code: int, message: str, *, command: Command | None = None) -> O
     return Outcome(Status.FAILED, code, text, command)
 
 
+class RelayUnusable(DeliveryError):
+    """The relay cannot be used at all (TLS, STARTTLS, login), found before MAIL FROM: no
+    message was in flight, and no recipient is at fault (issue 13)."""
+
+
+TLS_HINT = (
+    "use port 587 with starttls, port 465 with NEWSLETTER_SMTP_TLS=tls, or none for a relay "
+    "on this machine only"
+)
+
+
 class SmtpTransport:
     """One connection to the relay; reconnects on demand after any failure."""
 
@@ -72,10 +84,17 @@ class SmtpTransport:
             hostname=s.smtp_host,
             port=s.smtp_port,
             use_tls=s.smtp_tls == "tls",
-            start_tls=s.smtp_tls == "starttls",
+            start_tls=False,  # done below: a refusal stops the send instead of a retry
             timeout=s.smtp_timeout,
         )
-        await smtp.connect()
+        try:
+            await smtp.connect()
+        except SMTPConnectError as exc:
+            if isinstance(exc.__cause__, ssl.SSLError):
+                raise exc.__cause__ from None  # a TLS failure, not an unreachable relay
+            raise
+        if s.smtp_tls == "starttls":
+            await self._starttls(smtp)
         if smtp.last_ehlo_response is None:  # STARTTLS or login said EHLO already
             try:
                 await smtp.ehlo()
@@ -89,6 +108,31 @@ class SmtpTransport:
                 raise
         self._sent_on_connection = 0
         return smtp
+
+    async def _starttls(self, smtp: aiosmtplib.SMTP) -> None:
+        """STARTTLS, or RelayUnusable: a relay without it, or refusing it (even with 454, which
+        is not throttling here), would fail every recipient the same way."""
+        where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+        try:
+            await smtp.ehlo()
+        except SMTPHeloError:
+            await smtp.helo()
+        if not smtp.supports_extension("starttls"):
+            smtp.close()
+            raise RelayUnusable(
+                f"the relay {where} does not offer STARTTLS",
+                field="NEWSLETTER_SMTP_TLS",
+                hint=TLS_HINT,
+            )
+        try:
+            await smtp.starttls()
+        except SMTPResponseException as exc:
+            smtp.close()
+            raise RelayUnusable(
+                f"the relay {where} refused STARTTLS: {exc.code} {' '.join(exc.message.split())}",
+                field="NEWSLETTER_SMTP_TLS",
+                hint=TLS_HINT,
+            ) from None
 
     async def send(
         self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
@@ -144,7 +188,8 @@ class SmtpTransport:
             return Outcome(Status.DEFERRED, exc.code, out.detail, command)
         except ssl.SSLError as exc:
             await self.close()
-            raise DeliveryError(
+            # Before MAIL FROM no message was in flight (the journal says so).
+            raise (RelayUnusable if command is None else DeliveryError)(
                 f"TLS with {self.settings.smtp_host}:{self.settings.smtp_port} failed: "
                 f"{exc.reason or exc}",
                 field="NEWSLETTER_SMTP_TLS",
@@ -184,7 +229,7 @@ async def login(smtp: aiosmtplib.SMTP, settings: Settings) -> None:
     try:
         await smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
     except SMTPAuthenticationError as exc:
-        raise DeliveryError(
+        raise RelayUnusable(
             f"the relay refused the login for user '{settings.smtp_username}' "
             f"({exc.code} {' '.join(exc.message.split())[:200]})",
             field="NEWSLETTER_SMTP_USERNAME",
