@@ -91,3 +91,14 @@ def test_the_usual_ways_of_naming_an_issue_still_work(
     newsletter_root: Path, run_cli: RunCli, arg: str
 ) -> None:
     assert run_cli("build-issue", arg, root=newsletter_root).exit_code == 0
+
+
+def test_a_corrupt_journal_stops_the_archive_with_one_line(
+    built: Path, run_cli: RunCli
+) -> None:
+    (built / "state").mkdir()
+    (built / "state" / "newsletter.db").write_bytes(b"not a database, garbage " * 100)
+    result = run_cli("archive", root=built)
+    assert result.exit_code == 1, result.stdout
+    (line,) = result.stderr.splitlines()
+    assert "cannot read the send journal: file is not a database" in line

@@ -288,7 +288,7 @@ def first_sent(path: Path) -> dict[str, float]:
             "SELECT issue, MIN(updated) FROM deliveries WHERE status = ? GROUP BY issue",
             (Status.SENT,),
         ).fetchall()
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file (issue 13)
         if "no such table" in str(exc):  # a journal file without the table: nothing was sent
             return {}
         raise DeliveryError(
