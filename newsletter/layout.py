@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -120,6 +121,24 @@ class Layout:
 
 
 def issue_id_from_arg(arg: str) -> str:
-    """`2026-11`, `issues/2026-11.toml` or `2026-11.toml` all name issue `2026-11`."""
-    name = Path(arg).name
-    return name[: -len(".toml")] if name.endswith(".toml") else name
+    """`2026-11`, `issues/2026-11.toml` or `2026-11.toml` all name issue `2026-11`.
+
+    A path elsewhere (`../../etc/2026-11.toml`) or an id that is not a plain name (`..`) is
+    refused rather than taken for issues/<its name> (issue 13).
+    """
+    from newsletter.errors import IssueError
+
+    path = Path(arg)
+    name = path.name
+    issue_id = name[: -len(".toml")] if name.endswith(".toml") else name
+    outside = path.parent != Path(".") and path.parent.name != "issues"
+    if outside or not _ISSUE_ID_RE.match(issue_id):
+        raise IssueError(
+            "not an issue of issues/" if outside else "not a usable issue id",
+            path=arg,
+            hint="name the issue by its id (2026-11) or as issues/<id>.toml",
+        )
+    return issue_id
+
+
+_ISSUE_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")

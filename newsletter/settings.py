@@ -64,12 +64,12 @@ class Settings(BaseSettings):
     smtp_tls: Literal["starttls", "tls", "none"] = "starttls"
     smtp_username: str = ""
     smtp_password: SecretStr = SecretStr("")
-    smtp_timeout: float = Field(30.0, gt=0)
+    smtp_timeout: float = Field(30.0, gt=0, le=600, allow_inf_nan=False)
     smtp_concurrency: int = Field(4, ge=1, le=256)
-    rate_per_second: float = Field(0.0, ge=0)
+    rate_per_second: float = Field(0.0, ge=0, allow_inf_nan=False)
     max_per_connection: int = Field(100, ge=0)
     max_attempts: int = Field(5, ge=1, le=50)
-    retry_delay: float = Field(1.0, ge=0)
+    retry_delay: float = Field(1.0, ge=0, le=3600, allow_inf_nan=False)
     max_consecutive_failures: int = Field(25, ge=1)
 
     # mailin (issue 15, issue 10 part 3): bounces, complaints, `newsletter inbox`
@@ -109,6 +109,18 @@ class Settings(BaseSettings):
         _, addr = parseaddr(value)
         if "@" not in addr or any(c in value for c in "\r\n"):
             raise ValueError("must be an address such as 'Ma Lettre <lettre@my-domain.fr>'")
+        return value
+
+    # -- safety (issue 13): what reaches a header is one line ---------------------------------
+    @field_validator(
+        "list_id", "unsubscribe_mailto", "reply_to", "unsubscribe_url", "archive_url",
+        "bounce_domain", "dkim_domain", "dkim_selector",
+    )
+    @classmethod
+    def _one_line(cls, value: str) -> str:
+        if any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ValueError("must be one line: a line break or control character would reach "
+                             "the email's headers")
         return value
 
     @field_validator("unsubscribe_url")
@@ -184,6 +196,7 @@ def env_name(field: str) -> str:
 def load_settings(layout: Layout) -> Settings:
     """Read the environment, `<root>/.env` and `<root>/newsletter.toml`; a bad value becomes a
     ConfigError naming the setting and the place its value came from."""
+    read_env_file(layout)  # not UTF-8: one line naming it, before anything reads it
     project = read_project_file(layout.toml_file, rel=layout.rel(layout.toml_file))
     token = _PROJECT_VALUES.set(project)
     try:
@@ -224,8 +237,7 @@ def unknown_names(layout: Layout) -> list[str]:
     """NEWSLETTER_* names set in the environment or .env that no setting has: likely typos."""
     known = {env_name(f) for f in Settings.model_fields}
     names = {k for k in os.environ if k.startswith(PREFIX)}
-    if layout.env_file.exists():
-        names |= {k for k in dotenv_values(layout.env_file) if k.startswith(PREFIX)}
+    names |= {k for k in read_env_file(layout) if k.startswith(PREFIX)}
     return sorted(names - known)
 
 
@@ -317,3 +329,22 @@ def _line_of_key(text: str, key: str) -> int | None:
         if rx.search(line):
             return number
     return None
+
+
+def read_env_file(layout: Layout) -> dict[str, str | None]:
+    """`<root>/.env` as python-dotenv reads it ({} without one); not UTF-8: a ConfigError
+    naming the line (python-dotenv would raise UnicodeDecodeError)."""
+    try:
+        data = layout.env_file.read_bytes()
+    except FileNotFoundError:
+        return {}
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"not UTF-8 ({exc.reason} at byte {exc.start})",
+            path=".env",
+            line=data[: exc.start].count(b"\n") + 1,
+            hint="save the file as UTF-8",
+        ) from None
+    return dotenv_values(layout.env_file, encoding="utf-8")

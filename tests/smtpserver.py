@@ -33,6 +33,8 @@ class Faults:
     every_nth: int = 0  # answer `every_nth_reply` to every Nth DATA command
     every_nth_reply: str = "454 4.7.0 Throttling, slow down"
     refuse_all: str = ""  # answer this to every RCPT until cleared (a sender problem)
+    mail_from: str = ""  # answer this to every MAIL FROM until cleared (a refused sender)
+    offer_starttls: bool = False  # advertise STARTTLS without TLS: aiosmtpd answers it 454
 
 
 @dataclass
@@ -55,6 +57,23 @@ class RecordingHandler:
         self.received: list[Received] = []
         self.data_commands = 0
         self.lock = threading.Lock()
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Any, envelope: Any, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname  # what aiosmtpd does itself without this hook
+        if self.faults.offer_starttls:
+            responses.insert(-1, "250-STARTTLS")
+        return responses
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        if self.faults.mail_from:
+            return self.faults.mail_from
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self, server: SMTP, session: Any, envelope: Any, address: str, rcpt_options: list[str]

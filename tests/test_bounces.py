@@ -89,7 +89,8 @@ def test_a_suppressed_address_is_not_mailed_by_the_next_send(
         f.write("jean.dupont@example.fr,Jean Dupont,subscribed,Nantes\n")
     assert run_cli("bounces", "bounces", root=letter).exit_code == 0
     assert run_cli("build-issue", "2026-11", root=letter).exit_code == 0
-    result = run_cli("send", "2026-11", root=letter, env=smtp_server.env())
+    # Bounces from 2026-11 but no journal: `send` would refuse a re-send without --resend.
+    result = run_cli("send", "2026-11", "--resend", root=letter, env=smtp_server.env())
     assert result.exit_code == 0, result.stdout
     assert "jean.dupont@example.fr" not in smtp_server.recipients()
     assert "1 suppressed address(es) skipped" in result.stdout

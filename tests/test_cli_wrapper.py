@@ -50,6 +50,7 @@ HELP = {
             "--skip-invalid",
             "--allow-rebuilt",
             "--retry-failed",
+            "--resend",
             "--root DIRECTORY",
             "--debug",
             "-h, --help",

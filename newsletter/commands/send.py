@@ -34,6 +34,11 @@ if TYPE_CHECKING:
     is_flag=True,
     help="Also retry recipients that failed permanently (hard bounces stay suppressed).",
 )
+@click.option(
+    "--resend",
+    is_flag=True,
+    help="Send although the issue shows it was sent and the journal has no record of it.",
+)
 def send_command(folder: Folder, issue: str, subscribers: Path | None, **flags: Any) -> int:
     """Send build/<id>/ to every subscriber; run it again to resume after any stop."""
     import asyncio

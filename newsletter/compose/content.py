@@ -28,6 +28,31 @@ from newsletter.layout import Layout
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 
+#: Schemes a link may use; an image is fetched by the reader's client, so http(s) only.
+LINK_SCHEMES = ("http", "https", "mailto")
+IMAGE_SCHEMES = ("http", "https")
+_SPACE_OR_CONTROL_RE = re.compile(r"[\x00-\x20\x7f-\x9f]")
+
+
+def check_url(value: str | None, *, schemes: tuple[str, ...]) -> str | None:
+    """A link or image from the content, or ValueError: `javascript:`, `data:`, `vbscript:`
+    and relative URLs would reach the archive, the feed and the email (issue 13)."""
+    if value is None:
+        return None
+    from urllib.parse import urlsplit
+
+    wanted = " or ".join(f"{s}:" for s in schemes)
+    # Browsers drop tabs and newlines inside a scheme ("java\tscript:"): refuse them all.
+    if _SPACE_OR_CONTROL_RE.search(value):
+        raise ValueError(f"must be an absolute {wanted} URL without spaces")
+    parts = urlsplit(value)
+    ok = parts.scheme in schemes and (
+        bool(parts.netloc) if parts.scheme != "mailto" else bool(parts.path)
+    )
+    if not ok:
+        raise ValueError(f"must be an absolute {wanted} URL, not '{value[:40]}'")
+    return value
+
 
 class Author(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -38,6 +63,16 @@ class Author(BaseModel):
     avatar: str | None = None
     url: str | None = None
     role: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _link(cls, value: str | None) -> str | None:
+        return check_url(value, schemes=LINK_SCHEMES)
+
+    @field_validator("avatar")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        return check_url(value, schemes=IMAGE_SCHEMES)
 
 
 class ArticleMeta(BaseModel):
@@ -69,6 +104,16 @@ class ArticleMeta(BaseModel):
         if value is not None and not SLUG_RE.match(value):
             raise ValueError("must be lowercase letters, digits and hyphens")
         return value
+
+    @field_validator("url")
+    @classmethod
+    def _link(cls, value: str | None) -> str | None:
+        return check_url(value, schemes=LINK_SCHEMES)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, value: str | None) -> str | None:
+        return check_url(value, schemes=IMAGE_SCHEMES)
 
 
 @dataclass(frozen=True)
@@ -170,6 +215,10 @@ def load_authors(layout: Layout) -> dict[str, Author]:
     except FileNotFoundError:
         raise ContentError(
             "file not found", path=rel, hint="create it with one [key] table per author"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ContentError(
+            f"not UTF-8 ({exc.reason} at byte {exc.start})", path=rel, hint="save the file as UTF-8"
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise toml_error(exc, rel, ContentError) from None
@@ -344,6 +393,8 @@ _FIELD_HINTS = {
     "author": "add `author: <key>` with a key of content/authors.toml",
     "date": "write the date as YYYY-MM-DD, e.g. `date: 2026-11-03`",
     "slug": "lowercase letters, digits and hyphens only",
+    "url": "write an absolute https:// link (or mailto:)",
+    "image": "write an absolute https:// image URL",
 }
 
 

@@ -92,6 +92,13 @@ def load_spec(layout: Layout, issue_id: str) -> IssueSpec:
         ) from None
     except tomllib.TOMLDecodeError as exc:
         raise toml_error(exc, rel, IssueError) from None
+    except UnicodeDecodeError as exc:
+        raise IssueError(
+            f"not UTF-8 ({exc.reason} at byte {exc.start})",
+            path=rel,
+            line=path.read_bytes()[: exc.start].count(b"\n") + 1,
+            hint="save the file as UTF-8",
+        ) from None
     try:
         return IssueSpec.model_validate(data)
     except ValidationError as exc:

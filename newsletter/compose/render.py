@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import secrets
 import sys
 import time
 import traceback
@@ -27,7 +28,7 @@ from newsletter.compose.markup import parse, to_html, to_text, typeset
 from newsletter.errors import TemplateError
 from newsletter.labels import Labels, labels_for, long_date
 from newsletter.layout import Layout
-from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
+from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS, escape_braces
 
 HTML_TEMPLATE = "email.mjml.j2"
 TEXT_TEMPLATE = "email.txt.j2"
@@ -62,8 +63,36 @@ class Newsletter:
     language: str
 
 
+class Placeholder(Markup):
+    """A per-recipient field the template asked for: the only `{{ x }}` a build may hold.
+
+    While a template renders it is a marker no text can spell (private-use characters around
+    a per-process random key), so that `_finalize` may escape every `{{` it sees, even in the
+    output of `{{ super() }}`, and `_unmark` turns the markers into `{{ name }}` afterwards.
+    """
+
+
+_MARK_KEY = secrets.token_hex(8)
+_MARK_RE = re.compile(f"\ue000{_MARK_KEY}:([A-Za-z_][A-Za-z0-9_]*)\ue001")
+
+
 def placeholder(name: str) -> Markup:
-    return Markup(f"{{{{ {name} }}}}")
+    return Placeholder(f"\ue000{_MARK_KEY}:{name}\ue001")
+
+
+def _unmark(rendered: str) -> str:
+    return _MARK_RE.sub(lambda m: f"{{{{ {m.group(1)} }}}}", rendered)
+
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ expression }}` a template outputs: braces in text (an article's `{{ name }}`)
+    are escaped so that they stay text and the send never fills them (issue 13)."""
+    if isinstance(value, Placeholder) or not isinstance(value, str):
+        return value
+    escaped = escape_braces(value)
+    if escaped is value:
+        return value
+    return Markup(escaped) if isinstance(value, Markup) else escaped
 
 
 class _Subscriber:
@@ -94,6 +123,7 @@ def make_env(templates_dir: Path) -> jinja2.Environment:
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
     env.filters["long_date"] = long_date
     env.filters["markdown_html"] = jinja2.pass_context(
@@ -188,7 +218,7 @@ def _render_template(
     try:
         template = env.get_template(name)
         rel = _shown(template.filename, layout) or rel
-        return template.render(context)
+        return _unmark(template.render(context))
     except jinja2.TemplateNotFound as exc:
         in_theme = str(exc.name).startswith(f"{THEME_PREFIX}/")
         shipped = ", ".join(sorted(p.name for p in EMAIL_THEME_DIR.glob("*.j2")))

@@ -1,6 +1,9 @@
 """What an SMTP reply means for a recipient, by its enhanced status code (RFC 3463).
 
     2.x.x                      sent
+    a refused sender           MAIL FROM refused, X.1.7/X.1.8, "Sender address rejected":
+                               5xx a sender problem (stop the run), 4xx deferred; never a
+                               hard bounce: the readers are not at fault
     5.1.x, 5.2.1               hard bounce: no such mailbox, disabled; suppress the address
     5.7.x                      sender problem (authentication, DMARC, policy): stop the run
     421, 454, 451 4.7.x        throttling: slow down, retry later
@@ -14,6 +17,10 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Literal
+
+#: The SMTP command a reply answered (None: no command, e.g. the connection or TLS).
+Command = Literal["MAIL", "RCPT", "DATA"]
 
 
 class Verdict(StrEnum):
@@ -34,18 +41,43 @@ _NO_MAILBOX_RE = re.compile(
 )
 
 
+#: Postfix's reject_unknown_sender_domain and kin, with or without an enhanced code.
+_SENDER_RE = re.compile(
+    r"sender (address|domain)|\bsender\b.{0,40}\b(rejected|refused|denied|unknown|not found|"
+    r"not allowed|blocked|invalid)",
+    re.I,
+)
+
+
+def about_sender(code: int, text: str, command: Command | None) -> bool:
+    """True if the reply refuses the sender, not the recipient (issue 13, defect 1)."""
+    if command == "MAIL":
+        return True  # nothing at MAIL FROM is about a recipient
+    enhanced = enhanced_code(text)
+    if enhanced is not None and enhanced.split(".")[1:] in (["1", "7"], ["1", "8"]):
+        return True
+    return bool(_SENDER_RE.search(text))
+
+
 def enhanced_code(text: str) -> str | None:
     m = ENHANCED_RE.search(text[:40])
     return ".".join(m.groups()) if m else None
 
 
-def classify(code: int | None, text: str) -> Verdict:
-    """The verdict for one reply (`code` None: no reply at all: disconnect or timeout)."""
+def classify(code: int | None, text: str, *, command: Command | None = None) -> Verdict:
+    """The verdict for one reply (`code` None: no reply at all: disconnect or timeout).
+
+    `command`: the command the reply answered; a refusal at MAIL FROM is never a bounce.
+    """
     if code is None:
         return Verdict.DEFERRED
     enhanced = enhanced_code(text)
     if 200 <= code < 300:
         return Verdict.SENT
+    if about_sender(code, text, command):
+        if code >= 500:
+            return Verdict.SENDER_PROBLEM
+        return Verdict.THROTTLED if code in (421, 454) else Verdict.DEFERRED
     if enhanced is not None:
         cls, subject, detail = enhanced.split(".")
         if cls == "5" and (subject == "1" or (subject, detail) == ("2", "1")):

@@ -32,7 +32,7 @@ from newsletter.send.engine import (
 from newsletter.send.journal import Journal, Status, Write
 from newsletter.send.message import MessageTemplate
 from newsletter.send.subscribers import Subscriber
-from newsletter.send.transport import Outcome
+from newsletter.send.transport import Outcome, RelayUnusable
 
 if TYPE_CHECKING:
     from newsletter.send.dkim import Signer
@@ -261,7 +261,12 @@ class _Delivery:
         await self.committer.write(*([lane.pending] if lane.pending else []), mark)
         lane.pending = None
         sender = self.outgoing.sender(sub)
-        outcome = await lane.transport.send(sender, sub.email, data, wire_ready=True)
+        try:
+            outcome = await lane.transport.send(sender, sub.email, data, wire_ready=True)
+        except RelayUnusable:
+            # Nothing left (TLS, login): the row goes back to pending, not `sending` (#13).
+            lane.pending = Write(sub.email, Status.DEFERRED, job.attempts, None, "", message_id)
+            raise
         self.limiter.completed()
         decision = await self._settle(Job(sub, attempts), outcome)
         lane.pending = Write(
@@ -274,7 +279,7 @@ class _Delivery:
         """Apply `decide()` to the run: limiter, suppressions, retries, counts, the stop."""
         report = self.report
         run = RunState(self.stop.is_set(), report.sender_problem, self.failures_in_row)
-        verdict = classify(outcome.code, outcome.detail)
+        verdict = classify(outcome.code, outcome.detail, command=outcome.command)
         decision = decide(outcome, verdict, job.attempts, self.policy, run)
         self.failures_in_row = decision.failures_in_row
         if decision.throttle:

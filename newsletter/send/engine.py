@@ -102,7 +102,8 @@ def decide(
         write=status,
         tally=status if counted else None,
         retry_in=policy.retry_delay * 2 ** (attempts - 1) if retry else None,
-        suppress=verdict is Verdict.HARD_BOUNCE,
+        # Nothing refused at MAIL FROM is a reader's fault, whatever the verdict (issue 13).
+        suppress=verdict is Verdict.HARD_BOUNCE and outcome.command != "MAIL",
         throttle=verdict is Verdict.THROTTLED,
         stop=stop,
         sender_problem=sender,

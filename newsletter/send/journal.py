@@ -13,6 +13,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -77,23 +78,39 @@ class Write:
     message_id: str = ""
 
 
+@contextmanager
+def unusable_journal(shown: str, doing: str) -> Iterator[None]:
+    """A corrupt, read-only or otherwise unusable journal file: one DeliveryError line."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        raise DeliveryError(
+            f"the send journal cannot be {doing}: {exc}",
+            path=shown,
+            hint="restore state/ from a backup, or check the file's permissions; "
+            "the journal is the record of who was mailed",
+        ) from None
+
+
 class Journal:
-    def __init__(self, path: Path, issue_id: str) -> None:
+    def __init__(self, path: Path, issue_id: str, *, shown: str | None = None) -> None:
         self.path = path
         self.issue_id = issue_id
+        self.shown = shown or str(path)  # how errors name the file
         path.parent.mkdir(parents=True, exist_ok=True)
-        # Used from one worker thread at a time (the delivery's committer), hence no check.
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # FULL: a commit survives a power loss, not only a crash of this process.
-        self.db.execute("PRAGMA synchronous=FULL")
-        self.db.execute("PRAGMA busy_timeout=5000")
-        self.db.executescript(SCHEMA)
+        with unusable_journal(self.shown, "opened"):
+            # Used from one worker thread at a time (the delivery's committer), hence no check.
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit survives a power loss, not only a crash of this process.
+            self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db.executescript(SCHEMA)
         self._lock_file: IO[str] | None = None
 
     @classmethod
     def open(cls, layout: Layout, issue_id: str) -> Journal:
-        return cls(layout.journal_path, issue_id)
+        return cls(layout.journal_path, issue_id, shown=layout.rel(layout.journal_path))
 
     # -- one send at a time -------------------------------------------------------------
 
@@ -117,8 +134,17 @@ class Journal:
         handle.flush()
         self._lock_file = handle
 
+    def knows_issue(self) -> bool:
+        """True once a send of this issue has begun (a `runs` row, written by `bind`)."""
+        row = self.db.execute("SELECT 1 FROM runs WHERE issue = ?", (self.issue_id,)).fetchone()
+        return row is not None
+
     def bind(self, content_hash: str, *, allow_rebuilt: bool) -> None:
         """Tie this issue's journal to one build; a different build is refused when resuming."""
+        with unusable_journal(self.shown, "written"):
+            self._bind(content_hash, allow_rebuilt=allow_rebuilt)
+
+    def _bind(self, content_hash: str, *, allow_rebuilt: bool) -> None:
         now = time.time()
         row = self.db.execute(
             "SELECT content_hash FROM runs WHERE issue = ?", (self.issue_id,)
@@ -262,7 +288,7 @@ def first_sent(path: Path) -> dict[str, float]:
             "SELECT issue, MIN(updated) FROM deliveries WHERE status = ? GROUP BY issue",
             (Status.SENT,),
         ).fetchall()
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file (issue 13)
         if "no such table" in str(exc):  # a journal file without the table: nothing was sent
             return {}
         raise DeliveryError(

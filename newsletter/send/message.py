@@ -23,7 +23,7 @@ from urllib.parse import quote
 from newsletter.errors import BuildError, ConfigError
 from newsletter.labels import labels_for
 from newsletter.manifest import Manifest
-from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS
+from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS, unescape_braces
 from newsletter.send.subscribers import Subscriber, unsubscribe_token
 from newsletter.settings import Settings
 
@@ -38,8 +38,10 @@ SAMPLE_READER = Subscriber(email="lecteur@example.com", name="Camille Exemple")
 def qp(data: bytes) -> bytes:
     """Quoted-printable with CRLF line breaks, each line at most 76 characters."""
     # Encode with LF line breaks, then turn every LF into CRLF: after encoding, a raw CR or LF
-    # in the data can only be a line break (a lone CR is written =0D).
+    # in the data can only be a line break (a lone CR is written =0D, below).
     encoded = binascii.b2a_qp(data.replace(b"\r\n", b"\n"), istext=True)
+    # binascii leaves a lone CR raw (a list value can hold one): a bare CR on the wire.
+    encoded = encoded.replace(b"\r", b"=0D")
     # A line starting with a dot would need SMTP dot-stuffing; `=2E` is the same dot.
     if encoded.startswith(b"."):
         encoded = b"=2E" + encoded[1:]
@@ -80,14 +82,53 @@ def qp_piece(data: bytes) -> bytes:
         cut = len(encoded) - 3
         while encoded[cut - 1 : cut] == b"=" or encoded[cut - 2 : cut - 1] == b"=":
             cut -= 1
-        encoded = encoded[:cut] + SOFT_BREAK + encoded[cut:]
+        tail = encoded[cut:]
+        # The tail starts a line: a dot there would be eaten by the relay (no dot-stuffing).
+        if tail.startswith(b"."):
+            tail = b"=2E" + tail[1:]
+        encoded = encoded[:cut] + SOFT_BREAK + tail
     return encoded + SOFT_BREAK
 
 
-def encode_word(text: str, *, chunk_bytes: int = 42) -> str:
-    """RFC 2047 encoded words for a subject or display name, folded between words."""
-    if text.isascii() and all(c.isalnum() or c in " .-'_" for c in text):
+#: A folded header line aims at 78 characters and never exceeds 998 (RFC 5322 2.1.1).
+FOLD_AT = 78
+MAX_HEADER_LINE = 998
+
+
+def _is_plain(text: str) -> bool:
+    return text.isascii() and all(c.isalnum() or c in " .-'_" for c in text)
+
+
+def fold_at_spaces(text: str, *, used: int) -> str | None:
+    """`text` folded at its spaces (`used`: the header name's width), or None if a word is too
+    long to fit in one line of 998 octets."""
+    if used + len(text) <= FOLD_AT:
         return text
+    lines: list[str] = []
+    current = ""
+    for word in text.split(" "):
+        if current and word and used + len(current) + 1 + len(word) > FOLD_AT:
+            lines.append(current)
+            current, used = word, 1  # a folded line starts with its space
+        else:
+            current = f"{current} {word}" if lines or current else word
+    lines.append(current)
+    if any(len(line) + 2 > MAX_HEADER_LINE - 12 for line in lines):
+        return None
+    return "\r\n ".join(lines)
+
+
+def encode_word(text: str, *, chunk_bytes: int = 42, used: int = 9) -> str:
+    """A subject or display name for a header (`used`: the width of `Name: `): plain ASCII
+    folded at its spaces, else RFC 2047 encoded words folded between words."""
+    if _is_plain(text):
+        folded = fold_at_spaces(text, used=used)
+        if folded is not None:
+            return folded
+    return _encoded_words(text, chunk_bytes=chunk_bytes)
+
+
+def _encoded_words(text: str, *, chunk_bytes: int) -> str:
     words: list[str] = []
     chunk = b""
     for ch in text:
@@ -113,11 +154,19 @@ def format_address(name: str, address: str) -> str:
     name = header_value(name)
     if not name:
         return address
-    if name.isascii() and all(c.isalnum() or c in " .-'_" for c in name):
-        return f"{name} <{address}>" if "." not in name else f'"{name}" <{address}>'
-    # One encoded word, however long: Python's email parser (and so many tools built on
-    # it) puts a space between adjacent encoded words inside a display name.
-    return f"{encode_word(name, chunk_bytes=10_000)} <{address}>"
+    if _is_plain(name):
+        plain = f"{name} <{address}>" if "." not in name else f'"{name}" <{address}>'
+        folded = fold_at_spaces(plain, used=len("To: "))
+        if folded is not None:
+            return folded
+        return f"{_encoded_words(name, chunk_bytes=42)} <{address}>"
+    # One encoded word if it fits on a line: Python's email parser (and so many tools built
+    # on it) puts a space between adjacent encoded words inside a display name. A longer
+    # name is split into words rather than break the 998-octet limit.
+    word = _encoded_words(name, chunk_bytes=10_000)
+    if len(word) + len(address) > MAX_HEADER_LINE - 20:
+        word = _encoded_words(name, chunk_bytes=42)
+    return f"{word} <{address}>"
 
 
 Piece = bytes | str  # bytes: pre-encoded; str: the name of a per-recipient field
@@ -320,10 +369,11 @@ def _compile(body: str) -> list[Piece]:
     pos = 0
     for m in PLACEHOLDER_RE.finditer(body):
         if m.start() > pos:
-            pieces.append(qp_piece(body[pos : m.start()].encode("utf-8")))
+            pieces.append(qp_piece(unescape_braces(body[pos : m.start()]).encode("utf-8")))
         pieces.append(m.group(1))
         pos = m.end()
-    tail = body[pos:]
+    # Article braces were escaped by the build (never a placeholder): the reader sees `{{`.
+    tail = unescape_braces(body[pos:])
     # The CRLF before the next boundary belongs to the boundary (RFC 2046), hence one more.
     pieces.append((qp(tail.encode("utf-8")) if tail else b"") + CRLF)
     return pieces

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import time
 from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 from newsletter.errors import (
     BuildError,
     ConfigError,
+    DeliveryError,
     ErrorGroup,
     NewsletterError,
     SubscriberError,
@@ -34,6 +36,7 @@ from newsletter.send.delivery import (
 )
 from newsletter.send.digests import DigestSet, digest
 from newsletter.send.engine import Policy
+from newsletter.send.evidence import mark_started, sent_evidence
 from newsletter.send.journal import Journal, Status
 from newsletter.send.message import SAMPLE_READER, MessageTemplate, missing_fields
 from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
@@ -50,6 +53,7 @@ class SendOptions:
     skip_invalid: bool = False
     allow_rebuilt: bool = False
     retry_failed: bool = False
+    resend: bool = False  # mail everyone again although the issue shows it was sent
 
 
 @dataclass
@@ -270,7 +274,10 @@ async def send_list(
     journal = Journal.open(layout, outgoing.template.issue_id)
     try:
         journal.lock()
+        if not journal.knows_issue() and not options.resend:
+            refuse_unrecorded_resend(layout, journal, settings=settings)
         journal.bind(content_hash, allow_rebuilt=options.allow_rebuilt)
+        mark_started(layout.build_dir(result.issue_id), result.issue_id, now=time.time())
         done = journal.final_digests(include_failed=not options.retry_failed)
         result.resent_in_flight = journal.in_flight()
         suppression_path = layout.resolve(settings.suppressions)
@@ -308,6 +315,20 @@ def other_failures(journal: Journal, suppression_path: Path, layout: Layout) -> 
     """Failed recipients whose address is not suppressed (re-read: this run appended)."""
     now = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
     return sum(digest(row.email) not in now for row in journal.rows([Status.FAILED]))
+
+
+def refuse_unrecorded_resend(layout: Layout, journal: Journal, *, settings: Settings) -> None:
+    """A first send by the journal's account, of an issue something else shows was sent: the
+    journal was lost (state/ deleted), and sending would mail everyone again (issue 13)."""
+    evidence = sent_evidence(layout, journal.issue_id, settings=settings)
+    if evidence:
+        raise DeliveryError(
+            f"issue {journal.issue_id} was already sent but the send journal has no record of "
+            f"it: {'; '.join(evidence)}; nothing was sent",
+            path=layout.rel(journal.path),
+            hint="restore state/ from a backup to resume, or pass --resend to mail everyone "
+            "again",
+        )
 
 
 def _pending(

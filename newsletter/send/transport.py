@@ -14,6 +14,7 @@ from typing import Literal, NamedTuple
 import aiosmtplib
 from aiosmtplib import (
     SMTPAuthenticationError,
+    SMTPConnectError,
     SMTPDataError,
     SMTPException,
     SMTPHeloError,
@@ -28,6 +29,7 @@ from aiosmtplib import (
 )
 
 from newsletter.errors import DeliveryError
+from newsletter.send.classify import Command
 from newsletter.send.journal import Status
 from newsletter.settings import Settings
 
@@ -39,20 +41,33 @@ class Outcome(NamedTuple):
     status: Literal[Status.SENT, Status.DEFERRED, Status.FAILED]
     code: int | None
     detail: str
+    command: Command | None = None  # what the reply answered: a MAIL refusal is the sender's
 
     @property
     def reply(self) -> str:
         return f"{self.code} {self.detail}".strip() if self.code else self.detail
 
 
-def outcome_for(code: int, message: str) -> Outcome:
-    """4xx: try again later; 5xx: permanent for this recipient."""
+def outcome_for(code: int, message: str, *, command: Command | None = None) -> Outcome:
+    """4xx: try again later; 5xx: permanent for this recipient (unless `classify` says the
+    sender was refused, which `engine.decide` turns into a stop)."""
     text = " ".join(message.split())[:500]
     if 200 <= code < 300:
-        return Outcome(Status.SENT, code, text)
+        return Outcome(Status.SENT, code, text, command)
     if 400 <= code < 500:
-        return Outcome(Status.DEFERRED, code, text)
-    return Outcome(Status.FAILED, code, text)
+        return Outcome(Status.DEFERRED, code, text, command)
+    return Outcome(Status.FAILED, code, text, command)
+
+
+class RelayUnusable(DeliveryError):
+    """The relay cannot be used at all (TLS, STARTTLS, login), found before MAIL FROM: no
+    message was in flight, and no recipient is at fault (issue 13)."""
+
+
+TLS_HINT = (
+    "use port 587 with starttls, port 465 with NEWSLETTER_SMTP_TLS=tls, or none for a relay "
+    "on this machine only"
+)
 
 
 class SmtpTransport:
@@ -62,6 +77,7 @@ class SmtpTransport:
         self.settings = settings
         self._smtp: aiosmtplib.SMTP | None = None
         self._sent_on_connection = 0
+        self._command: Command | None = None
 
     async def _connect(self) -> aiosmtplib.SMTP:
         s = self.settings
@@ -69,10 +85,17 @@ class SmtpTransport:
             hostname=s.smtp_host,
             port=s.smtp_port,
             use_tls=s.smtp_tls == "tls",
-            start_tls=s.smtp_tls == "starttls",
+            start_tls=False,  # done below: a refusal stops the send instead of a retry
             timeout=s.smtp_timeout,
         )
-        await smtp.connect()
+        try:
+            await smtp.connect()
+        except SMTPConnectError as exc:
+            if isinstance(exc.__cause__, ssl.SSLError):
+                raise exc.__cause__ from None  # a TLS failure, not an unreachable relay
+            raise
+        if s.smtp_tls == "starttls":
+            await self._starttls(smtp)
         if smtp.last_ehlo_response is None:  # STARTTLS or login said EHLO already
             try:
                 await smtp.ehlo()
@@ -87,6 +110,31 @@ class SmtpTransport:
         self._sent_on_connection = 0
         return smtp
 
+    async def _starttls(self, smtp: aiosmtplib.SMTP) -> None:
+        """STARTTLS, or RelayUnusable: a relay without it, or refusing it (even with 454, which
+        is not throttling here), would fail every recipient the same way."""
+        where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+        try:
+            await smtp.ehlo()
+        except SMTPHeloError:
+            await smtp.helo()
+        if not smtp.supports_extension("starttls"):
+            smtp.close()
+            raise RelayUnusable(
+                f"the relay {where} does not offer STARTTLS",
+                field="NEWSLETTER_SMTP_TLS",
+                hint=TLS_HINT,
+            )
+        try:
+            await smtp.starttls()
+        except SMTPResponseException as exc:
+            smtp.close()
+            raise RelayUnusable(
+                f"the relay {where} refused STARTTLS: {exc.code} {' '.join(exc.message.split())}",
+                field="NEWSLETTER_SMTP_TLS",
+                hint=TLS_HINT,
+            ) from None
+
     async def send(
         self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
     ) -> Outcome:
@@ -100,42 +148,28 @@ class SmtpTransport:
         limit = self.settings.max_per_connection
         if self._smtp is not None and limit and self._sent_on_connection >= limit:
             await self.close()
+        self._command = None  # the command a refusal answered
         try:
-            if self._smtp is None or not self._smtp.is_connected:
-                self._smtp = await self._connect()
-            smtp = self._smtp
-            timeout = self.settings.smtp_timeout
-            size = [f"SIZE={len(data)}".encode()] if smtp.supports_extension("size") else []
-            reply = await smtp.execute_command(
-                b"MAIL", b"FROM:<" + sender.encode() + b">", *size, timeout=timeout
-            )
-            if reply.code != SMTPStatus.completed:
-                raise SMTPSenderRefused(reply.code, reply.message, sender)
-            reply = await smtp.execute_command(
-                b"RCPT", b"TO:<" + recipient.encode() + b">", timeout=timeout
-            )
-            if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
-                raise SMTPRecipientRefused(reply.code, reply.message, recipient)
-            payload = data + b".\r\n" if wire_ready else wire_format(data)
-            response = await _data(smtp, payload, timeout=timeout)
-            self._sent_on_connection += 1
-            return outcome_for(response.code, response.message)
+            return await self._transact(sender, recipient, data, wire_ready=wire_ready)
         except DeliveryError:
             raise
         except SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
             await self._reset()
-            return outcome_for(refused.code, refused.message)
+            return outcome_for(refused.code, refused.message, command="RCPT")
         except SMTPResponseException as exc:
             if exc.code == 421 or exc.code < 400:
                 await self.close()  # 421: the server is closing the channel
             else:
                 await self._reset()
-            out = outcome_for(exc.code, exc.message)
-            return out if exc.code >= 400 else Outcome(Status.DEFERRED, exc.code, out.detail)
+            out = outcome_for(exc.code, exc.message, command=self._command)
+            if exc.code >= 400:
+                return out
+            return Outcome(Status.DEFERRED, exc.code, out.detail, self._command)
         except ssl.SSLError as exc:
             await self.close()
-            raise DeliveryError(
+            # Before MAIL FROM no message was in flight (the journal says so).
+            raise (RelayUnusable if self._command is None else DeliveryError)(
                 f"TLS with {self.settings.smtp_host}:{self.settings.smtp_port} failed: "
                 f"{exc.reason or exc}",
                 field="NEWSLETTER_SMTP_TLS",
@@ -144,7 +178,34 @@ class SmtpTransport:
         except (SMTPException, OSError, TimeoutError) as exc:
             await self.close()
             where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
-            return Outcome(Status.DEFERRED, None, _describe(exc, where))
+            return Outcome(Status.DEFERRED, None, _describe(exc, where), self._command)
+
+    async def _transact(
+        self, sender: str, recipient: str, data: bytes, *, wire_ready: bool
+    ) -> Outcome:
+        """MAIL, RCPT, DATA on the (re)opened connection; a refusal raises, naming its command."""
+        if self._smtp is None or not self._smtp.is_connected:
+            self._smtp = await self._connect()
+        smtp = self._smtp
+        self._command = "MAIL"
+        timeout = self.settings.smtp_timeout
+        size = [f"SIZE={len(data)}".encode()] if smtp.supports_extension("size") else []
+        reply = await smtp.execute_command(
+            b"MAIL", b"FROM:<" + sender.encode() + b">", *size, timeout=timeout
+        )
+        if reply.code != SMTPStatus.completed:
+            raise SMTPSenderRefused(reply.code, reply.message, sender)
+        self._command = "RCPT"
+        reply = await smtp.execute_command(
+            b"RCPT", b"TO:<" + recipient.encode() + b">", timeout=timeout
+        )
+        if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
+            raise SMTPRecipientRefused(reply.code, reply.message, recipient)
+        self._command = "DATA"
+        payload = data + b".\r\n" if wire_ready else wire_format(data)
+        response = await _data(smtp, payload, timeout=timeout)
+        self._sent_on_connection += 1
+        return outcome_for(response.code, response.message, command="DATA")
 
     async def _reset(self) -> None:
         if self._smtp is None:
@@ -175,7 +236,7 @@ async def login(smtp: aiosmtplib.SMTP, settings: Settings) -> None:
     try:
         await smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
     except SMTPAuthenticationError as exc:
-        raise DeliveryError(
+        raise RelayUnusable(
             f"the relay refused the login for user '{settings.smtp_username}' "
             f"({exc.code} {' '.join(exc.message.split())[:200]})",
             field="NEWSLETTER_SMTP_USERNAME",

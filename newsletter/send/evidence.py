@@ -1,0 +1,69 @@
+"""What shows an issue was sent, apart from the journal (issue 13, defect 9).
+
+The journal (state/newsletter.db) is the record of who was mailed. If it is lost, a send
+would silently mail everyone again; so before a first send of an issue, `send` looks for:
+
+    build/<id>/sent.json       written when a send of the build begins (`mark_started`)
+    the suppression file       entries whose `issue` column is this issue
+    <archive>/<id>/index.html  the public archive shows the issue
+
+and refuses, naming them, unless --resend.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from pathlib import Path
+
+from newsletter import fsio
+from newsletter.layout import Layout
+from newsletter.settings import Settings
+
+MARKER = "sent.json"
+
+
+def mark_started(build_dir: Path, issue_id: str, *, now: float) -> None:
+    """Record in build/<id>/ that a send of this build began (kept if already there)."""
+    marker = build_dir / MARKER
+    if marker.exists():
+        return
+    data = {"issue": issue_id, "send_started": int(now), "journal": "state/newsletter.db"}
+    fsio.write_file(marker, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def sent_evidence(layout: Layout, issue_id: str, *, settings: Settings) -> list[str]:
+    """Each thing that shows `issue_id` was sent, as a phrase naming the file; [] for none."""
+    found: list[str] = []
+    marker = layout.build_dir(issue_id) / MARKER
+    if marker.is_file():
+        found.append(f"{layout.rel(marker)} (a send began on {_started(marker)})")
+    suppressions = layout.resolve(settings.suppressions)
+    count = _suppressed_by(suppressions, issue_id)
+    if count:
+        found.append(
+            f"{layout.rel(suppressions)} ({count} address{'es' if count > 1 else ''} "
+            f"suppressed by issue {issue_id})"
+        )
+    page = layout.site_dir(settings.archive_dir) / issue_id / "index.html"
+    if page.is_file():
+        found.append(f"{layout.rel(page.parent)}/ (the archive shows it)")
+    return found
+
+
+def _started(marker: Path) -> str:
+    try:
+        when = int(json.loads(marker.read_text(encoding="utf-8"))["send_started"])
+        return dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "an unknown date"
+
+
+def _suppressed_by(path: Path, issue_id: str) -> int:
+    """Entries of the suppression file from this issue (a damaged file: what can be read)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as f:
+            return sum(1 for row in csv.DictReader(f) if (row.get("issue") or "") == issue_id)
+    except (OSError, csv.Error):
+        return 0
