@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     retry_delay: float = Field(1.0, ge=0)
     max_consecutive_failures: int = Field(25, ge=1)
 
+    # Relative links in articles (#12, import): the blog's address, the base of an article's
+    # relative links and images when the article has no `url`.
+    site_url: str = ""
+
     @field_validator("sender")
     @classmethod
     def _sender_has_address(cls, value: str) -> str:
@@ -77,6 +81,14 @@ class Settings(BaseSettings):
         if value and not value.startswith(("https://", "http://")):
             raise ValueError("must start with https:// (the public address of the archive)")
         # Issue pages are <url><id>/: without the slash, `…/archive2026-11/`.
+        return value if not value or value.endswith("/") else value + "/"
+
+    @field_validator("site_url")
+    @classmethod
+    def _site_url_is_http(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (the address of the blog)")
+        # A base without its final slash would drop its last segment: /blog + img.jpg -> /img.jpg
         return value if not value or value.endswith("/") else value + "/"
 
     def archive_page_url(self, issue_id: str) -> str:

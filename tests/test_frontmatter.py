@@ -20,6 +20,7 @@ categories: ["SEO", "Local"]
 tags: ["google", "local"]
 author: "Claire Fontaine"
 slug: fiche-google-hugo
+url: "https://blog.example/fiche-google/"
 aliases: ["/old/fiche"]
 weight: 10
 toc: true
@@ -71,7 +72,7 @@ def test_every_error_of_one_file_in_one_run(newsletter_root: Path) -> None:
     assert [(e.path, e.line, e.field, e.message) for e in found] == [
         ("content/articles/fiche.md", 5, "draft",
          "Input should be a valid boolean, unable to interpret input"),
-        ("content/articles/fiche.md", 12, "poids", "unknown field"),
+        ("content/articles/fiche.md", 13, "poids", "unknown field"),
     ]
 
 

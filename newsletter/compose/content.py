@@ -23,12 +23,13 @@ from newsletter.compose.frontmatter import (
 from newsletter.compose.markup import (
     TYPESET_LANGUAGES,
     first_paragraph_text,
-    parse,
+    parse_article,
     to_html,
     to_text,
     typeset,
     typeset_text,
 )
+from newsletter.compose.rawhtml import clean_tokens, convert_shortcodes
 from newsletter.errors import ContentError, ErrorGroup, NewsletterError
 from newsletter.layout import Layout
 
@@ -66,6 +67,8 @@ class Article:
     tags: tuple[str, ...] = ()
     #: `draft: true`: in the catalog (so its slug is known) but left out of every issue.
     draft: bool = False
+    #: What cleaning its raw HTML dropped or changed, "line: what" (the `html-dropped` finding).
+    html_notes: tuple[str, ...] = ()
 
     def in_language(self, language: str) -> Article:
         """This article of the catalog (as written) as an issue in `language` shows it.
@@ -105,7 +108,7 @@ class Catalog:
     authors: dict[str, Author]
 
 
-def load_catalog(layout: Layout) -> Catalog:
+def load_catalog(layout: Layout, *, site_url: str = "") -> Catalog:
     """Read every author and article; report every bad file in one ErrorGroup."""
     authors = load_authors(layout)
     errors: list[NewsletterError] = []
@@ -118,7 +121,7 @@ def load_catalog(layout: Layout) -> Catalog:
         )
     for path in sorted(layout.articles_dir.glob("*.md")):
         try:
-            article = load_article(path, authors=authors, layout=layout)
+            article = load_article(path, authors=authors, layout=layout, site_url=site_url)
         except ErrorGroup as group:
             errors.extend(group.errors)
             continue
@@ -213,8 +216,13 @@ def _author(meta: ArticleMeta, front: str, rel: str, authors: dict[str, Author])
     return author
 
 
-def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> Article:
-    """One article file. Raises ContentError naming the file, the line and what to do."""
+def load_article(
+    path: Path, *, authors: dict[str, Author], layout: Layout, site_url: str = ""
+) -> Article:
+    """One article file. Raises ContentError naming the file, the line and what to do.
+
+    `site_url`: NEWSLETTER_SITE_URL, the base of relative links when the article has no `url`.
+    """
     rel = layout.rel(path)
     front, body, body_line = _front_matter(path, rel)
     meta = parse_meta(front, rel)
@@ -224,7 +232,7 @@ def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> A
             "the article has no text", path=rel, line=body_line,
             hint="write the article below the front matter",
         )
-    tokens = parse(body)
+    tokens, notes = _body_tokens(body, body_line, rel=rel, base=meta.url or site_url)
     slug = meta.slug or path.stem
     if not SLUG_RE.match(slug):
         raise ContentError(
@@ -247,7 +255,21 @@ def load_article(path: Path, *, authors: dict[str, Author], layout: Layout) -> A
         written_summary=meta.summary,
         tags=tuple(meta.tags),
         draft=meta.draft,
+        html_notes=tuple(notes),
     )
+
+
+def _body_tokens(
+    body: str, body_line: int, *, rel: str, base: str
+) -> tuple[list[Token], list[str]]:
+    """The body's tokens, raw HTML cleaned and links absolute; what was dropped, as notes."""
+    source, dropped = convert_shortcodes(body)
+    tokens, notes, errors = clean_tokens(
+        parse_article(source), base=base, rel=rel, body_line=body_line
+    )
+    if errors:
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    return tokens, [f"{body_line + n}: {what}" for n, what in dropped] + notes
 
 
 def line_of(path: Path, pattern: str) -> int | None:

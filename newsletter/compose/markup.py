@@ -10,6 +10,8 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from newsletter.compose.rawhtml import html_text
+
 WIDTH = 72
 
 
@@ -23,6 +25,18 @@ def parse(source: str) -> list[Token]:
     return _parser().parse(source)
 
 
+@lru_cache(maxsize=1)
+def _article_parser() -> MarkdownIt:
+    # Articles may hold raw HTML (a <br>, a figure, a video): rawhtml.clean_tokens cleans every
+    # HTML token to a safe subset before anything renders it.
+    return MarkdownIt("commonmark", {"html": True})
+
+
+def parse_article(source: str) -> list[Token]:
+    """An article's body, raw HTML tokens included (to be cleaned by rawhtml.clean_tokens)."""
+    return _article_parser().parse(source)
+
+
 def to_html(tokens: Sequence[Token]) -> str:
     return str(_parser().renderer.render(tokens, _parser().options, {}))
 
@@ -33,8 +47,10 @@ def inline_text(tokens: Sequence[Token] | None) -> str:
     href_stack: list[str] = []
     start_stack: list[int] = []
     for tok in tokens or ():
-        if tok.type in ("text", "code_inline", "html_inline"):
+        if tok.type in ("text", "code_inline"):
             out.append(tok.content)
+        elif tok.type == "html_inline":
+            out.append(html_text(tok.content))  # <br> a line break, <img> its alt
         elif tok.type in ("softbreak",):
             out.append(" ")
         elif tok.type == "hardbreak":
@@ -136,6 +152,8 @@ class _TextWriter:
             self.add("\n".join("    " + line for line in tok.content.rstrip("\n").split("\n")))
         elif t == "hr":
             self.add("-" * 20)
+        elif t == "html_block" and html_text(tok.content):
+            self.emit(html_text(tok.content))
 
     def text(self) -> str:
         out: list[str] = []
