@@ -201,7 +201,8 @@ _URL_RE = re.compile(
 
 
 def french_spacing(text: str, *, before: str = "", after: str = "") -> str:
-    """`text` with no-break spaces before `: ; ! ?` and `»` and after `«`, URLs untouched.
+    """`text` with no-break spaces before `: ; ! ?` and `»` and after `«`, straight quotes
+    made French (`_quoted`), URLs untouched.
 
     An ordinary space there becomes a no-break one; where there is none, one is inserted,
     except inside URLs and between non-space characters ("10:30", "std::vector").
@@ -224,9 +225,37 @@ def _last(parts: list[str], default: str) -> str:
     return default
 
 
+def _quoted(text: str, *, before: str, after: str) -> str:
+    """Straight quotes made French: `'` after a letter -> ’, `"` -> « or » by its side.
+
+    A `"` opens where nothing or a space (or an opening bracket) is before it, else it closes;
+    `before` is the character of the previous token, so `"**mot**"` pairs across the markup.
+    A `'` not after a letter (`'80`) is left: it is no apostrophe we can be sure of.
+    """
+    if "'" not in text and '"' not in text:
+        return text
+    out: list[str] = []
+    depth = 0  # quotes opened in this text and not yet closed: `" oui "` closes the second
+    for i, ch in enumerate(text):
+        prev = out[-1] if out else before
+        if ch == "'" and prev and (prev.isalpha() or prev == "’"):
+            out.append("’")
+        elif ch == '"':
+            nxt = text[i + 1] if i + 1 < len(text) else after
+            space_before = not prev or prev.isspace() or prev in _NO_BREAK + "([{/—–-"
+            space_after = not nxt or nxt.isspace() or nxt in _NO_BREAK + ".,;:!?)]}…"
+            opens = space_before and not (space_after and depth > 0)
+            depth += 1 if opens else -1
+            out.append("«" if opens else "»")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _spaced(text: str, *, before: str, after: str) -> str:
     if not text:
         return text
+    text = _quoted(text, before=before, after=after)
     text = _SPACES_BEFORE_RE.sub(NBSP, text)
     text = _SPACES_AFTER_OPEN_RE.sub(NBSP, text)
     # Spaces at the edges whose mark is in the neighbouring token.
