@@ -266,7 +266,10 @@ def _existing_guids(layout: Layout) -> dict[str, str]:
         match = FRONT_MATTER_RE.match(path.read_text(encoding="utf-8", errors="replace"))
         guid = _GUID_RE.search(match.group(1)) if match else None
         if guid:
-            value = yaml.safe_load(guid.group(1))
+            try:
+                value = yaml.safe_load(guid.group(1))
+            except yaml.YAMLError:  # hand-edited: the build names it; here it is just text
+                value = guid.group(1)
             found[str(value)] = layout.rel(path)
     return found
 
