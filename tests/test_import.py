@@ -9,7 +9,9 @@ import email
 import email.policy
 import http.server
 import re
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -277,3 +279,21 @@ def test_not_a_feed_is_one_line(newsletter_root: Path, tmp_path: Path, run_cli: 
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {page}: not an RSS, Atom or WordPress export")
     assert result.stderr.count("\n") == 1
+
+
+def test_a_server_that_never_answers_times_out_in_one_line(newsletter_root: Path) -> None:
+    from newsletter.compose.importer import ImportOptions, import_feed
+    from newsletter.errors import ContentError
+    from newsletter.layout import Layout
+
+    # Accepts the connection, reads the request, never answers.
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/feed.xml"
+        started = time.monotonic()
+        with pytest.raises(ContentError) as info:
+            import_feed(url, layout=Layout.at(newsletter_root), options=ImportOptions(timeout=0.5))
+        assert time.monotonic() - started < 5
+    assert str(info.value) == (
+        f"{url}: cannot fetch the feed: timed out "
+        "(check the address and the network; gave up after 0.5 s)"
+    )

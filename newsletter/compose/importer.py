@@ -44,6 +44,8 @@ class ImportOptions:
     author: str | None = None
     category: str | None = None
     dry_run: bool = False
+    #: Seconds without an answer before the fetch gives up.
+    timeout: float = TIMEOUT_SECONDS
 
 
 @dataclass(frozen=True)
@@ -59,7 +61,7 @@ def import_feed(source: str, /, *, layout: Layout, options: ImportOptions) -> li
     """Import every post of `source` (a URL or a file). Raises ContentError naming the item."""
     import feedparser  # late: only this command reads feeds
 
-    parsed: Any = feedparser.parse(fetch(source, layout=layout))
+    parsed: Any = feedparser.parse(fetch(source, layout=layout, timeout=options.timeout))
     if not parsed.entries and (parsed.bozo or not parsed.version):
         reason = getattr(parsed.get("bozo_exception"), "args", ["no items"])[0]
         raise ContentError(
@@ -83,7 +85,7 @@ def import_feed(source: str, /, *, layout: Layout, options: ImportOptions) -> li
     return done
 
 
-def fetch(source: str, /, *, layout: Layout) -> bytes:
+def fetch(source: str, /, *, layout: Layout, timeout: float = TIMEOUT_SECONDS) -> bytes:
     """The bytes of a feed: an http(s) URL (timeout, size limit) or a file."""
     if not re.match(r"^https?://", source, re.I):
         path = layout.resolve(source) if not Path(source).exists() else Path(source)
@@ -97,7 +99,7 @@ def fetch(source: str, /, *, layout: Layout) -> bytes:
             ) from None
     request = urllib.request.Request(source, headers={"User-Agent": "newsletter-import"})
     try:
-        with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return _bounded(response.read(MAX_BYTES + 1), source)
     except urllib.error.HTTPError as exc:
         raise ContentError(
@@ -108,7 +110,7 @@ def fetch(source: str, /, *, layout: Layout) -> bytes:
         reason = getattr(exc, "reason", exc)
         raise ContentError(
             f"cannot fetch the feed: {reason}", path=source,
-            hint=f"check the address and the network (timeout {TIMEOUT_SECONDS:g} s)",
+            hint=f"check the address and the network; gave up after {timeout:g} s",
         ) from None
 
 
