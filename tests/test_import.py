@@ -297,3 +297,34 @@ def test_a_server_that_never_answers_times_out_in_one_line(newsletter_root: Path
         f"{url}: cannot fetch the feed: timed out "
         "(check the address and the network; gave up after 0.5 s)"
     )
+
+
+ATOM = """<?xml version="1.0" encoding="utf-8"?>
+<feed xmlns="http://www.w3.org/2005/Atom"><title>Atom</title><id>urn:blog</id>
+<updated>2026-11-05T10:00:00+01:00</updated>
+<entry><title>Un billet Atom</title><id>urn:uuid:1234</id>
+<link rel="alternate" href="https://atom.example/billets/atom.html"/>
+<updated>2026-11-05T00:30:00+01:00</updated><author><name>Erwan Le Goff</name></author>
+<category term="Réseaux"/><summary>En bref.</summary>
+<content type="html">&lt;p&gt;Un &lt;strong&gt;billet&lt;/strong&gt; et
+&lt;a href="../autre.html"&gt;un autre&lt;/a&gt;.&lt;/p&gt;</content></entry>
+</feed>
+"""
+
+
+def test_an_atom_file_imports_with_its_author_by_name(
+    newsletter_root: Path, tmp_path: Path, run_cli: RunCli
+) -> None:
+    feed = tmp_path / "atom.xml"
+    feed.write_text(ATOM, encoding="utf-8")
+    result = run_cli("import", str(feed), root=newsletter_root)
+    assert result.stdout.splitlines() == [
+        "written   content/articles/atom.md  Un billet Atom",
+        "1 written, 0 updated, 0 unchanged",
+    ]
+    meta, body = front_matter(newsletter_root / "content/articles/atom.md")
+    assert (meta["author"], meta["category"], meta["summary"], meta["guid"]) == (
+        "erwan", "Réseaux", "En bref.", "urn:uuid:1234"
+    )
+    assert meta["date"] == dt.date(2026, 11, 5)  # 00:30 in Paris, still the 4th in UTC
+    assert body == "\nUn **billet** et\n[un autre](https://atom.example/autre.html).\n"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import email.utils
 import re
 import unicodedata
 import urllib.error
@@ -195,6 +196,14 @@ def _summary(entry: Mapping[str, Any], body_html: str) -> str | None:
 
 
 def _date(entry: Mapping[str, Any], where: str, source: str) -> dt.date:
+    """The day the post was published, as written in its own zone (as for front matter)."""
+    written = str(entry.get("published") or entry.get("updated") or "")
+    for parse in (email.utils.parsedate_to_datetime, dt.datetime.fromisoformat):
+        try:
+            return parse(written.replace("Z", "+00:00")).date()
+        except (TypeError, ValueError):
+            continue
+    # Another format feedparser understood: its UTC reading.
     parsed = entry.get("published_parsed") or entry.get("updated_parsed")
     if parsed is None:
         raise ContentError(f"{where} has no date", path=source, hint="fix the feed")
