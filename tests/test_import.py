@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RunCli
+from conftest import CliResult, RunCli
 from test_content import front_matter
 
 RSS = """<?xml version="1.0" encoding="UTF-8"?>
@@ -114,6 +114,14 @@ def feed_server() -> Iterator[_FeedServer]:
 
 def _url(server: _FeedServer, path: str) -> str:
     return f"http://127.0.0.1:{server.server_address[1]}{path}"
+
+
+def _import_file(
+    run_cli: RunCli, root: Path, feed: Path, text: str, *args: str
+) -> tuple[Path, CliResult]:
+    """Write `text` to the feed file `feed` and import it into `root`."""
+    feed.write_text(text, encoding="utf-8")
+    return feed, run_cli("import", str(feed), *args, root=root)
 
 
 def _snapshot(root: Path) -> dict[str, bytes]:
@@ -215,9 +223,9 @@ def test_a_second_import_changes_no_byte(newsletter_root: Path, feed_server: _Fe
 def test_a_wordpress_export_imports_its_published_posts_only(
     newsletter_root: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
-    wxr = tmp_path / "export.xml"
-    wxr.write_text(WXR, encoding="utf-8")
-    result = run_cli("import", str(wxr), "--author", "erwan", root=newsletter_root)
+    _, result = _import_file(
+        run_cli, newsletter_root, tmp_path / "export.xml", WXR, "--author", "erwan"
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         "written   content/articles/un-billet-wp.md  Un billet WordPress",
@@ -245,9 +253,7 @@ def test_dry_run_writes_nothing(newsletter_root: Path, feed_server: _FeedServer,
 def test_an_unknown_author_without_fallback_names_the_item(
     newsletter_root: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
-    wxr = tmp_path / "export.xml"
-    wxr.write_text(WXR, encoding="utf-8")
-    result = run_cli("import", str(wxr), root=newsletter_root)
+    wxr, result = _import_file(run_cli, newsletter_root, tmp_path / "export.xml", WXR)
     assert (result.exit_code, result.stdout) == (1, "")
     assert result.stderr == (
         f"error: {wxr}: item 1 (Un billet WordPress): author 'admin' is not in "
@@ -273,9 +279,9 @@ def test_a_server_error_and_an_oversized_feed_are_one_line(
 
 
 def test_not_a_feed_is_one_line(newsletter_root: Path, tmp_path: Path, run_cli: RunCli) -> None:
-    page = tmp_path / "page.html"
-    page.write_text("<html><body>Hello</body></html>", encoding="utf-8")
-    result = run_cli("import", str(page), root=newsletter_root)
+    page, result = _import_file(
+        run_cli, newsletter_root, tmp_path / "page.html", "<html><body>Hello</body></html>"
+    )
     assert result.exit_code == 1
     assert result.stderr.startswith(f"error: {page}: not an RSS, Atom or WordPress export")
     assert result.stderr.count("\n") == 1
@@ -315,9 +321,7 @@ ATOM = """<?xml version="1.0" encoding="utf-8"?>
 def test_an_atom_file_imports_with_its_author_by_name(
     newsletter_root: Path, tmp_path: Path, run_cli: RunCli
 ) -> None:
-    feed = tmp_path / "atom.xml"
-    feed.write_text(ATOM, encoding="utf-8")
-    result = run_cli("import", str(feed), root=newsletter_root)
+    _, result = _import_file(run_cli, newsletter_root, tmp_path / "atom.xml", ATOM)
     assert result.stdout.splitlines() == [
         "written   content/articles/atom.md  Un billet Atom",
         "1 written, 0 updated, 0 unchanged",
