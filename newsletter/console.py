@@ -36,6 +36,8 @@ def print_build(result: BuildResult, layout: Layout) -> None:
     out(f"Built {layout.rel(result.out_dir)}/ — {issue.subject}")
     for n, article in enumerate(issue.articles, start=1):
         out(f"  {n}. {article.title} ({article.category}, {article.author.name})")
+    if issue.drafts:
+        out(f"  left out (draft: true): {', '.join(issue.drafts)}")
     sizes = result.sizes
     out(
         f"  email.html {sizes['email.html'] / 1024:.1f} KB · email.txt "

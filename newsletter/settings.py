@@ -101,6 +101,10 @@ class Settings(BaseSettings):
             return self.unsubscribe_url
         return f"{self.public_url}/unsubscribe"
 
+    # Relative links in articles (#12, import): the blog's address, the base of an article's
+    # relative links and images when the article has no `url`.
+    site_url: str = ""
+
     @field_validator("sender")
     @classmethod
     def _sender_has_address(cls, value: str) -> str:
@@ -166,6 +170,14 @@ class Settings(BaseSettings):
                 hint='add from = "Your Newsletter <letter@your-domain>" (or NEWSLETTER_FROM)',
             )
         return self.sender
+
+    @field_validator("site_url")
+    @classmethod
+    def _site_url_is_http(cls, value: str) -> str:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// (the address of the blog)")
+        # A base without its final slash would drop its last segment: /blog + img.jpg -> /img.jpg
+        return value if not value or value.endswith("/") else value + "/"
 
     def archive_page_url(self, issue_id: str) -> str:
         """The public page of an issue in the archive, or "" without NEWSLETTER_ARCHIVE_URL."""

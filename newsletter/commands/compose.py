@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -110,4 +111,34 @@ def new_issue_command(folder: Folder, id: str | None) -> None:
         out(f"  {article.title} ({article.slug})")
 
 
-COMMANDS = [build_issue_command, init_command, new_issue_command]
+
+
+@command("import")
+@click.argument("source", metavar="SOURCE")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only posts from this date.")
+@click.option("--author", "author", metavar="KEY", help="The author of posts whose own is unknown.")
+@click.option("--category", metavar="NAME", help="The category of every imported post.")
+@click.option("--dry-run", is_flag=True, help="Say what would be written; write nothing.")
+def import_command(
+    folder: Folder,
+    source: str,
+    since: dt.datetime | None,
+    author: str | None,
+    category: str | None,
+    dry_run: bool,
+) -> None:
+    """Import the posts of an RSS/Atom feed or a WordPress export into content/articles/."""
+    from newsletter.compose.importer import ImportOptions, import_feed
+
+    options = ImportOptions(
+        since=since.date() if since else None, author=author, category=category, dry_run=dry_run
+    )
+    done = import_feed(source, layout=folder.layout, options=options)
+    for item in done:
+        out(f"{item.status:<9} {item.path}  {item.title}")
+    counts = {s: sum(i.status == s for i in done) for s in ("written", "updated", "unchanged")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items())
+    out(f"{summary}{' (dry run: nothing written)' if dry_run else ''}")
+
+
+COMMANDS = [build_issue_command, init_command, new_issue_command, import_command]

@@ -69,7 +69,7 @@ def build_issue(
     """
     timings: dict[str, float] = {}
     with _stage(timings, "select"):
-        catalog = load_catalog(layout)
+        catalog = load_catalog(layout, site_url=settings.site_url)
         issue = resolve_issue(layout, issue_id, catalog, language=settings.language)
     newsletter = newsletter_from_settings(
         settings.require_sender(), settings.postal_address, issue.language

@@ -95,6 +95,7 @@ def check(
             "templates/email.txt.j2",
         ))
     findings += _postal_address(rendered, postal_address)
+    findings += _articles(issue)
     for w in rendered.mjml_warnings:
         findings.append(warning("mjml", w.message, f"email.mjml:{w.line}"))
     return findings
@@ -318,6 +319,21 @@ def _style_size(styles: list[str]) -> list[Finding]:
         "in <mj-raw>; the rules premailer inlines do not count)",
         "templates/email.mjml.j2",
     )]
+
+
+def _articles(issue: Issue) -> list[Finding]:
+    findings = []
+    for a in issue.articles:
+        if issue.mode == "excerpt" and not a.url:
+            findings.append(error(
+                "excerpt-without-url",
+                f"article '{a.slug}' is shown as an excerpt but has no `url`: readers could not "
+                "read the rest (set `url` or use mode = \"full\")", a.source,
+            ))
+        for note in a.html_notes:
+            line, _, what = note.partition(": ")
+            findings.append(warning("html-dropped", f"raw HTML: {what}", f"{a.source}:{line}"))
+    return findings
 
 
 # -- the law -----------------------------------------------------------------------------------

@@ -24,6 +24,8 @@ class Select(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     categories: list[str] | None = None
+    #: Articles with at least one of these tags (front matter `tags:`).
+    tags: list[str] | None = None
     since: dt.date | None = None
     limit: int | None = Field(None, ge=1)
 
@@ -73,6 +75,8 @@ class Issue:
     mode: Mode
     articles: tuple[Article, ...]
     source: str
+    #: Slugs of the catalog's `draft: true` articles, left out (the build summary says so).
+    drafts: tuple[str, ...] = ()
 
 
 def load_spec(layout: Layout, issue_id: str) -> IssueSpec:
@@ -156,6 +160,7 @@ def resolve_issue(layout: Layout, issue_id: str, catalog: Catalog, *, language: 
         # Typeset for the issue's language: an English issue can carry a French article.
         articles=tuple(a.in_language(lang) for a in articles),
         source=layout.rel(layout.issue_file(issue_id)),
+        drafts=tuple(sorted(a.slug for a in catalog.articles.values() if a.draft)),
     )
 
 
@@ -189,7 +194,13 @@ def _pick(
                     field="articles",
                     hint=f"known: {known}",
                 )
-            picked.append(article)
+            if not article.draft:
+                picked.append(article)
+        if not picked:
+            raise IssueError(
+                "every article listed is a draft", path=rel, field="articles",
+                hint="remove `draft: true` from one of them",
+            )
         return picked
     assert spec.select is not None
     rules = spec.select
@@ -208,6 +219,8 @@ def _pick(
         a
         for a in catalog.articles.values()
         if a.slug not in used
+        and not a.draft
+        and (rules.tags is None or set(rules.tags) & set(a.tags))
         and (rules.categories is None or a.category in rules.categories)
         and (rules.since is None or a.date >= rules.since)
         and a.date <= spec.date

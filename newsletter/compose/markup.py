@@ -10,6 +10,8 @@ from functools import lru_cache
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from newsletter.compose.rawhtml import html_text
+
 WIDTH = 72
 
 
@@ -23,6 +25,18 @@ def parse(source: str) -> list[Token]:
     return _parser().parse(source)
 
 
+@lru_cache(maxsize=1)
+def _article_parser() -> MarkdownIt:
+    # Articles may hold raw HTML (a <br>, a figure, a video): rawhtml.clean_tokens cleans every
+    # HTML token to a safe subset before anything renders it.
+    return MarkdownIt("commonmark", {"html": True})
+
+
+def parse_article(source: str) -> list[Token]:
+    """An article's body, raw HTML tokens included (to be cleaned by rawhtml.clean_tokens)."""
+    return _article_parser().parse(source)
+
+
 def to_html(tokens: Sequence[Token]) -> str:
     return str(_parser().renderer.render(tokens, _parser().options, {}))
 
@@ -33,8 +47,10 @@ def inline_text(tokens: Sequence[Token] | None) -> str:
     href_stack: list[str] = []
     start_stack: list[int] = []
     for tok in tokens or ():
-        if tok.type in ("text", "code_inline", "html_inline"):
+        if tok.type in ("text", "code_inline"):
             out.append(tok.content)
+        elif tok.type == "html_inline":
+            out.append(html_text(tok.content))  # <br> a line break, <img> its alt
         elif tok.type in ("softbreak",):
             out.append(" ")
         elif tok.type == "hardbreak":
@@ -136,6 +152,8 @@ class _TextWriter:
             self.add("\n".join("    " + line for line in tok.content.rstrip("\n").split("\n")))
         elif t == "hr":
             self.add("-" * 20)
+        elif t == "html_block" and html_text(tok.content):
+            self.emit(html_text(tok.content))
 
     def text(self) -> str:
         out: list[str] = []
@@ -183,7 +201,8 @@ _URL_RE = re.compile(
 
 
 def french_spacing(text: str, *, before: str = "", after: str = "") -> str:
-    """`text` with no-break spaces before `: ; ! ?` and `»` and after `«`, URLs untouched.
+    """`text` with no-break spaces before `: ; ! ?` and `»` and after `«`, straight quotes
+    made French (`_quoted`), URLs untouched.
 
     An ordinary space there becomes a no-break one; where there is none, one is inserted,
     except inside URLs and between non-space characters ("10:30", "std::vector").
@@ -206,9 +225,37 @@ def _last(parts: list[str], default: str) -> str:
     return default
 
 
+def _quoted(text: str, *, before: str, after: str) -> str:
+    """Straight quotes made French: `'` after a letter -> ’, `"` -> « or » by its side.
+
+    A `"` opens where nothing or a space (or an opening bracket) is before it, else it closes;
+    `before` is the character of the previous token, so `"**mot**"` pairs across the markup.
+    A `'` not after a letter (`'80`) is left: it is no apostrophe we can be sure of.
+    """
+    if "'" not in text and '"' not in text:
+        return text
+    out: list[str] = []
+    depth = 0  # quotes opened in this text and not yet closed: `" oui "` closes the second
+    for i, ch in enumerate(text):
+        prev = out[-1] if out else before
+        if ch == "'" and prev and (prev.isalpha() or prev == "’"):
+            out.append("’")
+        elif ch == '"':
+            nxt = text[i + 1] if i + 1 < len(text) else after
+            space_before = not prev or prev.isspace() or prev in _NO_BREAK + "([{/—–-"
+            space_after = not nxt or nxt.isspace() or nxt in _NO_BREAK + ".,;:!?)]}…"
+            opens = space_before and not (space_after and depth > 0)
+            depth += 1 if opens else -1
+            out.append("«" if opens else "»")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _spaced(text: str, *, before: str, after: str) -> str:
     if not text:
         return text
+    text = _quoted(text, before=before, after=after)
     text = _SPACES_BEFORE_RE.sub(NBSP, text)
     text = _SPACES_AFTER_OPEN_RE.sub(NBSP, text)
     # Spaces at the edges whose mark is in the neighbouring token.

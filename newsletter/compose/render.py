@@ -21,7 +21,7 @@ from typing import Any
 
 import jinja2
 from markdown_it.token import Token
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from newsletter.compose.issue import Issue
 from newsletter.compose.markup import parse, to_html, to_text, typeset
@@ -130,7 +130,24 @@ def make_env(templates_dir: Path) -> jinja2.Environment:
         lambda ctx, s: Markup(to_html(_markdown(ctx, s)))
     )
     env.filters["markdown_text"] = jinja2.pass_context(lambda ctx, s: to_text(_markdown(ctx, s)))
+    env.filters["nowrap_hyphens"] = nowrap_hyphens
     return env
+
+
+_HYPHENATED_RE = re.compile(r"\w+(?:-\w+)+")
+
+
+def nowrap_hyphens(text: str) -> Markup:
+    """A title whose hyphenated words ("e-mails") cannot break at their hyphen.
+
+    A `white-space:nowrap` span rather than U+2011 NON-BREAKING HYPHEN: copied or searched,
+    the title keeps its ordinary hyphen, and no font lacks it (Outlook draws a missing U+2011
+    as a box).
+    """
+    escaped = str(escape(text))
+    return Markup(_HYPHENATED_RE.sub(
+        lambda m: f'<span style="white-space:nowrap">{m.group(0)}</span>', escaped
+    ))
 
 
 def _markdown(context: jinja2.runtime.Context, source: str | None) -> list[Token]:
