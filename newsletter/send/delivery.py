@@ -36,6 +36,7 @@ from newsletter.send.transport import Outcome
 
 if TYPE_CHECKING:
     from newsletter.send.dkim import Signer
+    from newsletter.send.signing import OffLoopSigner
     from newsletter.send.verp import Verp
 
 
@@ -64,6 +65,7 @@ class Outgoing:
     template: MessageTemplate
     signer: Signer | None = None
     verp: Verp | None = None
+    off_loop: OffLoopSigner | None = None  # the signer's key operation in worker processes
 
     def sender(self, sub: Subscriber) -> str:
         if self.verp is None:
@@ -74,6 +76,12 @@ class Outgoing:
         data = self.template.personalize(sub)
         # Signed here and only here, right after personalising: nothing touches the bytes after.
         return self.signer.sign(data) if self.signer is not None else data
+
+    async def data_async(self, sub: Subscriber) -> bytes:
+        """`data`, with the DKIM key operation off the event loop when a pool is set up."""
+        if self.off_loop is None:
+            return self.data(sub)
+        return await self.off_loop.sign(self.template.personalize(sub))
 
     def message_id(self, sub: Subscriber) -> str:
         return self.template.message_id(sub)
@@ -254,7 +262,10 @@ class _Delivery:
         """`sending` committed (with the previous outcome), the message sent, its outcome kept."""
         sub = job.subscriber
         await self.limiter.acquire()
-        data = self.outgoing.data(sub)
+        if isinstance(self.outgoing, Outgoing):
+            data = await self.outgoing.data_async(sub)
+        else:
+            data = self.outgoing.data(sub)
         message_id = self.outgoing.message_id(sub)
         attempts = job.attempts + 1
         mark = Write(sub.email, Status.SENDING, attempts, message_id=message_id)

@@ -9,6 +9,7 @@ send_issue(...)      the entry point the CLI calls; checks, then picks the mode:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import re
 from collections.abc import Callable, Iterator
@@ -146,14 +147,15 @@ async def send_issue(
     on_progress: ProgressHook | None = None,
 ) -> SendResult:
     """`newsletter send`: check, then mail every pending recipient and journal each outcome."""
-    from newsletter.send.dkim import Signer
+    from newsletter.send.dkim import IssueSigner, Signer
     from newsletter.send.verp import Verp
 
     template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
     # A bad key or bounce setting stops the send here, before anything leaves.
+    signer = Signer.from_settings(settings, layout=layout)
     outgoing = Outgoing(
         template,
-        signer=Signer.from_settings(settings, layout=layout),
+        signer=None if signer is None else IssueSigner.for_issue(signer, static_pieces(template)),
         verp=Verp.from_settings(settings),
     )
     result = SendResult(
@@ -259,8 +261,14 @@ async def send_list(
     on_progress: ProgressHook | None,
 ) -> SendResult:
     """The real send: every pending recipient (never a final one, never a suppressed one)."""
+    from newsletter.send.signing import OffLoopSigner, spare_cores
     from newsletter.send.transport import SmtpTransport
 
+    off_loop: OffLoopSigner | None = None
+    if outgoing.signer is not None and OffLoopSigner.worth_it(outgoing.signer):
+        # Forked before the journal is opened and locked: a worker must not inherit the lock.
+        off_loop = OffLoopSigner(outgoing.signer, processes=spare_cores()).start()
+        outgoing = dataclasses.replace(outgoing, off_loop=off_loop)
     journal = Journal.open(layout, outgoing.template.issue_id)
     try:
         journal.lock()
@@ -294,6 +302,14 @@ async def send_list(
         return result
     finally:
         journal.close()
+        if off_loop is not None:
+            off_loop.close()
+
+
+def static_pieces(template: MessageTemplate) -> list[bytes]:
+    """The template's pre-encoded body pieces, for `IssueSigner` (none: the plain way)."""
+    pieces = getattr(template, "_body_pieces", [])  # message.py's; a rename only slows signing
+    return [piece for piece, _ in pieces if isinstance(piece, bytes)]
 
 
 def _pending(

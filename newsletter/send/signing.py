@@ -1,0 +1,85 @@
+"""DKIM's private-key operation in worker processes, so that signing never stalls delivery.
+
+The event loop does the cheap part of each signature (`IssueSigner.prepare`: the body hash
+from pieces canonicalised once per issue, the header list); the RSA operation (~0.3 ms, and
+`cryptography` holds the GIL through it) runs in a process pool sized to the spare cores.
+Pool workers are forked before the send starts (no thread exists yet, so forking is safe)
+and inherit the loaded key: it is never pickled or written anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor
+
+from newsletter.send.dkim import DkimKey, Signer
+
+_KEY: DkimKey | None = None  # the key, in a pool worker
+
+
+def _adopt(key: DkimKey) -> None:
+    global _KEY
+    _KEY = key
+    # A worker blocked on its queue would outlive a parent killed with SIGKILL: watch it.
+    parent = os.getppid()
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(0)
+
+
+def _sign(data: bytes) -> bytes:
+    assert _KEY is not None, "the pool initializer sets the key"
+    return _KEY.sign(data)
+
+
+def spare_cores() -> int:
+    """Cores beyond the one the event loop keeps busy (0 on a single core)."""
+    return max((os.cpu_count() or 1) - 1, 0)
+
+
+class OffLoopSigner:
+    """`Signer.sign`, awaitable, with the key operation in `processes` worker processes."""
+
+    def __init__(self, signer: Signer, *, processes: int) -> None:
+        self.signer = signer
+        self.processes = processes
+        self._pool: ProcessPoolExecutor | None = None
+
+    @classmethod
+    def worth_it(cls, signer: Signer) -> bool:
+        """RSA only: an Ed25519 signature (~30 µs) costs less than the trip to a process."""
+        return signer.key.kind == "rsa" and spare_cores() > 0
+
+    def start(self) -> OffLoopSigner:
+        """Fork the workers now, before the event loop has threads, and wait for them."""
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.processes,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=_adopt,
+            initargs=(self.signer.key,),
+        )
+        for future in [self._pool.submit(_sign, b"warm-up") for _ in range(self.processes)]:
+            future.result()
+        return self
+
+    async def sign(self, message: bytes) -> bytes:
+        unsigned, signed_data = self.signer.prepare(message)
+        if self._pool is None:
+            raw = self.signer.key.sign(signed_data)
+        else:
+            loop = asyncio.get_running_loop()
+            raw = await loop.run_in_executor(self._pool, _sign, signed_data)
+        return Signer.finish(unsigned, raw, message)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
