@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     retry_delay: float = Field(1.0, ge=0)
     max_consecutive_failures: int = Field(25, ge=1)
 
+    # Several relays (issue 14, newsletter/send/relays.py): a JSON list of relays; empty: the
+    # one relay of the NEWSLETTER_SMTP_* settings above. Parsed (and its errors named) there.
+    smtp_relays: str = ""
+
     @field_validator("sender")
     @classmethod
     def _sender_has_address(cls, value: str) -> str:

@@ -261,6 +261,7 @@ async def send_list(
     on_progress: ProgressHook | None,
 ) -> SendResult:
     """The real send: every pending recipient (never a final one, never a suppressed one)."""
+    from newsletter.send.relays import RelayPool, load_relays
     from newsletter.send.signing import OffLoopSigner, spare_cores
     from newsletter.send.transport import SmtpTransport
 
@@ -278,13 +279,19 @@ async def send_list(
         suppression_path = layout.resolve(settings.suppressions)
         suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
         rel = layout.rel(options.subscribers)
+        relays = load_relays(settings)
+        pool = RelayPool(relays, used_today=journal.sent_today())
         if on_start is not None:
             on_start(result)
         result.report = await deliver(
             outgoing,
             _pending(options.subscribers, rel, done, suppressed, result),
             journal=journal,
-            transports=[SmtpTransport(settings) for _ in range(settings.smtp_concurrency)],
+            transports={
+                r.label: [SmtpTransport(r.settings(settings)) for _ in range(r.concurrency)]
+                for r in relays
+            },
+            pool=pool,
             rate=settings.rate_per_second,
             policy=Policy(
                 max_attempts=settings.max_attempts,
