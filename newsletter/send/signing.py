@@ -40,6 +40,10 @@ def _sign(data: bytes) -> bytes:
     return _KEY.sign(data)
 
 
+def _sign_batch(batch: list[bytes]) -> list[bytes]:
+    return [_sign(data) for data in batch]
+
+
 def spare_cores() -> int:
     """Cores beyond the one the event loop keeps busy (0 on a single core)."""
     return max((os.cpu_count() or 1) - 1, 0)
@@ -52,6 +56,7 @@ class OffLoopSigner:
         self.signer = signer
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
+        self._batch: list[tuple[bytes, asyncio.Future[bytes]]] = []
 
     @classmethod
     def worth_it(cls, signer: Signer) -> bool:
@@ -76,10 +81,42 @@ class OffLoopSigner:
             raw = self.signer.key.sign(signed_data)
         else:
             loop = asyncio.get_running_loop()
-            raw = await loop.run_in_executor(self._pool, _sign, signed_data)
+            future: asyncio.Future[bytes] = loop.create_future()
+            self._batch.append((signed_data, future))
+            if len(self._batch) == 1:  # the first of a batch: sent once the loop goes round
+                loop.call_soon(self._submit)
+            raw = await future
         return Signer.finish(unsigned, raw, message)
+
+    def _submit(self) -> None:
+        """One trip to a worker for every signature asked for since the last one: a trip per
+        message costs the event loop about as much as the RSA operation it moves."""
+        assert self._pool is not None
+        batch, self._batch = self._batch, []
+        done = asyncio.wrap_future(self._pool.submit(_sign_batch, [d for d, _ in batch]))
+
+        def deliver(result: asyncio.Future[list[bytes]]) -> None:
+            for (_, future), raw in zip(batch, _results(result, len(batch)), strict=True):
+                if future.done():
+                    continue
+                if isinstance(raw, BaseException):
+                    future.set_exception(raw)
+                else:
+                    future.set_result(raw)
+
+        done.add_done_callback(deliver)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _results(done: asyncio.Future[list[bytes]], n: int) -> list[bytes | BaseException]:
+    """A batch's signatures, or its error once per message (a worker died, the key failed)."""
+    if done.cancelled():
+        return [asyncio.CancelledError()] * n
+    error = done.exception()
+    if error is not None:
+        return [error] * n
+    return list(done.result())
