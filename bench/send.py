@@ -622,9 +622,12 @@ def bench_memory(root: Path, tmp: Path, *, sizes: Sequence[int], budget: Budget)
 # -- --profile ------------------------------------------------------------------------------------
 
 
-def bench_profile(root: Path, tmp: Path, *, count: int, budget: Budget) -> None:
+def bench_profile(
+    root: Path, tmp: Path, *, count: int, budget: Budget, dkim: str = "unsigned"
+) -> None:
     concurrency = CONCURRENCIES[-1]
-    print(f"(4) where the time goes: one send of {count:,} at concurrency {concurrency}")
+    print(f"(4) where the time goes: one send of {count:,} at concurrency {concurrency}, "
+          f"{dkim}")
     subscribers = tmp / f"subscribers-{count}.csv"
     if not subscribers.exists():
         write_subscribers(subscribers, count)
@@ -634,6 +637,9 @@ def bench_profile(root: Path, tmp: Path, *, count: int, budget: Budget) -> None:
     shutil.rmtree(root / "state", ignore_errors=True)
     with Sink(tmp) as sink:
         env = send_env(clean_env(), sink.port, concurrency)
+        if dkim != "unsigned":
+            env.update(NEWSLETTER_DKIM_KEY_FILE=str(write_dkim_keys(tmp)[dkim]),
+                       NEWSLETTER_DKIM_SELECTOR="bench")
         if py_spy is None:
             out = tmp / "send.prof"
             result = run([sys.executable, "-m", "cProfile", "-o", out, NEWSLETTER_BIN,
@@ -660,6 +666,9 @@ BUCKETS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
     ("idle: waiting in epoll", ("EpollSelector.select",), True),
     ("socket reads + reply parsing", ("_read_ready",), False),
     ("personalize()", ("MessageTemplate.personalize",), False),
+    ("DKIM: body hash + headers (event loop)", ("Signer.prepare", "IssueSigner.body_hash"), False),
+    ("DKIM: key operation", ("DkimKey.sign",), False),
+    ("DKIM: trips to the signing pool", ("OffLoopSigner", "_results"), False),
     ("list: read + validate rows", ("unique_mailable", "summarize", "read_rows"), False),
     ("SMTP MAIL + RCPT (address parsing)", ("SMTP.mail", "SMTP.rcpt"), False),
     ("SMTP DATA, the rest", ("SMTP.data",), False),
@@ -735,8 +744,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="pairs per concurrency in (1), median taken (default 3)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 300 recipients, 1 repeat, 20,000 rows for memory")
-    parser.add_argument("--profile", action="store_true",
-                        help="add one send at concurrency 16 under py-spy (or cProfile)")
+    parser.add_argument("--profile", nargs="?", const="unsigned",
+                        choices=("unsigned", "rsa", "ed25519"),
+                        help="add one send at concurrency 16 under py-spy (or cProfile), "
+                        "unsigned (the default) or signed with an RSA or Ed25519 key")
     parser.add_argument("--budget", type=float, default=450,
                         help="seconds after which no new child is started (default 450)")
     parser.add_argument("--variants", default=",".join(VARIANTS),
@@ -772,7 +783,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "3" not in args.skip:
                 bench_memory(root, tmp, sizes=sizes, budget=budget)
             if args.profile:
-                bench_profile(root, tmp, count=count, budget=budget)
+                bench_profile(root, tmp, count=count, budget=budget, dkim=args.profile)
         except ChildFailed as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1

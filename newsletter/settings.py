@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     # Several relays (issue 14, newsletter/send/relays.py): a JSON list of relays; empty: the
     # one relay of the NEWSLETTER_SMTP_* settings above. Parsed (and its errors named) there.
     smtp_relays: str = ""
+    # Send processes (issue 14, newsletter/send/processes.py): worker processes that each mail
+    # a share of the list with their own connections, into the one journal; 1: one process.
+    send_processes: int = Field(1, ge=1, le=64)
 
     @field_validator("sender")
     @classmethod

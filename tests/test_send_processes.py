@@ -1,0 +1,94 @@
+"""NEWSLETTER_SEND_PROCESSES: worker processes, each with a share of the list, one journal."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dkim
+from conftest import RunCli
+from cryptography.hazmat.primitives import serialization as ser
+from cryptography.hazmat.primitives.asymmetric import rsa
+from smtpserver import Faults, TestServer
+from test_dkim import dns
+
+from newsletter.layout import Layout
+
+
+def readers(root: Path, n: int) -> list[str]:
+    emails = [f"lecteur{i:03d}@example.fr" for i in range(n)]
+    rows = "".join(f"{e},Lecteur {i}\n" for i, e in enumerate(emails))
+    (root / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
+    return emails
+
+
+def test_three_processes_mail_everyone_once_signed_and_journal_it_all(
+    built: Path, run_cli: RunCli, smtp_server: TestServer
+) -> None:
+    emails = readers(built, 45)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (built / "dkim.pem").write_bytes(
+        key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    )
+    spki = key.public_key().public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+    from base64 import b64encode
+
+    result = run_cli(
+        "send", "2026-11", root=built,
+        env=smtp_server.env(
+            NEWSLETTER_SEND_PROCESSES="3", NEWSLETTER_SMTP_CONCURRENCY="6",
+            NEWSLETTER_DKIM_KEY_FILE="dkim.pem", NEWSLETTER_DKIM_SELECTOR="nl",
+        ),
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "Sent 2026-11: 45 sent, 0 failed, 0 deferred" in result.stdout
+    assert smtp_server.recipients() == emails  # each exactly once
+    lookup = dns({"nl._domainkey.coeursurparis.example": b"v=DKIM1; k=rsa; p=" + b64encode(spki)})
+    assert all(dkim.verify(r.raw, dnsfunc=lookup) for r in smtp_server.received)
+    db = sqlite3.connect(Layout.at(built).journal_path)
+    try:
+        rows = dict(db.execute("SELECT email, status FROM deliveries"))
+    finally:
+        db.close()
+    assert rows == dict.fromkeys(emails, "sent")
+    again = run_cli("send", "2026-11", root=built, env=smtp_server.env(
+        NEWSLETTER_SEND_PROCESSES="3"))
+    assert again.exit_code == 0 and len(smtp_server.received) == 45  # nothing twice
+
+
+def test_sigkill_of_a_multi_process_send_then_resume_skips_nobody(built: Path) -> None:
+    n = 60
+    emails = readers(built, n)
+    server = TestServer(Faults(delay=0.02))  # slow enough to be killed part-way
+    server.start()
+    try:
+        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4",
+                                          NEWSLETTER_SEND_PROCESSES="2")}
+        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while len(server.received) < n // 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        time.sleep(1.5)  # the workers see their parent gone and stop
+        killed_at = len(server.received)
+        assert 0 < killed_at < n, killed_at
+        resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    finally:
+        server.stop()
+    counts = collections.Counter(server.recipients())
+    assert sorted(counts) == emails  # nobody skipped
+    twice = sorted(a for a, c in counts.items() if c > 1)
+    m = re.search(r"(\d+) message\(s\) were in flight when the last send stopped", resumed.stdout)
+    assert len(twice) <= (int(m.group(1)) if m else 0) <= 4  # one per connection at most
+    for address in twice:  # every duplicate was announced as in flight
+        assert address in resumed.stdout
