@@ -62,8 +62,9 @@ SMTP_SOURCE = Path("/usr/sbin/smtp-source")
 ISSUE_ID = "2026-11"
 CONCURRENCIES = (1, 4, 16)
 #: What (1) can measure (--variants): concurrencies, then at 16: RSA 2048, Ed25519, and two
-#: smtp-sinks as two relays (8 connections each) against smtp-source into one.
-VARIANTS = ("1", "4", "16", "rsa", "ed", "relays")
+#: smtp-sinks as two relays (8 connections each) against smtp-source into one, and
+#: NEWSLETTER_SEND_PROCESSES=2 unsigned and RSA (`procs`).
+VARIANTS = ("1", "4", "16", "rsa", "ed", "relays", "procs")
 #: Issue 14's targets, newsletter / smtp-source at concurrency 16: (target, stretch).
 TARGETS = {"16": (0.45, 0.6), "16+dkim rsa": (0.30, 0.45)}
 TARGET_PERSONALIZE_US = 500.0
@@ -409,10 +410,12 @@ def bench_throughput(
         "ed": ("16+dkim ed", 16, keys["ed25519"]),
         "relays": ("16, 2 relays", 16, None),
     }
-    variants = [named[v] for v in VARIANTS if v in variants_wanted]
+    variants = [named[v] for v in VARIANTS if v in named and v in variants_wanted]
+    if "procs" in variants_wanted:  # NEWSLETTER_SEND_PROCESSES=2, unsigned and RSA
+        variants += [("16, 2 procs", 16, None), ("16+dkim rsa, 2 procs", 16, keys["rsa"])]
     if baseline is not None:  # the same variants, with the code of another tree, in this run
         variants += [(f"{label} before", c, key) for label, c, key in variants
-                     if not label.endswith("2 relays")]
+                     if not label.endswith(("2 relays", "2 procs"))]
     ours: dict[str, list[Run]] = {v[0]: [] for v in variants}
     theirs: dict[str, list[float]] = {v[0]: [] for v in variants}
     fixed: list[float] = []
@@ -423,6 +426,8 @@ def bench_throughput(
                     two = label.endswith("2 relays")
                     env = (relays_env(base, [sink, sink2], c) if two
                            else send_env(base, sink.port, c))
+                    if label.endswith("2 procs"):
+                        env["NEWSLETTER_SEND_PROCESSES"] = "2"
                     if label.endswith(" before") and baseline is not None:
                         env["PYTHONPATH"] = str(baseline)
                     if key is not None:
@@ -444,7 +449,7 @@ def bench_throughput(
                   "medians of what ran)")
     size = eml.stat().st_size / 1024
     fixed_s = statistics.median(fixed) if fixed else 0.0
-    print(f"    {'conc':>18}  {'newsletter':>17}  {'cpu/wall':>8}  {'smtp-source':>17}  "
+    print(f"    {'conc':>21}  {'newsletter':>17}  {'cpu/wall':>8}  {'smtp-source':>17}  "
           f"{'ratio':>5}  {'newsletter w/o fixed cost':>25}")
     for label, _c, _key in variants:
         if not ours[label] or not theirs[label]:
@@ -459,7 +464,7 @@ def bench_throughput(
             verdict = "stretch met" if ratio >= stretch else "ok" if ratio >= goal else "MISSED"
             target = f"  target >= {goal} (stretch {stretch}): {verdict}"
         net = count / (t_ours - fixed_s) if fixed and t_ours > fixed_s else float("nan")
-        print(f"    {label:>18}  {count / t_ours:7.0f}/s {t_ours:6.2f} s  {busy:8.0%}  "
+        print(f"    {label:>21}  {count / t_ours:7.0f}/s {t_ours:6.2f} s  {busy:8.0%}  "
               f"{count / t_theirs:7.0f}/s {t_theirs:6.2f} s  {ratio:5.2f}  "
               f"{net:15.0f}/s{target}")
     if fixed:

@@ -18,15 +18,9 @@ from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import rsa
 from smtpserver import Faults, TestServer
 from test_dkim import dns
+from test_relays import readers
 
 from newsletter.layout import Layout
-
-
-def readers(root: Path, n: int) -> list[str]:
-    emails = [f"lecteur{i:03d}@example.fr" for i in range(n)]
-    rows = "".join(f"{e},Lecteur {i}\n" for i, e in enumerate(emails))
-    (root / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
-    return emails
 
 
 def test_three_processes_mail_everyone_once_signed_and_journal_it_all(

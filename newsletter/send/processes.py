@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
-import os
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -30,6 +28,7 @@ from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.layout import Layout
 from newsletter.send.delivery import DeliveryReport, ProgressHook
 from newsletter.send.relays import Relay
+from newsletter.send.signing import exit_with_parent
 from newsletter.send.transport import Outcome
 from newsletter.settings import Settings
 
@@ -71,8 +70,7 @@ class Share:
 def _child(spec: ShareSpec, share: Share, conn: Connection) -> None:
     """A worker process: its share, then its report to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and tells us
-    parent = os.getppid()
-    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    exit_with_parent()  # a parent killed with SIGKILL: the journal names what was in flight
     try:
         report, counts = asyncio.run(_child_send(spec, share, conn))
         conn.send(("done", _pack(report), counts))
@@ -82,13 +80,6 @@ def _child(spec: ShareSpec, share: Share, conn: Connection) -> None:
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:
         conn.close()
-
-
-def _exit_with_parent(parent: int) -> None:
-    """A parent killed with SIGKILL: stop too (the journal names what was in flight)."""
-    while os.getppid() == parent:
-        time.sleep(0.5)
-    os._exit(1)
 
 
 async def _child_send(

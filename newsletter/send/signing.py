@@ -25,14 +25,19 @@ def _adopt(key: DkimKey) -> None:
     global _KEY
     _KEY = key
     # A worker blocked on its queue would outlive a parent killed with SIGKILL: watch it.
+    exit_with_parent()
+
+
+def exit_with_parent() -> None:
+    """In a worker process: exit as soon as the parent is gone (killed with SIGKILL, say)."""
     parent = os.getppid()
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
 
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
 
-def _exit_with(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(0)
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def _sign(data: bytes) -> bytes:
