@@ -450,12 +450,14 @@ def bench_throughput(
     size = eml.stat().st_size / 1024
     fixed_s = statistics.median(fixed) if fixed else 0.0
     print(f"    {'conc':>21}  {'newsletter':>17}  {'cpu/wall':>8}  {'smtp-source':>17}  "
-          f"{'ratio':>5}  {'newsletter w/o fixed cost':>25}")
+          f"{'ratio':>5}  {'newsletter w/o fixed cost':>25}  {'cpu µs/msg':>10}")
     for label, _c, _key in variants:
         if not ours[label] or not theirs[label]:
             continue
         t_ours = statistics.median(r.seconds for r in ours[label])
         busy = statistics.median(r.cpu_seconds / r.seconds for r in ours[label])
+        # CPU per message (the send and its worker processes): what a loaded box changes least.
+        cpu_us = statistics.median(r.cpu_seconds for r in ours[label]) / count * 1e6
         t_theirs = statistics.median(theirs[label])
         ratio = t_theirs / t_ours
         target = ""
@@ -466,7 +468,7 @@ def bench_throughput(
         net = count / (t_ours - fixed_s) if fixed and t_ours > fixed_s else float("nan")
         print(f"    {label:>21}  {count / t_ours:7.0f}/s {t_ours:6.2f} s  {busy:8.0%}  "
               f"{count / t_theirs:7.0f}/s {t_theirs:6.2f} s  {ratio:5.2f}  "
-              f"{net:15.0f}/s{target}")
+              f"{net:15.0f}/s  {cpu_us:7.0f}{target}")
     if fixed:
         print(f"    fixed cost of a send process (1 recipient, start-up + list check + journal): "
               f"{fixed_s:.2f} s")
