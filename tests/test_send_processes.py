@@ -86,3 +86,13 @@ def test_sigkill_of_a_multi_process_send_then_resume_skips_nobody(built: Path) -
     assert len(twice) <= (int(m.group(1)) if m else 0) <= 4  # one per connection at most
     for address in twice:  # every duplicate was announced as in flight
         assert address in resumed.stdout
+
+
+def test_limit_holds_across_processes(
+    built: Path, run_cli: RunCli, smtp_server: TestServer
+) -> None:
+    readers(built, 30)
+    result = run_cli("send", "2026-11", "--limit", "5", root=built,
+                     env=smtp_server.env(NEWSLETTER_SEND_PROCESSES="2"))
+    assert "Sent 2026-11: 5 sent, 0 failed" in result.stdout, result.stdout + result.stderr
+    assert len(smtp_server.received) == 5

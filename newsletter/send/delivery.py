@@ -237,7 +237,9 @@ class _Delivery:
         """One worker: jobs from the queue until it is empty or the send stops."""
         try:
             while not self.stop.is_set():
-                if self.pool is not None and not await self._my_turn(lane, self.pool):
+                if self.pool is not None and self.pool.gated and not await self._my_turn(
+                    lane, self.pool
+                ):
                     break
                 job = self.queue.next()
                 if job is None:

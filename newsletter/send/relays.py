@@ -148,6 +148,11 @@ class RelayPool:
     def several(self) -> bool:
         return len(self._states) > 1
 
+    @property
+    def gated(self) -> bool:
+        """Must a connection ask before each message? (Not for one relay without a quota.)"""
+        return self.several or any(r.daily_quota is not None for r in self.relays)
+
     def _up(self, s: _State, now: float) -> bool:
         quota = s.relay.daily_quota
         if quota is not None and s.used_today + s.taken >= quota and s.gone is None:

@@ -360,8 +360,8 @@ async def _deliver_share(
     if on_start is not None:
         on_start(result)
     limit = options.limit
-    if limit is not None and share.count > 1:
-        limit = -(-limit // share.count)
+    if limit is not None and share.count > 1:  # never more than --limit in all
+        limit = limit // share.count + (share.index < limit % share.count)
     return await deliver(
         outgoing,
         _pending(options.subscribers, rel, done, suppressed, result, share),
