@@ -96,3 +96,61 @@ def test_limit_holds_across_processes(
                      env=smtp_server.env(NEWSLETTER_SEND_PROCESSES="2"))
     assert "Sent 2026-11: 5 sent, 0 failed" in result.stdout, result.stdout + result.stderr
     assert len(smtp_server.received) == 5
+
+
+def test_ctrl_c_stops_every_process_after_its_messages_in_flight(built: Path) -> None:
+    """One SIGINT to the parent (a terminal sends it to the whole group: the workers ignore
+    it and wait for the parent's word): in-flight messages finish and are journaled, exit
+    130, nothing left `sending`, and the next run mails the rest, once each."""
+    n = 80
+    emails = readers(built, n)
+    server = TestServer(Faults(delay=0.03))
+    server.start()
+    try:
+        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4",
+                                          NEWSLETTER_SEND_PROCESSES="2")}
+        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        deadline = time.monotonic() + 30
+        while len(server.received) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, out.decode() + err.decode()
+        assert b"Interrupted" in out
+        db = sqlite3.connect(Layout.at(built).journal_path)
+        try:
+            statuses = collections.Counter(s for (s,) in db.execute(
+                "SELECT status FROM deliveries"))
+        finally:
+            db.close()
+        assert statuses["sending"] == 0 and statuses["sent"] == len(server.received) < n
+        resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    finally:
+        server.stop()
+    assert server.recipients() == emails  # once each
+
+
+def test_an_old_journal_gets_the_relay_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    from newsletter.send.journal import Journal, Status
+
+    path = tmp_path / "newsletter.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE deliveries (issue TEXT NOT NULL, email_key TEXT NOT NULL, "
+        "email TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "code INTEGER, reply TEXT NOT NULL DEFAULT '', message_id TEXT NOT NULL DEFAULT '', "
+        "updated REAL NOT NULL, PRIMARY KEY (issue, email_key)) WITHOUT ROWID;"
+        "INSERT INTO deliveries VALUES "
+        "('2026-11', 'a@example.fr', 'a@example.fr', 'sent', 1, 250, 'ok', '<m>', 1.0);"
+    )
+    old.close()
+    journal = Journal(path, "2026-11")
+    try:
+        assert [(r.email, r.status, r.relay) for r in journal.rows()] == [
+            ("a@example.fr", Status.SENT, None)]
+        assert journal.by_relay() == [("-", 1)]
+    finally:
+        journal.close()

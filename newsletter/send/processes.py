@@ -69,7 +69,7 @@ class Share:
 
 def _child(spec: ShareSpec, share: Share, conn: Connection) -> None:
     """A worker process: its share, then its report to the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and tells us
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so (see below); the parent tells us
     exit_with_parent()  # a parent killed with SIGKILL: the journal names what was in flight
     try:
         report, counts = asyncio.run(_child_send(spec, share, conn))
@@ -160,12 +160,20 @@ async def deliver_in_processes(
     progress: dict[int, tuple[int, int, int]] = {}
     errors: list[str] = []
     children = []
-    for i in range(processes):
-        mine, theirs = ctx.Pipe()
-        proc = ctx.Process(target=_child, args=(spec, Share(i, processes), theirs), daemon=True)
-        proc.start()
-        theirs.close()
-        children.append((i, proc, mine))
+    # A terminal's Ctrl-C reaches the whole process group: the workers ignore it from their
+    # first instruction on (SIG_IGN survives exec), and stop when the parent tells them.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for i in range(processes):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(
+                target=_child, args=(spec, Share(i, processes), theirs), daemon=True
+            )
+            proc.start()
+            theirs.close()
+            children.append((i, proc, mine))
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
     async def follow(i: int, proc: Any, conn: Connection) -> None:
         while True:
