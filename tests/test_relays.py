@@ -202,3 +202,28 @@ def test_a_daily_quota_takes_the_relay_out_once_used() -> None:
     pool.took("a")
     assert not pool.may_take("a", now=0.0)
     assert ("a", "its daily quota of 5 is used up") in pool.outages()
+
+
+def test_relays_from_newsletter_toml_without_passwords(
+    built: Path, run_cli: RunCli, servers: list[TestServer]
+) -> None:
+    emails = readers(built, 30)
+    a, b = start(servers), start(servers)
+    tables = "".join(
+        f'[[relay]]\nname = "{n}"\nhost = "127.0.0.1"\nport = {s.port}\ntls = "none"\n'
+        f"weight = {w}\nconcurrency = 1\n\n"
+        for n, s, w in (("a", a, 2), ("b", b, 1))
+    )
+    toml = built / "newsletter.toml"
+    toml.write_text(tables, encoding="utf-8")
+    result = run_cli("send", "2026-11", root=built, env={"NEWSLETTER_RETRY_DELAY": "0.05"})
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(a.recipients() + b.recipients()) == emails
+    assert 18 <= len(a.recipients()) <= 22  # weights 2:1
+    toml.write_text(tables + f'[[relay]]\nhost = "c.example"\npassword = "{PASSWORD}"\n',
+                    encoding="utf-8")
+    refused = run_cli("send", "2026-11", root=built)
+    assert refused.exit_code == 1
+    assert "newsletter.toml: [[relay]].password: relay 3: a secret does not belong" in (
+        refused.stderr), refused.stderr
+    assert PASSWORD not in refused.stderr

@@ -9,6 +9,9 @@
 "concurrency": 8, "rate": 20, "daily_quota": 50000, "weight": 3}, {"host": "10.0.0.5"}]`.
 Every key but `host` is optional; the defaults are those of the NEWSLETTER_SMTP_* settings.
 A password is a secret: it is never in an error, a log line or the journal.
+
+Without NEWSLETTER_SMTP_RELAYS, newsletter.toml may list relays as `[[relay]]` tables with
+the same keys, but no `password` (a secret does not belong in that committed file).
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
@@ -66,10 +71,16 @@ class Relay(BaseModel):
         )
 
 
-def load_relays(settings: Settings) -> list[Relay]:
-    """The relays of a send; a bad NEWSLETTER_SMTP_RELAYS is a ConfigError naming the item."""
+def load_relays(settings: Settings, *, project_file: Path | None = None) -> list[Relay]:
+    """The relays of a send: NEWSLETTER_SMTP_RELAYS, else the `[[relay]]` tables of
+    newsletter.toml (`project_file`), else the one relay of the NEWSLETTER_SMTP_* settings.
+    A bad list is a ConfigError naming the relay and the key, never a password."""
     raw = settings.smtp_relays.strip()
     if not raw:
+        tables = _project_relays(project_file) if project_file is not None else None
+        if project_file is not None and tables is not None:
+            return parse_relays(tables, where="[[relay]]", path=project_file.name,
+                                hint="see docs/sending.md, Several relays", secrets=False)
         return [
             Relay(
                 host=settings.smtp_host,
@@ -92,25 +103,47 @@ def load_relays(settings: Settings) -> list[Relay]:
     return parse_relays(items, where=SETTING, hint=hint)
 
 
-def parse_relays(items: Any, *, where: str, hint: str) -> list[Relay]:
-    """Relays from decoded JSON (or a `[[relay]]` array of tables); errors name the item."""
+def parse_relays(
+    items: Any, *, where: str, hint: str, path: str | None = None, secrets: bool = True
+) -> list[Relay]:
+    """Relays from decoded JSON or the `[[relay]]` tables of newsletter.toml (`secrets`
+    False: a password there is refused, as every secret in that committed file is)."""
     if not isinstance(items, list) or not items:
-        raise ConfigError("must be a non-empty list of relays", field=where, hint=hint)
+        raise ConfigError("must be a non-empty list of relays", path=path, field=where,
+                          hint=hint)
     relays: list[Relay] = []
     for n, item in enumerate(items, 1):
+        if not secrets and isinstance(item, dict) and "password" in item:
+            raise ConfigError(
+                f"relay {n}: a secret does not belong in newsletter.toml", path=path,
+                field=f"{where}.password",
+                hint="list the relays that log in in NEWSLETTER_SMTP_RELAYS, in .env",
+            )
         try:
             relays.append(Relay.model_validate(item))
         except ValidationError as exc:
             err = exc.errors()[0]
             key = ".".join(map(str, err["loc"])) or "relay"
             # err["input"] may be the password: only the message and the key are shown.
-            raise ConfigError(f"relay {n}: {key}: {err['msg']}", field=where, hint=hint) from None
+            raise ConfigError(f"relay {n}: {key}: {err['msg']}", path=path, field=where,
+                              hint=hint) from None
     labels = [r.label for r in relays]
     twice = sorted({x for x in labels if labels.count(x) > 1})
     if twice:
-        raise ConfigError(f"two relays are named {twice[0]}", field=where,
+        raise ConfigError(f"two relays are named {twice[0]}", path=path, field=where,
                           hint="give each relay its own `name`")
     return relays
+
+
+def _project_relays(path: Path) -> Any:
+    """The `relay` array of tables of newsletter.toml; None without the file or the key.
+
+    The file's syntax and its other keys are settings.py's to check (and to report)."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return None
+    return data.get("relay")
 
 
 @dataclass
