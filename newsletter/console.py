@@ -92,6 +92,8 @@ def print_report(report: SendReport) -> None:
     if report.problems:
         out("  by code:   " + _tally(report.by_code))
         out("  by domain: " + _tally(report.by_domain))
+    if report.by_relay:  # sent, by the relay that took them (issue 14)
+        out("  sent by relay: " + _tally(report.by_relay))
     for row in report.problems:
         out(f"  {row.status:<8} {row.email}  {row.reply or '(no reply)'}")
 

@@ -105,6 +105,13 @@ class Settings(BaseSettings):
     # relative links and images when the article has no `url`.
     site_url: str = ""
 
+    # Several relays (issue 14, newsletter/send/relays.py): a JSON list of relays; empty: the
+    # one relay of the NEWSLETTER_SMTP_* settings above. Parsed (and its errors named) there.
+    smtp_relays: str = ""
+    # Send processes (issue 14, newsletter/send/processes.py): worker processes that each mail
+    # a share of the list with their own connections, into the one journal; 1: one process.
+    send_processes: int = Field(1, ge=1, le=64)
+
     @field_validator("sender")
     @classmethod
     def _sender_has_address(cls, value: str) -> str:
@@ -279,6 +286,10 @@ def _secret_fields() -> set[str]:
     return {f for f, info in Settings.model_fields.items() if info.annotation is SecretStr}
 
 
+#: Tables of newsletter.toml that are not settings: each read by the module named.
+TABLES = frozenset({"relay"})
+
+
 def read_project_file(path: Path, *, rel: str) -> dict[str, Any]:
     """newsletter.toml as {field: value}; missing file: {}. Unknown keys, secrets, bad TOML or
     a file that is not UTF-8 are ConfigErrors naming the file and the line."""
@@ -309,6 +320,8 @@ def read_project_file(path: Path, *, rel: str) -> dict[str, Any]:
     secrets = _secret_fields()
     values: dict[str, Any] = {}
     for key, value in data.items():
+        if key in TABLES:  # read by their own modules (`[[relay]]`: send/relays.py)
+            continue
         field = by_key.get(key)
         line = _line_of_key(text, key)
         if field in secrets:

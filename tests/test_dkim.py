@@ -271,3 +271,88 @@ def test_relaxed_canonicalisation_of_awkward_bytes_verifies_with_dkimpy(
     assert not dkim.verify(signed.replace(b"indented", b"Indented"), dnsfunc=lookup)
     # Whitespace changes that relaxed canonicalisation ignores keep the signature valid.
     assert dkim.verify(signed.replace(b"tab  and", b"tab and"), dnsfunc=lookup)
+
+
+def _awkward_pieces() -> list[bytes]:
+    """Static pieces of a body (whole lines), with tabs, runs of spaces and trailing spaces."""
+    return [
+        b"--b\r\nContent-Type: text/plain\r\n\r\n" + b"static  line\t with   runs  \r\n" * 4,
+        b"=\r\nmiddle piece that is long enough to be canonicalised once \t \r\n" * 2,
+        b"the end of the body, with spaces   at the end   \r\n--b--\r\n",
+    ]
+
+
+@pytest.mark.parametrize(
+    "fill",
+    [
+        [b"Bonjour  Zo=C3=A9\t!=\r\n", b"https://x.example/u?t=1=\r\n"],
+        [b"", b""],  # empty fields: the pieces meet back to back
+        [b"  \r\n\r\n", b"\r\n \t\r\n"],  # fields that are only whitespace and empty lines
+    ],
+)
+def test_the_issue_signer_signs_byte_for_byte_like_the_plain_one(
+    keys: dict[str, KeyPair], tmp_path: Path, fill: list[bytes]
+) -> None:
+    """Pieces canonicalised once per issue, hash states copied: the same bytes as signing
+    the whole message each time, and dkimpy verifies both; a piece that is not found (or
+    trailing empty lines after the last one) falls back to the plain way."""
+    from newsletter.send.dkim import IssueSigner, Signer, load_key
+
+    path = tmp_path / "k.pem"
+    path.write_bytes(keys["rsa"][0])
+    plain = Signer(load_key(path, shown="k.pem"), selector="nl", domain="example.fr")
+    pieces = _awkward_pieces()
+    issue = IssueSigner.for_issue(plain, [*pieces, b"a static piece that never appears\r\n" * 3])
+    head = b"From: a@example.fr\r\nTo: b@example.fr\r\nSubject: s\r\n\r\n"
+    lookup = dns({"nl._domainkey.example.fr": keys["rsa"][1]})
+    bodies = [
+        pieces[0] + fill[0] + pieces[1] + fill[1] + pieces[2],
+        fill[0] + pieces[0] + pieces[1] + fill[1] + pieces[2] + b"\r\n\r\n",
+        pieces[1] + b"  \t\r\n" + fill[1],
+    ]
+    for body in bodies:
+        message = head + body
+        ours = issue.sign(message, now=1_700_000_000)
+        assert ours == plain.sign(message, now=1_700_000_000)
+        assert dkim.verify(ours, dnsfunc=lookup)
+
+
+def test_signatures_made_in_worker_processes_verify(
+    keys: dict[str, KeyPair], built: Path, tmp_path: Path
+) -> None:
+    """The key operation in a process pool (RSA): each message still verifies with dkimpy,
+    and the signatures were made in other processes than this one."""
+    import asyncio
+    import os
+
+    from newsletter.layout import Layout
+    from newsletter.send import signing
+    from newsletter.send.dkim import IssueSigner, Signer, load_key
+    from newsletter.send.message import MessageTemplate
+    from newsletter.send.run import static_pieces
+    from newsletter.send.subscribers import Subscriber
+    from newsletter.settings import Settings
+
+    key_file = tmp_path / "k.pem"
+    key_file.write_bytes(keys["rsa"][0])
+    template = MessageTemplate.from_build(
+        Layout.at(built).build_dir("2026-11"), settings=Settings()
+    )
+    plain = Signer(load_key(key_file, shown="k.pem"), selector=SELECTOR, domain=DOMAIN)
+    pool = signing.OffLoopSigner(
+        IssueSigner.for_issue(plain, static_pieces(template)), processes=2
+    ).start()
+    readers = [Subscriber(email=f"r{i}@example.fr", name=f"Zoé  N°{i}") for i in range(12)]
+
+    async def sign_all() -> list[bytes]:
+        return await asyncio.gather(*(pool.sign(template.personalize(r)) for r in readers))
+
+    try:
+        signed = asyncio.run(sign_all())
+        pids = set(pool._pool._processes) if pool._pool is not None else set()  # type: ignore[attr-defined]
+    finally:
+        pool.close()
+    assert pids and os.getpid() not in pids
+    lookup = dns({f"{SELECTOR}._domainkey.{DOMAIN}": keys["rsa"][1]})
+    assert all(dkim.verify(raw, dnsfunc=lookup) for raw in signed)
+    assert len({tags(raw)["b"] for raw in signed}) == len(readers)

@@ -31,11 +31,13 @@ from newsletter.send.engine import (
 )
 from newsletter.send.journal import Journal, Status, Write
 from newsletter.send.message import MessageTemplate
+from newsletter.send.relays import RelayPool
 from newsletter.send.subscribers import Subscriber
 from newsletter.send.transport import Outcome, RelayUnusable
 
 if TYPE_CHECKING:
     from newsletter.send.dkim import Signer
+    from newsletter.send.signing import OffLoopSigner
     from newsletter.send.verp import Verp
 
 
@@ -64,6 +66,7 @@ class Outgoing:
     template: MessageTemplate
     signer: Signer | None = None
     verp: Verp | None = None
+    off_loop: OffLoopSigner | None = None  # the signer's key operation in worker processes
 
     def sender(self, sub: Subscriber) -> str:
         if self.verp is None:
@@ -74,6 +77,12 @@ class Outgoing:
         data = self.template.personalize(sub)
         # Signed here and only here, right after personalising: nothing touches the bytes after.
         return self.signer.sign(data) if self.signer is not None else data
+
+    async def data_async(self, sub: Subscriber) -> bytes:
+        """`data`, with the DKIM key operation off the event loop when a pool is set up."""
+        if self.off_loop is None:
+            return self.data(sub)
+        return await self.off_loop.sign(self.template.personalize(sub))
 
     def message_id(self, sub: Subscriber) -> str:
         return self.template.message_id(sub)
@@ -94,6 +103,9 @@ class DeliveryReport:
     limiter: RateLimiter | None = None
     interrupted: bool = False
     failures: list[tuple[str, Outcome]] = field(default_factory=list)
+    by_relay: dict[str, int] = field(default_factory=dict)  # sent through each relay
+    relay_outages: list[tuple[str, str]] = field(default_factory=list)  # (relay, why)
+    rerouted: list[str] = field(default_factory=list)  # in flight on a failing relay, resent
 
     @property
     def done(self) -> int:
@@ -186,6 +198,8 @@ class _Lane:
 
     transport: Transport
     pending: Write | None = None
+    relay: str = ""  # its relay's name ("" without a RelayPool)
+    limiter: RateLimiter | None = None  # its relay's own rate, if it has one
 
 
 class _Delivery:
@@ -203,7 +217,9 @@ class _Delivery:
         stop: asyncio.Event,
         on_progress: ProgressHook | None,
         on_hard_bounce: HardBounceHook,
+        pool: RelayPool | None = None,
     ) -> None:
+        self.pool = pool
         self.queue = queue
         self.committer = committer
         self.outgoing = outgoing
@@ -221,6 +237,10 @@ class _Delivery:
         """One worker: jobs from the queue until it is empty or the send stops."""
         try:
             while not self.stop.is_set():
+                if self.pool is not None and self.pool.gated and not await self._my_turn(
+                    lane, self.pool
+                ):
+                    break
                 job = self.queue.next()
                 if job is None:
                     break
@@ -228,6 +248,8 @@ class _Delivery:
                     await self._flush(lane)
                     await self.clock.sleep(min(job, 0.5), wake=self.stop)
                     continue
+                if self.pool is not None:
+                    self.pool.took(lane.relay)
                 self.queue.in_flight += 1
                 try:
                     await self.deliver_one(lane, job)
@@ -245,6 +267,48 @@ class _Delivery:
                 self.fatal.append(exc)
             await lane.transport.close()
 
+    async def _my_turn(self, lane: _Lane, pool: RelayPool) -> bool:
+        """Wait until this lane's relay may take a message (its share, not out); False when
+        there is nothing left for it, or no relay can take anything any more."""
+        while not pool.may_take(lane.relay, self.clock.now()):
+            gone = pool.all_gone()
+            if gone is not None:
+                if not self.report.stopped:
+                    self.report.stopped = f"no relay can take messages any more: {gone}"
+                self.stop.set()
+                return False
+            if self.queue.finished or self.stop.is_set():
+                return False
+            await self._flush(lane)
+            wait = min(pool.next_change(self.clock.now()), 0.05)
+            await self.clock.sleep(wait, wake=pool.changed)
+        return not self.stop.is_set()
+
+    def _relay_trouble(self, lane: _Lane, outcome: Outcome) -> bool:
+        """With several relays: is this reply the relay's fault (connection, 421)? Then the
+        relay counts a failure (and may be taken out) and the message goes to another."""
+        pool = self.pool
+        if pool is None or not pool.several:
+            return False
+        if outcome.status is Status.DEFERRED and (outcome.code is None or outcome.code == 421):
+            refused = outcome.detail.startswith(("could not connect", "connection refused"))
+            pool.failed(lane.relay, outcome.reply, self.clock.now(), at_once=refused)
+            return True
+        pool.succeeded(lane.relay)
+        return False
+
+    async def _send(self, lane: _Lane, sender: str, sub: Subscriber, data: bytes) -> Outcome:
+        """The transport's send; with several relays, a fatal relay error (a refused login,
+        TLS refused) takes that relay out for the send and defers the message to the others."""
+        try:
+            return await lane.transport.send(sender, sub.email, data, wire_ready=True)
+        except DeliveryError as exc:
+            if self.pool is None or not self.pool.several:
+                raise
+            self.pool.give_up(lane.relay, exc.message)
+            await lane.transport.close()
+            return Outcome(Status.DEFERRED, None, f"relay {lane.relay}: {exc.message}")
+
     async def _flush(self, lane: _Lane) -> None:
         if lane.pending is not None:
             await self.committer.write(lane.pending)
@@ -254,36 +318,61 @@ class _Delivery:
         """`sending` committed (with the previous outcome), the message sent, its outcome kept."""
         sub = job.subscriber
         await self.limiter.acquire()
-        data = self.outgoing.data(sub)
+        if lane.limiter is not None:
+            await lane.limiter.acquire()
+        if isinstance(self.outgoing, Outgoing):
+            data = await self.outgoing.data_async(sub)
+        else:
+            data = self.outgoing.data(sub)
         message_id = self.outgoing.message_id(sub)
         attempts = job.attempts + 1
-        mark = Write(sub.email, Status.SENDING, attempts, message_id=message_id)
+        relay = lane.relay or None
+        mark = Write(sub.email, Status.SENDING, attempts, message_id=message_id, relay=relay)
         await self.committer.write(*([lane.pending] if lane.pending else []), mark)
         lane.pending = None
-        sender = self.outgoing.sender(sub)
         try:
-            outcome = await lane.transport.send(sender, sub.email, data, wire_ready=True)
+            outcome = await self._send(lane, self.outgoing.sender(sub), sub, data)
         except RelayUnusable:
             # Nothing left (TLS, login): the row goes back to pending, not `sending` (#13).
-            lane.pending = Write(sub.email, Status.DEFERRED, job.attempts, None, "", message_id)
+            lane.pending = Write(
+                sub.email, Status.DEFERRED, job.attempts, None, "", message_id, relay
+            )
             raise
         self.limiter.completed()
-        decision = await self._settle(Job(sub, attempts), outcome)
+        if lane.limiter is not None:
+            lane.limiter.completed()
+        relay_fault = self._relay_trouble(lane, outcome)
+        decision = await self._settle(Job(sub, attempts), outcome, lane, relay_fault=relay_fault)
+        if decision.tally is Status.SENT and lane.relay:
+            self.report.by_relay[lane.relay] = self.report.by_relay.get(lane.relay, 0) + 1
         lane.pending = Write(
-            sub.email, decision.write, attempts, outcome.code, outcome.reply, message_id
+            sub.email, decision.write, attempts, outcome.code, outcome.reply, message_id, relay
         )
         if self.on_progress is not None:
             self.on_progress(self.report)
 
-    async def _settle(self, job: Job, outcome: Outcome) -> Decision:
-        """Apply `decide()` to the run: limiter, suppressions, retries, counts, the stop."""
+    async def _settle(
+        self, job: Job, outcome: Outcome, lane: _Lane | None = None, *, relay_fault: bool = False
+    ) -> Decision:
+        """Apply `decide()` to the run: limiter, suppressions, retries, counts, the stop.
+
+        `relay_fault`: one relay of several failed (not the run): the message is retried at
+        once, through whichever relay takes it, and the run's failures in a row stay as they
+        were (the relay counts its own, in the RelayPool)."""
         report = self.report
         run = RunState(self.stop.is_set(), report.sender_problem, self.failures_in_row)
         verdict = classify(outcome.code, outcome.detail, command=outcome.command)
         decision = decide(outcome, verdict, job.attempts, self.policy, run)
-        self.failures_in_row = decision.failures_in_row
+        if relay_fault and decision.retry_in is not None:
+            decision = decision._replace(retry_in=0.0)
+            report.rerouted.append(job.subscriber.email)
+        else:
+            self.failures_in_row = decision.failures_in_row
         if decision.throttle:
-            self.limiter.throttled()
+            if lane is not None and lane.limiter is not None:
+                lane.limiter.throttled()
+            else:
+                self.limiter.throttled()
         if decision.suppress:
             await self.on_hard_bounce(job.subscriber, outcome)
             report.suppressed += 1
@@ -306,7 +395,7 @@ async def deliver(
     recipients: Iterator[Subscriber],
     *,
     journal: Journal,
-    transports: list[Transport],
+    transports: list[Transport] | dict[str, list[Transport]],
     rate: float,
     policy: Policy,
     stop: asyncio.Event | None = None,
@@ -315,8 +404,12 @@ async def deliver(
     on_hard_bounce: HardBounceHook | None = None,
     clock: Clock = SYSTEM_CLOCK,
     rng: random.Random | None = None,
+    pool: RelayPool | None = None,
 ) -> DeliveryReport:
     """Send to every recipient, one worker per transport. See the module docstring.
+
+    `transports` by relay name (with a `pool`): each relay's connections, which take
+    messages by the relay's weight and give them up to the others when it fails.
 
     Raises DeliveryError if the journal cannot be written (after every worker has stopped
     and committed what it could), or any other error a worker met.
@@ -332,15 +425,36 @@ async def deliver(
         stop=stop or asyncio.Event(),
         on_progress=on_progress,
         on_hard_bounce=on_hard_bounce or _ignore,
+        pool=pool,
     )
     committer.start()
     try:
-        await asyncio.gather(*(delivery.deliver_all(_Lane(t)) for t in transports))
+        lanes = _lanes(transports, pool, clock)
+        await asyncio.gather(*(delivery.deliver_all(lane) for lane in lanes))
     finally:
         await committer.close()
         delivery.report.finished = clock.now()
+        if pool is not None:
+            delivery.report.relay_outages = pool.outages()
     # Retries still waiting when the send stopped stay `deferred` in the journal.
     delivery.report.deferred += delivery.queue.waiting
     if delivery.fatal:
         raise delivery.fatal[0]
     return delivery.report
+
+
+def _lanes(
+    transports: list[Transport] | dict[str, list[Transport]],
+    pool: RelayPool | None,
+    clock: Clock,
+) -> list[_Lane]:
+    if isinstance(transports, list):
+        return [_Lane(t) for t in transports]
+    rates = {r.label: r.rate for r in pool.relays} if pool is not None else {}
+    lanes: list[_Lane] = []
+    for relay, group in transports.items():
+        rate = rates.get(relay, 0.0)
+        # Shared by the relay's connections.
+        limiter = RateLimiter(rate, clock=clock) if rate else None
+        lanes += [_Lane(t, relay=relay, limiter=limiter) for t in group]
+    return lanes

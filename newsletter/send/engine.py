@@ -170,6 +170,11 @@ class Queue:
         heapq.heappush(self._retries, _Retry(due, self._seq, job))
 
     @property
+    def finished(self) -> bool:
+        """Nothing left to hand out, now or later (the list read to its end, no retry due)."""
+        return self._source is None and not self._retries and not self.in_flight
+
+    @property
     def waiting(self) -> int:
         """Retries not yet due (they stay `deferred` in the journal if the send stops)."""
         return len(self._retries)

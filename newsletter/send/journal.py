@@ -44,6 +44,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     reply TEXT NOT NULL DEFAULT '',
     message_id TEXT NOT NULL DEFAULT '',
     updated REAL NOT NULL,
+    relay TEXT,
     PRIMARY KEY (issue, email_key)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
@@ -64,6 +65,7 @@ class Row:
     reply: str
     message_id: str
     updated: float
+    relay: str | None = None  # the relay that took it (None: journaled before issue 14)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class Write:
     code: int | None = None
     reply: str = ""
     message_id: str = ""
+    relay: str | None = None
 
 
 @contextmanager
@@ -106,7 +109,14 @@ class Journal:
             self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA busy_timeout=5000")
             self.db.executescript(SCHEMA)
+            self._migrate()
         self._lock_file: IO[str] | None = None
+
+    def _migrate(self) -> None:
+        """A journal from before issue 14 gets the nullable `relay` column (rows keep NULL)."""
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(deliveries)")}
+        if "relay" not in columns:
+            self.db.execute("ALTER TABLE deliveries ADD COLUMN relay TEXT")
 
     @classmethod
     def open(cls, layout: Layout, issue_id: str) -> Journal:
@@ -198,6 +208,26 @@ class Journal:
             done.add(digest(email))
         return done
 
+    def by_relay(self, status: Status = Status.SENT) -> list[tuple[str, int]]:
+        """(relay, messages) of this issue with `status`, most first ('-': journaled before
+        relays were recorded)."""
+        rows = self.db.execute(
+            "SELECT COALESCE(relay, '-'), COUNT(*) FROM deliveries WHERE issue = ? AND "
+            "status = ? GROUP BY 1 ORDER BY 2 DESC, 1",
+            (self.issue_id, status),
+        ).fetchall()
+        return [(str(relay), int(n)) for relay, n in rows]
+
+    def sent_today(self) -> dict[str, int]:
+        """{relay: messages sent through it since 00:00 UTC, every issue} (daily quotas)."""
+        midnight = time.time() // 86400 * 86400
+        rows = self.db.execute(
+            "SELECT relay, COUNT(*) FROM deliveries WHERE relay IS NOT NULL AND status = ? "
+            "AND updated >= ? GROUP BY relay",
+            (Status.SENT, midnight),
+        ).fetchall()
+        return {str(relay): int(n) for relay, n in rows}
+
     def in_flight(self) -> list[str]:
         """Addresses whose message was leaving when a previous send was killed."""
         return [
@@ -210,7 +240,8 @@ class Journal:
 
     def rows(self, statuses: Iterable[Status] | None = None) -> Iterator[Row]:
         sql = (
-            "SELECT email, status, attempts, code, reply, message_id, updated FROM deliveries "
+            "SELECT email, status, attempts, code, reply, message_id, updated, relay "
+            "FROM deliveries "
             "WHERE issue = ?"
         )
         params: list[Any] = [self.issue_id]
@@ -237,6 +268,7 @@ class Journal:
                 w.reply,
                 w.message_id,
                 now,
+                w.relay,
             )
             for w in writes
         ]
@@ -245,10 +277,12 @@ class Journal:
         with self.db:  # BEGIN ... COMMIT
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany(
-                "INSERT INTO deliveries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO deliveries (issue, email_key, email, status, attempts, code, "
+                "reply, message_id, updated, relay) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (issue, email_key) DO UPDATE SET status = excluded.status, "
                 "attempts = excluded.attempts, code = excluded.code, reply = excluded.reply, "
-                "message_id = excluded.message_id, updated = excluded.updated",
+                "message_id = excluded.message_id, updated = excluded.updated, "
+                "relay = excluded.relay",
                 rows,
             )
 

@@ -115,6 +115,7 @@ class SendProgress:
             f"({r.sent / r.duration if r.duration else 0:.0f} sent/s)"
         )
         self._list_counts(result)
+        _print_relays(r)
         if r.limiter is not None and r.limiter.throttles:
             # rate 0: back to unlimited, the relay stopped refusing
             settled = f"{r.limiter.rate:.1f}/s" if r.limiter.rate else "no limit"
@@ -169,3 +170,18 @@ class SendProgress:
         shown = [f"{n} {label}" for n, label in extras if n]
         if shown:
             _out("  " + ", ".join(shown))
+
+
+def _print_relays(r: DeliveryReport) -> None:
+    """Several relays (issue 14): who took how many, who was taken out, what went twice."""
+    if len(r.by_relay) > 1 or r.relay_outages:
+        ranked = sorted(r.by_relay.items(), key=lambda kv: (-kv[1], kv[0]))
+        _out("  sent by relay: " + ", ".join(f"{name} {n}" for name, n in ranked))
+    for name, why in r.relay_outages:
+        _out(f"  relay {name} was taken out: {why}")
+    if r.rerouted:
+        shown = ", ".join(r.rerouted[:20]) + (" …" if len(r.rerouted) > 20 else "")
+        _out(
+            f"  {len(r.rerouted)} message(s) in flight on a failing relay went out again "
+            f"through another (a copy may have arrived twice): {shown}"
+        )

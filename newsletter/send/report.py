@@ -15,7 +15,7 @@ import datetime as dt
 import io
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from newsletter import fsio
@@ -36,6 +36,7 @@ class SendReport:
     problems: list[Row]  # failed, deferred, sending: by address
     by_code: list[tuple[str, int]]  # "550 5.1.1" → n, most frequent first
     by_domain: list[tuple[str, int]]
+    by_relay: list[tuple[str, int]] = field(default_factory=list)  # sent, by relay name
 
     @property
     def total(self) -> int:
@@ -52,6 +53,7 @@ def read_report(layout: Layout, issue_id: str, /) -> SendReport | None:
         if not sum(counts.values()):
             return None
         problems = list(journal.rows(PROBLEM_STATUSES))
+        by_relay = journal.by_relay(Status.SENT)
     finally:
         journal.close()
     return SendReport(
@@ -60,6 +62,7 @@ def read_report(layout: Layout, issue_id: str, /) -> SendReport | None:
         problems,
         by_code=ranked(reply_code(row) for row in problems),
         by_domain=ranked(row.email.rpartition("@")[2].lower() for row in problems),
+        by_relay=by_relay,
     )
 
 

@@ -9,6 +9,7 @@ send_issue(...)      the entry point the CLI calls; checks, then picks the mode:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import re
 import time
@@ -39,6 +40,7 @@ from newsletter.send.engine import Policy
 from newsletter.send.evidence import mark_started, sent_evidence
 from newsletter.send.journal import Journal, Status
 from newsletter.send.message import SAMPLE_READER, MessageTemplate, missing_fields
+from newsletter.send.processes import Share
 from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
 from newsletter.send.transport import Outcome
 from newsletter.settings import Settings
@@ -155,14 +157,15 @@ async def send_issue(
     on_progress: ProgressHook | None = None,
 ) -> SendResult:
     """`newsletter send`: check, then mail every pending recipient and journal each outcome."""
-    from newsletter.send.dkim import Signer
+    from newsletter.send.dkim import IssueSigner, Signer
     from newsletter.send.verp import Verp
 
     template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
     # A bad key or bounce setting stops the send here, before anything leaves.
+    signer = Signer.from_settings(settings, layout=layout)
     outgoing = Outgoing(
         template,
-        signer=Signer.from_settings(settings, layout=layout),
+        signer=None if signer is None else IssueSigner.for_issue(signer, static_pieces(template)),
         verp=Verp.from_settings(settings),
     )
     result = SendResult(
@@ -269,8 +272,15 @@ async def send_list(
     on_progress: ProgressHook | None,
 ) -> SendResult:
     """The real send: every pending recipient (never a final one, never a suppressed one)."""
-    from newsletter.send.transport import SmtpTransport
+    from newsletter.send.processes import ShareSpec, deliver_in_processes
+    from newsletter.send.signing import OffLoopSigner, spare_cores
 
+    processes = settings.send_processes
+    off_loop: OffLoopSigner | None = None
+    if processes == 1 and outgoing.signer and OffLoopSigner.worth_it(outgoing.signer):
+        # Forked before the journal is opened and locked: a worker must not inherit the lock.
+        off_loop = OffLoopSigner(outgoing.signer, processes=spare_cores()).start()
+        outgoing = dataclasses.replace(outgoing, off_loop=off_loop)
     journal = Journal.open(layout, outgoing.template.issue_id)
     try:
         journal.lock()
@@ -278,37 +288,123 @@ async def send_list(
             refuse_unrecorded_resend(layout, journal, settings=settings)
         journal.bind(content_hash, allow_rebuilt=options.allow_rebuilt)
         mark_started(layout.build_dir(result.issue_id), result.issue_id, now=time.time())
-        done = journal.final_digests(include_failed=not options.retry_failed)
         result.resent_in_flight = journal.in_flight()
-        suppression_path = layout.resolve(settings.suppressions)
-        suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
-        rel = layout.rel(options.subscribers)
-        if on_start is not None:
-            on_start(result)
-        result.report = await deliver(
-            outgoing,
-            _pending(options.subscribers, rel, done, suppressed, result,
-                     left=changes.Recent(changes.path_in(layout.state_dir))),
-            journal=journal,
-            transports=[SmtpTransport(settings) for _ in range(settings.smtp_concurrency)],
-            rate=settings.rate_per_second,
-            policy=Policy(
-                max_attempts=settings.max_attempts,
-                retry_delay=settings.retry_delay,
-                max_consecutive_failures=settings.max_consecutive_failures,
-            ),
-            stop=stop,
-            on_progress=on_progress,
-            limit=options.limit,
-            on_hard_bounce=_suppressor(suppression_path, result.issue_id),
-        )
+        if processes > 1:
+            if on_start is not None:
+                on_start(result)
+            spec = ShareSpec(str(layout.root), result.issue_id, settings, options)
+            result.report, counts = await deliver_in_processes(
+                spec, processes=processes, stop=stop, on_progress=on_progress
+            )
+            result.already_done = counts.get("already_done", 0)
+            result.suppressed = counts.get("suppressed", 0)
+        else:
+            result.report = await _deliver_share(
+                outgoing, journal, layout=layout, settings=settings, options=options,
+                result=result, share=Share(0, 1), stop=stop, on_start=on_start,
+                on_progress=on_progress,
+            )
         result.totals = journal.counts()
         final = result.totals[Status.SENT] + result.totals[Status.FAILED]
         result.remaining = max(result.mailable - result.suppressed - final, 0)
+        suppression_path = layout.resolve(settings.suppressions)
         result.other_failures = other_failures(journal, suppression_path, layout)
         return result
     finally:
         journal.close()
+        if off_loop is not None:
+            off_loop.close()
+
+
+async def deliver_share(
+    layout: Layout,
+    issue_id: str,
+    *,
+    settings: Settings,
+    options: SendOptions,
+    share: Share,
+    stop: asyncio.Event,
+    on_progress: ProgressHook | None,
+) -> tuple[DeliveryReport, dict[str, int]]:
+    """One worker process's part of a send (processes.py): its share of the list, journaled
+    through its own connection to the journal (the parent holds the lock)."""
+    from newsletter.send.dkim import IssueSigner, Signer
+    from newsletter.send.verp import Verp
+
+    template = MessageTemplate.from_build(layout.build_dir(issue_id), settings=settings)
+    signer = Signer.from_settings(settings, layout=layout)
+    outgoing = Outgoing(
+        template,
+        signer=None if signer is None else IssueSigner.for_issue(signer, static_pieces(template)),
+        verp=Verp.from_settings(settings),
+    )
+    result = SendResult(issue_id=issue_id, report=DeliveryReport())
+    journal = Journal.open(layout, issue_id)
+    try:
+        report = await _deliver_share(
+            outgoing, journal, layout=layout, settings=settings, options=options,
+            result=result, share=share, stop=stop, on_start=None, on_progress=on_progress,
+        )
+    finally:
+        journal.close()
+    return report, {"already_done": result.already_done, "suppressed": result.suppressed}
+
+
+async def _deliver_share(
+    outgoing: Outgoing,
+    journal: Journal,
+    *,
+    layout: Layout,
+    settings: Settings,
+    options: SendOptions,
+    result: SendResult,
+    share: Share,
+    stop: asyncio.Event | None,
+    on_start: Callable[[SendResult], None] | None,
+    on_progress: ProgressHook | None,
+) -> DeliveryReport:
+    from newsletter.send.relays import RelayPool, load_relays
+    from newsletter.send.transport import SmtpTransport
+
+    done = journal.final_digests(include_failed=not options.retry_failed)
+    suppression_path = layout.resolve(settings.suppressions)
+    suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
+    rel = layout.rel(options.subscribers)
+    project_file = layout.root / "newsletter.toml"
+    relays = [share.of_relay(r) for r in load_relays(settings, project_file=project_file)]
+    pool = RelayPool(relays, used_today=journal.sent_today())
+    if on_start is not None:
+        on_start(result)
+    limit = options.limit
+    if limit is not None and share.count > 1:  # never more than --limit in all
+        limit = limit // share.count + (share.index < limit % share.count)
+    return await deliver(
+        outgoing,
+        _pending(options.subscribers, rel, done, suppressed, result, share,
+                 left=changes.Recent(changes.path_in(layout.state_dir))),
+        journal=journal,
+        transports={
+            r.label: [SmtpTransport(r.settings(settings)) for _ in range(r.concurrency)]
+            for r in relays
+        },
+        pool=pool,
+        rate=settings.rate_per_second / share.count,
+        policy=Policy(
+            max_attempts=settings.max_attempts,
+            retry_delay=settings.retry_delay,
+            max_consecutive_failures=settings.max_consecutive_failures,
+        ),
+        stop=stop,
+        on_progress=on_progress,
+        limit=limit,
+        on_hard_bounce=_suppressor(suppression_path, result.issue_id),
+    )
+
+
+def static_pieces(template: MessageTemplate) -> list[bytes]:
+    """The template's pre-encoded body pieces, for `IssueSigner` (none: the plain way)."""
+    pieces = getattr(template, "_body_pieces", [])  # message.py's; a rename only slows signing
+    return [piece for piece, _ in pieces if isinstance(piece, bytes)]
 
 
 def other_failures(journal: Journal, suppression_path: Path, layout: Layout) -> int:
@@ -332,13 +428,20 @@ def refuse_unrecorded_resend(layout: Layout, journal: Journal, *, settings: Sett
 
 
 def _pending(
-    path: Path, rel: str, done: DigestSet, suppressed: DigestSet, result: SendResult,
+    path: Path,
+    rel: str,
+    done: DigestSet,
+    suppressed: DigestSet,
+    result: SendResult,
+    share: Share,
     left: Container[str] = frozenset(),
 ) -> Iterator[Subscriber]:
     """The list's mailable rows without the final and the suppressed ones (counted as met),
     nor those who unsubscribed through `serve` since (`left`, asked as each one is queued)."""
     for sub in unique_mailable(path, rel=rel):
         d = digest(sub.email)
+        if not share.owns(d):
+            continue
         if d in done:
             result.already_done += 1
         elif d in suppressed or sub.email in left:

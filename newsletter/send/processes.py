@@ -1,0 +1,227 @@
+"""More than one core for a large send: worker processes that each own a share of the list.
+
+    deliver_in_processes(spec, processes=N, ...)  -> DeliveryReport (the shares added up)
+
+Process i mails the pending recipients whose address digest is i modulo N, with its own
+event loop, its own connections (each relay's `concurrency` and rate divided by N, at least
+one connection) and its own connection to the one journal (SQLite in WAL mode: writers from
+several processes take turns). Each process journals exactly as a single send does (`sending`
+committed before a message leaves, its outcome before the next one), so the crash guarantees
+are the same: nobody skipped, duplicates only among the messages in flight, named by the next
+run. The parent holds the journal's lock, forwards a stop (Ctrl-C) to every process, adds
+their progress up for the progress line, and their reports up at the end; a process that
+dies takes the send down with an error (run it again to resume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.layout import Layout
+from newsletter.send.delivery import DeliveryReport, ProgressHook
+from newsletter.send.relays import Relay
+from newsletter.send.signing import exit_with_parent
+from newsletter.send.transport import Outcome
+from newsletter.settings import Settings
+
+PROGRESS_EVERY = 0.2  # seconds between a process's progress messages
+
+
+@dataclass(frozen=True)
+class ShareSpec:
+    """What a worker process needs to mail its share (pickled to it)."""
+
+    root: str
+    issue_id: str
+    settings: Settings
+    options: Any  # run.SendOptions (not imported here: run imports this module)
+
+
+@dataclass(frozen=True)
+class Share:
+    """Process `index` of `count`: the recipients whose digest is `index` modulo `count`."""
+
+    index: int
+    count: int
+
+    def owns(self, digest: int) -> bool:
+        return self.count == 1 or digest % self.count == self.index
+
+    def of_relay(self, relay: Relay) -> Relay:
+        """This share of a relay: its connections, rate and daily quota divided."""
+        if self.count == 1:
+            return relay
+        quota = relay.daily_quota
+        return relay.model_copy(update={
+            "concurrency": max(relay.concurrency // self.count, 1),
+            "rate": relay.rate / self.count,
+            "daily_quota": None if quota is None else max(quota // self.count, 1),
+        })
+
+
+def _child(spec: ShareSpec, share: Share, conn: Connection) -> None:
+    """A worker process: its share, then its report to the parent."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so (see below); the parent tells us
+    exit_with_parent()  # a parent killed with SIGKILL: the journal names what was in flight
+    try:
+        report, counts = asyncio.run(_child_send(spec, share, conn))
+        conn.send(("done", _pack(report), counts))
+    except NewsletterError as exc:
+        conn.send(("error", str(exc)))
+    except Exception as exc:  # anything else: named, the parent stops the send with it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    finally:
+        conn.close()
+
+
+async def _child_send(
+    spec: ShareSpec, share: Share, conn: Connection
+) -> tuple[DeliveryReport, dict[str, int]]:
+    from newsletter.send.run import deliver_share
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def on_message() -> None:
+        try:
+            if conn.poll() and conn.recv() == "stop":
+                stop.set()
+        except (EOFError, OSError):  # the parent is gone
+            stop.set()
+            loop.remove_reader(conn.fileno())
+
+    loop.add_reader(conn.fileno(), on_message)
+    last = 0.0
+
+    def progress(report: DeliveryReport) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= PROGRESS_EVERY:
+            last = now
+            conn.send(("progress", report.sent, report.failed, report.deferred))
+
+    layout = Layout.at(spec.root)
+    return await deliver_share(
+        layout, spec.issue_id, settings=spec.settings, options=spec.options,
+        share=share, stop=stop, on_progress=progress,
+    )
+
+
+def _pack(report: DeliveryReport) -> dict[str, Any]:
+    return {
+        "sent": report.sent,
+        "failed": report.failed,
+        "deferred": report.deferred,
+        "retries": report.retries,
+        "suppressed": report.suppressed,
+        "stopped": report.stopped,
+        "sender_problem": report.sender_problem,
+        "failures": [(email, tuple(outcome)) for email, outcome in report.failures],
+        "by_relay": report.by_relay,
+        "relay_outages": report.relay_outages,
+        "rerouted": report.rerouted,
+    }
+
+
+def _add(total: DeliveryReport, part: dict[str, Any]) -> None:
+    for name in ("sent", "failed", "deferred", "retries", "suppressed"):
+        setattr(total, name, getattr(total, name) + part[name])
+    total.stopped = total.stopped or part["stopped"]
+    total.sender_problem = total.sender_problem or part["sender_problem"]
+    total.failures += [(email, Outcome(*o)) for email, o in part["failures"]]
+    for relay, n in part["by_relay"].items():
+        total.by_relay[relay] = total.by_relay.get(relay, 0) + n
+    total.relay_outages += [o for o in map(tuple, part["relay_outages"])
+                            if o not in total.relay_outages]
+    total.rerouted += part["rerouted"]
+
+
+async def deliver_in_processes(
+    spec: ShareSpec,
+    *,
+    processes: int,
+    stop: asyncio.Event | None,
+    on_progress: ProgressHook | None,
+) -> tuple[DeliveryReport, dict[str, int]]:
+    """Run `processes` worker processes over the list; their reports added up, and the
+    counts of what their lists held (already done, suppressed)."""
+    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited lock or loop
+    total = DeliveryReport()
+    counts: dict[str, int] = {}
+    live = DeliveryReport()
+    progress: dict[int, tuple[int, int, int]] = {}
+    errors: list[str] = []
+    children = []
+    # A terminal's Ctrl-C reaches the whole process group: the workers ignore it from their
+    # first instruction on (SIG_IGN survives exec), and stop when the parent tells them.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for i in range(processes):
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(
+                target=_child, args=(spec, Share(i, processes), theirs), daemon=True
+            )
+            proc.start()
+            theirs.close()
+            children.append((i, proc, mine))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+    async def follow(i: int, proc: Any, conn: Connection) -> None:
+        while True:
+            try:
+                message = await asyncio.to_thread(conn.recv)
+            except (EOFError, OSError):
+                await asyncio.to_thread(proc.join)
+                errors.append(f"send process {i + 1} of {processes} died "
+                              f"(exit code {proc.exitcode})")
+                return
+            if message[0] == "progress":
+                progress[i] = message[1:]
+                if on_progress is not None:
+                    live.sent, live.failed, live.deferred = (
+                        sum(p[k] for p in progress.values()) for k in range(3))
+                    on_progress(live)
+            elif message[0] == "done":
+                _add(total, message[1])
+                for name, n in message[2].items():
+                    counts[name] = counts.get(name, 0) + n
+                await asyncio.to_thread(proc.join)
+                return
+            else:
+                errors.append(message[1])
+                await asyncio.to_thread(proc.join)
+                return
+
+    async def forward_stop() -> None:
+        if stop is None:
+            return
+        await stop.wait()
+        for _, _, conn in children:
+            with contextlib.suppress(OSError):  # that one has finished already
+                conn.send("stop")
+
+    stopper = asyncio.create_task(forward_stop())
+    try:
+        await asyncio.gather(*(follow(i, p, c) for i, p, c in children))
+    finally:
+        stopper.cancel()
+        for _, proc, conn in children:
+            conn.close()
+            if proc.is_alive():
+                proc.terminate()
+    total.finished = total.clock.now()
+    total.interrupted = stop is not None and stop.is_set()
+    if errors:
+        raise DeliveryError(
+            errors[0], hint="run `newsletter send` again to resume (the journal is complete)"
+        )
+    return total, counts

@@ -1,0 +1,231 @@
+"""Several relays (NEWSLETTER_SMTP_RELAYS): shares by weight, failover, the journal's relay."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import re
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import RunCli
+from smtpserver import Faults, TestServer
+
+from newsletter.cli import ExitCode
+from newsletter.layout import Layout
+from newsletter.send.relays import Relay, RelayPool
+
+PASSWORD = "s3cret-never-shown"
+
+
+def relay(server: TestServer, name: str, **extra: object) -> dict[str, object]:
+    return {"name": name, "host": "127.0.0.1", "port": server.port, "tls": "none", **extra}
+
+
+def env(*relays: dict[str, object], **extra: str) -> dict[str, str]:
+    return {
+        "NEWSLETTER_SMTP_RELAYS": json.dumps(relays),
+        "NEWSLETTER_RETRY_DELAY": "0.05",
+        "NEWSLETTER_SMTP_TIMEOUT": "5",
+        **extra,
+    }
+
+
+def readers(root: Path, n: int) -> list[str]:
+    emails = [f"lecteur{i:03d}@example.fr" for i in range(n)]
+    rows = "".join(f"{e},Lecteur {i}\n" for i, e in enumerate(emails))
+    (root / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
+    return emails
+
+
+@pytest.fixture
+def servers() -> collections.abc.Iterator[list[TestServer]]:
+    started: list[TestServer] = []
+    yield started
+    for server in started:
+        with contextlib.suppress(Exception):  # stopped by the test already
+            server.stop()
+
+
+def start(servers: list[TestServer], faults: Faults | None = None,
+          auth: tuple[str, str] | None = None) -> TestServer:
+    server = TestServer(faults, auth=auth)
+    server.start()
+    servers.append(server)
+    return server
+
+
+def journal_relays(root: Path) -> dict[str, str | None]:
+    db = sqlite3.connect(Layout.at(root).journal_path)
+    try:
+        return dict(db.execute("SELECT email, relay FROM deliveries"))
+    finally:
+        db.close()
+
+
+def test_messages_are_spread_by_weight_and_the_summary_and_report_say_so(
+    built: Path, run_cli: RunCli, servers: list[TestServer]
+) -> None:
+    emails = readers(built, 40)
+    a, b = start(servers), start(servers)
+    result = run_cli(
+        "send", "2026-11", root=built,
+        env=env(relay(a, "a", weight=3, concurrency=1), relay(b, "b", weight=1, concurrency=1)),
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(a.recipients() + b.recipients()) == emails  # each exactly once
+    assert 28 <= len(a.recipients()) <= 32, (len(a.recipients()), len(b.recipients()))
+    line = re.search(r"sent by relay: a (\d+), b (\d+)", result.stdout)
+    assert line is not None, result.stdout
+    assert (int(line[1]), int(line[2])) == (len(a.recipients()), len(b.recipients()))
+    by = journal_relays(built)
+    assert {e for e, r in by.items() if r == "a"} == set(a.recipients())
+    report = run_cli("report", "2026-11", root=built)
+    assert f"sent by relay: a ×{len(a.recipients())}, b ×{len(b.recipients())}" in report.stdout
+
+
+def test_a_relay_stopped_part_way_hands_its_messages_to_the_other(
+    built: Path, run_cli: RunCli, servers: list[TestServer]
+) -> None:
+    emails = readers(built, 60)
+    a = start(servers, Faults(delay=0.02))
+    b = start(servers, Faults(delay=0.02))
+
+    def stop_a() -> None:
+        deadline = time.monotonic() + 20
+        while len(a.received) < 10 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        a.stop()
+
+    killer = threading.Thread(target=stop_a)
+    killer.start()
+    result = run_cli(
+        "send", "2026-11", root=built,
+        env=env(relay(a, "a", concurrency=2), relay(b, "b", concurrency=2)),
+    )
+    killer.join()
+    assert result.exit_code == 0, result.stdout + result.stderr
+    counts = collections.Counter(a.recipients() + b.recipients())
+    assert sorted(counts) == emails  # nobody skipped
+    assert 10 <= len(a.received) < 60
+    assert "relay a was taken out" in result.stdout
+    # A copy twice only for a message in flight on `a` when it stopped, and named.
+    m = re.search(r"(\d+) message\(s\) in flight on a failing relay .*?: (.*)", result.stdout)
+    named = set(m[2].split(", ")) if m else set()
+    assert {e for e, n in counts.items() if n > 1} <= named
+    assert len(named) <= 2  # at most one per connection of `a`
+
+
+def test_a_relay_refusing_the_login_is_taken_out_and_the_other_finishes(
+    built: Path, run_cli: RunCli, servers: list[TestServer]
+) -> None:
+    emails = readers(built, 12)
+    a = start(servers, auth=("lettre", "the-right-one"))
+    b = start(servers)
+    result = run_cli(
+        "send", "2026-11", root=built,
+        env=env(relay(a, "a", username="lettre", password=PASSWORD), relay(b, "b")),
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert a.recipients() == [] and b.recipients() == emails
+    assert re.search(r"relay a was taken out: the relay refused the login for user 'lettre'",
+                     result.stdout), result.stdout
+    assert PASSWORD not in result.stdout + result.stderr
+    assert set(journal_relays(built).values()) <= {"a", "b"}
+
+
+def test_when_every_relay_refuses_the_login_the_send_stops_and_resumes_later(
+    built: Path, run_cli: RunCli, servers: list[TestServer]
+) -> None:
+    readers(built, 5)
+    a = start(servers, auth=("lettre", "x"))
+    b = start(servers, auth=("lettre", "y"))
+    result = run_cli(
+        "send", "2026-11", root=built,
+        env=env(relay(a, "a", username="lettre", password=PASSWORD),
+                relay(b, "b", username="lettre", password=PASSWORD)),
+    )
+    assert result.exit_code == ExitCode.USER_ERROR
+    assert "no relay can take messages any more" in result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert a.recipients() == b.recipients() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[{host: 1}]", "NEWSLETTER_SMTP_RELAYS: not JSON"),
+        ('[{"host": "a.example", "port": 0, "password": "' + PASSWORD + '"}]',
+         "relay 1: port: Input should be greater than or equal to 1"),
+        ('[{"host": "a.example", "pasword": "' + PASSWORD + '"}]',
+         "relay 1: pasword: Extra inputs are not permitted"),
+        ('[{"host": "a.example"}, {"host": "a.example", "port": 587}]',
+         "two relays are named a.example:587"),
+        ("{}", "must be a non-empty list of relays"),
+    ],
+)
+def test_a_bad_relay_list_is_one_line_naming_the_relay_and_never_the_password(
+    built: Path, run_cli: RunCli, value: str, message: str
+) -> None:
+    result = run_cli("send", "2026-11", root=built, env={"NEWSLETTER_SMTP_RELAYS": value})
+    assert result.exit_code == 1
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert PASSWORD not in result.stderr
+
+
+def test_the_pool_follows_weights_skips_a_relay_out_and_brings_it_back() -> None:
+    pool = RelayPool([Relay(name="a", host="a", weight=2, concurrency=1),
+                      Relay(name="b", host="b", weight=1, concurrency=1)])
+    order: list[str] = []
+    for _ in range(30):
+        label = next(x for x in ("b", "a") if pool.may_take(x, now=0.0))
+        pool.took(label)
+        order.append(label)
+    assert 19 <= order.count("a") <= 21  # 2:1, within the one message of slack
+    assert pool.failed("a", "421 busy", now=0.0, at_once=True)
+    assert not pool.may_take("a", now=1.0) and pool.may_take("b", now=1.0)
+    assert pool.may_take("a", now=pool.pause + 1)
+    pool.give_up("b", "login refused")
+    assert pool.all_gone() is None
+    pool.give_up("a", "login refused")
+    assert pool.all_gone() == "a: login refused; b: login refused"
+
+
+def test_a_daily_quota_takes_the_relay_out_once_used() -> None:
+    pool = RelayPool([Relay(name="a", host="a", daily_quota=5), Relay(name="b", host="b")],
+                     used_today={"a": 3})
+    pool.took("a")
+    pool.took("a")
+    assert not pool.may_take("a", now=0.0)
+    assert ("a", "its daily quota of 5 is used up") in pool.outages()
+
+
+def test_relays_from_newsletter_toml_without_passwords(
+    built: Path, run_cli: RunCli, servers: list[TestServer]
+) -> None:
+    emails = readers(built, 30)
+    a, b = start(servers), start(servers)
+    tables = "".join(
+        f'[[relay]]\nname = "{n}"\nhost = "127.0.0.1"\nport = {s.port}\ntls = "none"\n'
+        f"weight = {w}\nconcurrency = 1\n\n"
+        for n, s, w in (("a", a, 2), ("b", b, 1))
+    )
+    toml = built / "newsletter.toml"
+    project = toml.read_text(encoding="utf-8") + "\n"  # the folder's own settings stay
+    tables = project + tables
+    toml.write_text(tables, encoding="utf-8")
+    result = run_cli("send", "2026-11", root=built, env={"NEWSLETTER_RETRY_DELAY": "0.05"})
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sorted(a.recipients() + b.recipients()) == emails
+    assert 18 <= len(a.recipients()) <= 22  # weights 2:1
+    toml.write_text(tables + f'[[relay]]\nhost = "c.example"\npassword = "{PASSWORD}"\n',
+                    encoding="utf-8")
+    refused = run_cli("send", "2026-11", root=built)
+    assert refused.exit_code == 1
+    assert "newsletter.toml: [[relay]].password: relay 3: a secret does not belong" in (
+        refused.stderr), refused.stderr
+    assert PASSWORD not in refused.stderr

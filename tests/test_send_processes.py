@@ -1,0 +1,156 @@
+"""NEWSLETTER_SEND_PROCESSES: worker processes, each with a share of the list, one journal."""
+
+from __future__ import annotations
+
+import collections
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dkim
+from conftest import RunCli
+from cryptography.hazmat.primitives import serialization as ser
+from cryptography.hazmat.primitives.asymmetric import rsa
+from smtpserver import Faults, TestServer
+from test_dkim import dns
+from test_relays import readers
+
+from newsletter.layout import Layout
+
+
+def test_three_processes_mail_everyone_once_signed_and_journal_it_all(
+    built: Path, run_cli: RunCli, smtp_server: TestServer
+) -> None:
+    emails = readers(built, 45)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (built / "dkim.pem").write_bytes(
+        key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    )
+    spki = key.public_key().public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+    from base64 import b64encode
+
+    result = run_cli(
+        "send", "2026-11", root=built,
+        env=smtp_server.env(
+            NEWSLETTER_SEND_PROCESSES="3", NEWSLETTER_SMTP_CONCURRENCY="6",
+            NEWSLETTER_DKIM_KEY_FILE="dkim.pem", NEWSLETTER_DKIM_SELECTOR="nl",
+        ),
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "Sent 2026-11: 45 sent, 0 failed, 0 deferred" in result.stdout
+    assert smtp_server.recipients() == emails  # each exactly once
+    lookup = dns({"nl._domainkey.coeursurparis.example": b"v=DKIM1; k=rsa; p=" + b64encode(spki)})
+    assert all(dkim.verify(r.raw, dnsfunc=lookup) for r in smtp_server.received)
+    db = sqlite3.connect(Layout.at(built).journal_path)
+    try:
+        rows = dict(db.execute("SELECT email, status FROM deliveries"))
+    finally:
+        db.close()
+    assert rows == dict.fromkeys(emails, "sent")
+    again = run_cli("send", "2026-11", root=built, env=smtp_server.env(
+        NEWSLETTER_SEND_PROCESSES="3"))
+    assert again.exit_code == 0 and len(smtp_server.received) == 45  # nothing twice
+
+
+def test_sigkill_of_a_multi_process_send_then_resume_skips_nobody(built: Path) -> None:
+    n = 60
+    emails = readers(built, n)
+    server = TestServer(Faults(delay=0.02))  # slow enough to be killed part-way
+    server.start()
+    try:
+        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4",
+                                          NEWSLETTER_SEND_PROCESSES="2")}
+        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 30
+        while len(server.received) < n // 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        time.sleep(1.5)  # the workers see their parent gone and stop
+        killed_at = len(server.received)
+        assert 0 < killed_at < n, killed_at
+        resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    finally:
+        server.stop()
+    counts = collections.Counter(server.recipients())
+    assert sorted(counts) == emails  # nobody skipped
+    twice = sorted(a for a, c in counts.items() if c > 1)
+    m = re.search(r"(\d+) message\(s\) were in flight when the last send stopped", resumed.stdout)
+    assert len(twice) <= (int(m.group(1)) if m else 0) <= 4  # one per connection at most
+    for address in twice:  # every duplicate was announced as in flight
+        assert address in resumed.stdout
+
+
+def test_limit_holds_across_processes(
+    built: Path, run_cli: RunCli, smtp_server: TestServer
+) -> None:
+    readers(built, 30)
+    result = run_cli("send", "2026-11", "--limit", "5", root=built,
+                     env=smtp_server.env(NEWSLETTER_SEND_PROCESSES="2"))
+    assert "Sent 2026-11: 5 sent, 0 failed" in result.stdout, result.stdout + result.stderr
+    assert len(smtp_server.received) == 5
+
+
+def test_ctrl_c_stops_every_process_after_its_messages_in_flight(built: Path) -> None:
+    """One SIGINT to the parent (a terminal sends it to the whole group: the workers ignore
+    it and wait for the parent's word): in-flight messages finish and are journaled, exit
+    130, nothing left `sending`, and the next run mails the rest, once each."""
+    n = 80
+    emails = readers(built, n)
+    server = TestServer(Faults(delay=0.03))
+    server.start()
+    try:
+        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4",
+                                          NEWSLETTER_SEND_PROCESSES="2")}
+        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        deadline = time.monotonic() + 30
+        while len(server.received) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, out.decode() + err.decode()
+        assert b"Interrupted" in out
+        db = sqlite3.connect(Layout.at(built).journal_path)
+        try:
+            statuses = collections.Counter(s for (s,) in db.execute(
+                "SELECT status FROM deliveries"))
+        finally:
+            db.close()
+        assert statuses["sending"] == 0 and statuses["sent"] == len(server.received) < n
+        resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    finally:
+        server.stop()
+    assert server.recipients() == emails  # once each
+
+
+def test_an_old_journal_gets_the_relay_column_and_keeps_its_rows(tmp_path: Path) -> None:
+    from newsletter.send.journal import Journal, Status
+
+    path = tmp_path / "newsletter.db"
+    old = sqlite3.connect(path)
+    old.executescript(
+        "CREATE TABLE deliveries (issue TEXT NOT NULL, email_key TEXT NOT NULL, "
+        "email TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, "
+        "code INTEGER, reply TEXT NOT NULL DEFAULT '', message_id TEXT NOT NULL DEFAULT '', "
+        "updated REAL NOT NULL, PRIMARY KEY (issue, email_key)) WITHOUT ROWID;"
+        "INSERT INTO deliveries VALUES "
+        "('2026-11', 'a@example.fr', 'a@example.fr', 'sent', 1, 250, 'ok', '<m>', 1.0);"
+    )
+    old.close()
+    journal = Journal(path, "2026-11")
+    try:
+        assert [(r.email, r.status, r.relay) for r in journal.rows()] == [
+            ("a@example.fr", Status.SENT, None)]
+        assert journal.by_relay() == [("-", 1)]
+    finally:
+        journal.close()
