@@ -296,7 +296,8 @@ def test_the_issue_signer_signs_byte_for_byte_like_the_plain_one(
     """Pieces canonicalised once per issue, hash states copied: the same bytes as signing
     the whole message each time, and dkimpy verifies both; a piece that is not found (or
     trailing empty lines after the last one) falls back to the plain way."""
-    from newsletter.send.dkim import IssueSigner, Signer, load_key
+    from newsletter.send.dkim import Signer, load_key
+    from newsletter.send.dkim_issue import IssueSigner
 
     path = tmp_path / "k.pem"
     path.write_bytes(keys["rsa"][0])
@@ -327,9 +328,10 @@ def test_signatures_made_in_worker_processes_verify(
 
     from newsletter.layout import Layout
     from newsletter.send import signing
-    from newsletter.send.dkim import IssueSigner, Signer, load_key
+    from newsletter.send.dkim import Signer, load_key
+    from newsletter.send.dkim_issue import IssueSigner
     from newsletter.send.message import MessageTemplate
-    from newsletter.send.run import static_pieces
+    from newsletter.send.share import static_pieces
     from newsletter.send.subscribers import Subscriber
     from newsletter.settings import Settings
 

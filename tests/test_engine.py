@@ -20,8 +20,8 @@ from newsletter.send.classify import Verdict, classify
 from newsletter.send.delivery import DeliveryReport, deliver
 from newsletter.send.engine import Decision, Policy, RateLimiter, RunState, decide
 from newsletter.send.journal import Journal, Status, Write
+from newsletter.send.options import SendResult
 from newsletter.send.progress import SendProgress
-from newsletter.send.run import SendResult
 from newsletter.send.subscribers import Subscriber
 from newsletter.send.transport import Outcome, check_protocol, outcome_for
 

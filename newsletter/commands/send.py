@@ -13,8 +13,8 @@ from newsletter.console import err, out
 from newsletter.errors import ExitCode
 
 if TYPE_CHECKING:
+    from newsletter.send.options import SendOptions, SendResult
     from newsletter.send.progress import SendProgress
-    from newsletter.send.run import SendOptions, SendResult
 
 
 @command("send")
@@ -44,8 +44,8 @@ def send_command(folder: Folder, issue: str, subscribers: Path | None, **flags: 
     import asyncio
 
     from newsletter.layout import issue_id_from_arg
+    from newsletter.send.options import SendOptions
     from newsletter.send.progress import SendProgress
-    from newsletter.send.run import SendOptions
 
     layout, settings = folder.layout, folder.settings
     issue_id = issue_id_from_arg(issue)

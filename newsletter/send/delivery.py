@@ -14,10 +14,11 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from newsletter.errors import DeliveryError
 from newsletter.send.classify import classify
+from newsletter.send.committer import GroupCommitter
 from newsletter.send.engine import (
     SYSTEM_CLOCK,
     Clock,
@@ -30,62 +31,13 @@ from newsletter.send.engine import (
     decide,
 )
 from newsletter.send.journal import Journal, Status, Write
-from newsletter.send.message import MessageTemplate
+from newsletter.send.letters import Letter, Outgoing, Transport
 from newsletter.send.relays import RelayPool
 from newsletter.send.subscribers import Subscriber
 from newsletter.send.transport import Outcome, RelayUnusable
 
 if TYPE_CHECKING:
-    from newsletter.send.dkim import Signer
-    from newsletter.send.signing import OffLoopSigner
-    from newsletter.send.verp import Verp
-
-
-class Transport(Protocol):
-    async def send(
-        self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
-    ) -> Outcome: ...
-
-    async def close(self) -> None: ...
-
-
-class Letter(Protocol):
-    """What the engine needs of a message: its envelope sender, bytes and id per recipient."""
-
-    def sender(self, sub: Subscriber) -> str: ...
-
-    def data(self, sub: Subscriber) -> bytes: ...
-
-    def message_id(self, sub: Subscriber) -> str: ...
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    """What leaves for one recipient: the envelope sender, and the bytes, signed if DKIM is on."""
-
-    template: MessageTemplate
-    signer: Signer | None = None
-    verp: Verp | None = None
-    off_loop: OffLoopSigner | None = None  # the signer's key operation in worker processes
-
-    def sender(self, sub: Subscriber) -> str:
-        if self.verp is None:
-            return self.template.sender_address
-        return self.verp.return_path(self.template.issue_id, sub.email)
-
-    def data(self, sub: Subscriber) -> bytes:
-        data = self.template.personalize(sub)
-        # Signed here and only here, right after personalising: nothing touches the bytes after.
-        return self.signer.sign(data) if self.signer is not None else data
-
-    async def data_async(self, sub: Subscriber) -> bytes:
-        """`data`, with the DKIM key operation off the event loop when a pool is set up."""
-        if self.off_loop is None:
-            return self.data(sub)
-        return await self.off_loop.sign(self.template.personalize(sub))
-
-    def message_id(self, sub: Subscriber) -> str:
-        return self.template.message_id(sub)
+    pass
 
 
 @dataclass
@@ -128,60 +80,6 @@ class DeliveryReport:
         else:
             self.deferred += 1
         self.failures.append((email, outcome))
-
-
-class GroupCommitter:
-    """Commits journal writes from all workers together, off the event loop."""
-
-    def __init__(self, journal: Journal) -> None:
-        self.journal = journal
-        self._queue: list[tuple[list[Write], asyncio.Future[None]]] = []
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._closing = False
-        self.commits = 0
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run())
-
-    async def write(self, *writes: Write) -> None:
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append((list(writes), future))
-        self._wake.set()
-        await future
-
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch, self._queue = self._queue, []
-            if batch:
-                writes = [w for ws, _ in batch for w in ws]
-                try:
-                    await asyncio.to_thread(self.journal.commit, writes)
-                    self.commits += 1
-                except Exception as exc:  # the journal is the guarantee: stop everything
-                    for _, fut in batch:
-                        if not fut.done():
-                            fut.set_exception(
-                                DeliveryError(
-                                    f"the send journal could not be written: {exc}",
-                                    path=str(self.journal.path),
-                                    hint="check the disk; run send again to resume",
-                                )
-                            )
-                    continue
-                for _, fut in batch:
-                    if not fut.done():
-                        fut.set_result(None)
-            if self._closing and not self._queue:
-                return
-
-    async def close(self) -> None:
-        self._closing = True
-        self._wake.set()
-        if self._task is not None:
-            await self._task
 
 
 ProgressHook = Callable[[DeliveryReport], None]

@@ -15,7 +15,7 @@ import hashlib
 import re
 import time
 from base64 import b64encode
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -268,79 +268,6 @@ class Signer:
         if any(r["p"] == "" for r in keys):
             return "error", f"the key at {self.dns_name} is revoked (empty p=; {publish})"
         return "error", f"the TXT record at {self.dns_name} holds another key ({publish})"
-
-
-class IssueSigner(Signer):
-    """A `Signer` prepared once for one issue: the per-message work shrinks to what differs.
-
-    The body of every message is the template's static pieces with short per-recipient
-    pieces between them (message.py). Relaxed body canonicalisation works line by line
-    (only the trailing empty lines of the whole body are special), so a static piece that
-    starts and ends at a line end is canonicalised here once; per message, the piece is
-    found in the body (`bytes.find`, at memory speed) and only the bytes between pieces are
-    canonicalised. The hash state after the leading static pieces is computed once and
-    copied. Static headers (From, Subject, List-Id, ...) are canonicalised once too.
-    Any piece not found, or not on a line boundary, falls back to the plain way: the
-    result is byte for byte what `Signer.sign` makes (the tests check both with dkimpy).
-    """
-
-    MIN_PIECE = 64  # shorter static pieces are canonicalised with the bytes around them
-    MAX_CACHED_HEADERS = 64
-
-    def __init__(
-        self, key: DkimKey, *, selector: str, domain: str, static_pieces: Iterable[bytes]
-    ) -> None:
-        super().__init__(key, selector=selector, domain=domain)
-        self._pieces: list[tuple[bytes, bytes]] = [
-            (raw, _relaxed_lines(raw))
-            for raw in static_pieces
-            if len(raw) >= self.MIN_PIECE and raw.endswith(b"\r\n")
-        ]
-        # _states[i]: the hash after the canonical forms of pieces 0..i-1, when they open
-        # the body back to back (the common case for the first few).
-        self._states = [hashlib.sha256()]
-        for _, canonical in self._pieces:
-            state = self._states[-1].copy()
-            state.update(canonical)
-            self._states.append(state)
-        self._headers: dict[bytes, bytes] = {}
-
-    @classmethod
-    def for_issue(cls, signer: Signer, static_pieces: Iterable[bytes]) -> IssueSigner:
-        return cls(
-            signer.key, selector=signer.selector, domain=signer.domain,
-            static_pieces=static_pieces,
-        )
-
-    def body_hash(self, body: bytes) -> bytes:
-        pos = 0
-        leading = 0  # how many pieces open the body back to back
-        spans: list[tuple[int, int, bytes]] = []  # (start, end, canonical) of found pieces
-        for i, (raw, canonical) in enumerate(self._pieces):
-            at = body.find(raw, pos)
-            if at < 0 or (at and body[at - 2 : at] != b"\r\n"):
-                continue
-            if at == pos and leading == i:
-                leading += 1
-            spans.append((at, at + len(raw), canonical))
-            pos = at + len(raw)
-        h = self._states[leading].copy()
-        pos = spans[leading - 1][1] if leading else 0
-        for start, end, canonical in spans[leading:]:
-            if start > pos:
-                h.update(_relaxed_lines(body[pos:start]))
-            h.update(canonical)
-            pos = end
-        h.update(_relaxed_body(body[pos:]))  # the tail: trailing empty lines go here
-        return h.digest()
-
-    def _canonical_header(self, raw: bytes) -> bytes:
-        canonical = self._headers.get(raw)
-        if canonical is None:
-            canonical = _relaxed_header(raw)
-            if len(self._headers) < self.MAX_CACHED_HEADERS:
-                self._headers[raw] = canonical
-        return canonical
 
 
 _WSP_RUN = re.compile(rb"[ \t]+")

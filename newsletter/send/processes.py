@@ -85,7 +85,7 @@ def _child(spec: ShareSpec, share: Share, conn: Connection) -> None:
 async def _child_send(
     spec: ShareSpec, share: Share, conn: Connection
 ) -> tuple[DeliveryReport, dict[str, int]]:
-    from newsletter.send.run import deliver_share
+    from newsletter.send.share import deliver_share
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -153,13 +153,41 @@ async def deliver_in_processes(
 ) -> tuple[DeliveryReport, dict[str, int]]:
     """Run `processes` worker processes over the list; their reports added up, and the
     counts of what their lists held (already done, suppressed)."""
+    children = _spawn(spec, processes)
+    parent = _Parent(processes, on_progress)
+
+    async def forward_stop() -> None:
+        if stop is None:
+            return
+        await stop.wait()
+        for _, _, conn in children:
+            with contextlib.suppress(OSError):  # that one has finished already
+                conn.send("stop")
+
+    stopper = asyncio.create_task(forward_stop())
+    try:
+        await asyncio.gather(*(parent.follow(i, p, c) for i, p, c in children))
+    finally:
+        stopper.cancel()
+        for _, proc, conn in children:
+            conn.close()
+            if proc.is_alive():
+                proc.terminate()
+    total = parent.total
+    total.finished = total.clock.now()
+    total.interrupted = stop is not None and stop.is_set()
+    if parent.errors:
+        raise DeliveryError(
+            parent.errors[0],
+            hint="run `newsletter send` again to resume (the journal is complete)",
+        )
+    return total, parent.counts
+
+
+def _spawn(spec: ShareSpec, processes: int) -> list[tuple[int, Any, Connection]]:
+    """The worker processes, each with the parent's end of its pipe."""
     ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited lock or loop
-    total = DeliveryReport()
-    counts: dict[str, int] = {}
-    live = DeliveryReport()
-    progress: dict[int, tuple[int, int, int]] = {}
-    errors: list[str] = []
-    children = []
+    children: list[tuple[int, Any, Connection]] = []
     # A terminal's Ctrl-C reaches the whole process group: the workers ignore it from their
     # first instruction on (SIG_IGN survives exec), and stop when the parent tells them.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -174,54 +202,48 @@ async def deliver_in_processes(
             children.append((i, proc, mine))
     finally:
         signal.signal(signal.SIGINT, previous)
+    return children
 
-    async def follow(i: int, proc: Any, conn: Connection) -> None:
+
+class _Parent:
+    """What the workers report, added up: live progress, the final reports, their errors."""
+
+    def __init__(self, processes: int, on_progress: ProgressHook | None) -> None:
+        self.processes = processes
+        self.on_progress = on_progress
+        self.total = DeliveryReport()
+        self.live = DeliveryReport()
+        self.counts: dict[str, int] = {}
+        self.progress: dict[int, tuple[int, int, int]] = {}
+        self.errors: list[str] = []
+
+    async def follow(self, i: int, proc: Any, conn: Connection) -> None:
         while True:
             try:
                 message = await asyncio.to_thread(conn.recv)
             except (EOFError, OSError):
                 await asyncio.to_thread(proc.join)
-                errors.append(f"send process {i + 1} of {processes} died "
-                              f"(exit code {proc.exitcode})")
+                self.errors.append(
+                    f"send process {i + 1} of {self.processes} died (exit code {proc.exitcode})"
+                )
                 return
             if message[0] == "progress":
-                progress[i] = message[1:]
-                if on_progress is not None:
-                    live.sent, live.failed, live.deferred = (
-                        sum(p[k] for p in progress.values()) for k in range(3))
-                    on_progress(live)
-            elif message[0] == "done":
-                _add(total, message[1])
+                self._progress(i, message[1:])
+                continue
+            if message[0] == "done":
+                _add(self.total, message[1])
                 for name, n in message[2].items():
-                    counts[name] = counts.get(name, 0) + n
-                await asyncio.to_thread(proc.join)
-                return
+                    self.counts[name] = self.counts.get(name, 0) + n
             else:
-                errors.append(message[1])
-                await asyncio.to_thread(proc.join)
-                return
-
-    async def forward_stop() -> None:
-        if stop is None:
+                self.errors.append(message[1])
+            await asyncio.to_thread(proc.join)
             return
-        await stop.wait()
-        for _, _, conn in children:
-            with contextlib.suppress(OSError):  # that one has finished already
-                conn.send("stop")
 
-    stopper = asyncio.create_task(forward_stop())
-    try:
-        await asyncio.gather(*(follow(i, p, c) for i, p, c in children))
-    finally:
-        stopper.cancel()
-        for _, proc, conn in children:
-            conn.close()
-            if proc.is_alive():
-                proc.terminate()
-    total.finished = total.clock.now()
-    total.interrupted = stop is not None and stop.is_set()
-    if errors:
-        raise DeliveryError(
-            errors[0], hint="run `newsletter send` again to resume (the journal is complete)"
-        )
-    return total, counts
+    def _progress(self, i: int, counts: tuple[int, int, int]) -> None:
+        self.progress[i] = counts
+        if self.on_progress is not None:
+            live = self.live
+            live.sent, live.failed, live.deferred = (
+                sum(p[k] for p in self.progress.values()) for k in range(3)
+            )
+            self.on_progress(live)

@@ -11,7 +11,7 @@ from newsletter.send.journal import Status
 
 if TYPE_CHECKING:
     from newsletter.send.delivery import DeliveryReport
-    from newsletter.send.run import SendResult
+    from newsletter.send.options import SendResult
 
 
 def _out(line: str) -> None:

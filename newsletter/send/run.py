@@ -13,8 +13,7 @@ import dataclasses
 import html
 import re
 import time
-from collections.abc import Callable, Container, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 from newsletter.errors import (
@@ -27,55 +26,16 @@ from newsletter.errors import (
 )
 from newsletter.layout import Layout
 from newsletter.manifest import Manifest
-from newsletter.send import changes, suppressions
-from newsletter.send.delivery import (
-    DeliveryReport,
-    HardBounceHook,
-    Outgoing,
-    ProgressHook,
-    deliver,
-)
-from newsletter.send.digests import DigestSet, digest
-from newsletter.send.engine import Policy
+from newsletter.send.delivery import DeliveryReport, ProgressHook
 from newsletter.send.evidence import mark_started, sent_evidence
 from newsletter.send.journal import Journal, Status
+from newsletter.send.letters import Outgoing
 from newsletter.send.message import SAMPLE_READER, MessageTemplate, missing_fields
+from newsletter.send.options import SendOptions, SendResult
 from newsletter.send.processes import Share
+from newsletter.send.share import deliver_readers, other_failures, outgoing_for
 from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
-from newsletter.send.transport import Outcome
 from newsletter.settings import Settings
-
-
-@dataclass(frozen=True)
-class SendOptions:
-    subscribers: Path
-    dry_run: bool = False
-    test_to: str | None = None
-    limit: int | None = None
-    skip_invalid: bool = False
-    allow_rebuilt: bool = False
-    retry_failed: bool = False
-    resend: bool = False  # mail everyone again although the issue shows it was sent
-
-
-@dataclass
-class SendResult:
-    issue_id: str
-    report: DeliveryReport
-    mailable: int = 0
-    already_done: int = 0
-    resent_in_flight: list[str] = field(default_factory=list)
-    skipped_invalid: int = 0
-    suppressed: int = 0
-    not_subscribed: int = 0
-    duplicates: int = 0
-    dry_run: bool = False
-    test_to: str | None = None
-    remaining: int = 0
-    # failed for another reason than a hard bounce now suppressed: `send` exits 3 (issue 12)
-    other_failures: int = 0
-    list_warning: str = ""  # e.g. the list was read as Windows-1252
-    totals: dict[str, int] = field(default_factory=dict)
 
 
 def prepare(
@@ -157,17 +117,8 @@ async def send_issue(
     on_progress: ProgressHook | None = None,
 ) -> SendResult:
     """`newsletter send`: check, then mail every pending recipient and journal each outcome."""
-    from newsletter.send.dkim import IssueSigner, Signer
-    from newsletter.send.verp import Verp
-
     template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
-    # A bad key or bounce setting stops the send here, before anything leaves.
-    signer = Signer.from_settings(settings, layout=layout)
-    outgoing = Outgoing(
-        template,
-        signer=None if signer is None else IssueSigner.for_issue(signer, static_pieces(template)),
-        verp=Verp.from_settings(settings),
-    )
+    outgoing = outgoing_for(template, settings=settings, layout=layout)
     result = SendResult(
         issue_id=issue_id,
         report=DeliveryReport(),
@@ -181,19 +132,12 @@ async def send_issue(
     )
     if options.test_to:
         return await send_test(
-            outgoing,
-            options.test_to,
-            settings=settings,
-            layout=layout,
-            options=options,
+            outgoing, options.test_to, settings=settings, layout=layout, options=options,
             result=result,
         )
     if options.dry_run:
         return dry_run(
-            outgoing,
-            options,
-            rel=layout.rel(options.subscribers),
-            result=result,
+            outgoing, options, rel=layout.rel(options.subscribers), result=result,
             on_progress=on_progress,
         )
     return await send_list(
@@ -299,7 +243,7 @@ async def send_list(
             result.already_done = counts.get("already_done", 0)
             result.suppressed = counts.get("suppressed", 0)
         else:
-            result.report = await _deliver_share(
+            result.report = await deliver_readers(
                 outgoing, journal, layout=layout, settings=settings, options=options,
                 result=result, share=Share(0, 1), stop=stop, on_start=on_start,
                 on_progress=on_progress,
@@ -316,103 +260,6 @@ async def send_list(
             off_loop.close()
 
 
-async def deliver_share(
-    layout: Layout,
-    issue_id: str,
-    *,
-    settings: Settings,
-    options: SendOptions,
-    share: Share,
-    stop: asyncio.Event,
-    on_progress: ProgressHook | None,
-) -> tuple[DeliveryReport, dict[str, int]]:
-    """One worker process's part of a send (processes.py): its share of the list, journaled
-    through its own connection to the journal (the parent holds the lock)."""
-    from newsletter.send.dkim import IssueSigner, Signer
-    from newsletter.send.verp import Verp
-
-    template = MessageTemplate.from_build(layout.build_dir(issue_id), settings=settings)
-    signer = Signer.from_settings(settings, layout=layout)
-    outgoing = Outgoing(
-        template,
-        signer=None if signer is None else IssueSigner.for_issue(signer, static_pieces(template)),
-        verp=Verp.from_settings(settings),
-    )
-    result = SendResult(issue_id=issue_id, report=DeliveryReport())
-    journal = Journal.open(layout, issue_id)
-    try:
-        report = await _deliver_share(
-            outgoing, journal, layout=layout, settings=settings, options=options,
-            result=result, share=share, stop=stop, on_start=None, on_progress=on_progress,
-        )
-    finally:
-        journal.close()
-    return report, {"already_done": result.already_done, "suppressed": result.suppressed}
-
-
-async def _deliver_share(
-    outgoing: Outgoing,
-    journal: Journal,
-    *,
-    layout: Layout,
-    settings: Settings,
-    options: SendOptions,
-    result: SendResult,
-    share: Share,
-    stop: asyncio.Event | None,
-    on_start: Callable[[SendResult], None] | None,
-    on_progress: ProgressHook | None,
-) -> DeliveryReport:
-    from newsletter.send.relays import RelayPool, load_relays
-    from newsletter.send.transport import SmtpTransport
-
-    done = journal.final_digests(include_failed=not options.retry_failed)
-    suppression_path = layout.resolve(settings.suppressions)
-    suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
-    rel = layout.rel(options.subscribers)
-    project_file = layout.root / "newsletter.toml"
-    relays = [share.of_relay(r) for r in load_relays(settings, project_file=project_file)]
-    pool = RelayPool(relays, used_today=journal.sent_today())
-    if on_start is not None:
-        on_start(result)
-    limit = options.limit
-    if limit is not None and share.count > 1:  # never more than --limit in all
-        limit = limit // share.count + (share.index < limit % share.count)
-    return await deliver(
-        outgoing,
-        _pending(options.subscribers, rel, done, suppressed, result, share,
-                 left=changes.Recent(changes.path_in(layout.state_dir))),
-        journal=journal,
-        transports={
-            r.label: [SmtpTransport(r.settings(settings)) for _ in range(r.concurrency)]
-            for r in relays
-        },
-        pool=pool,
-        rate=settings.rate_per_second / share.count,
-        policy=Policy(
-            max_attempts=settings.max_attempts,
-            retry_delay=settings.retry_delay,
-            max_consecutive_failures=settings.max_consecutive_failures,
-        ),
-        stop=stop,
-        on_progress=on_progress,
-        limit=limit,
-        on_hard_bounce=_suppressor(suppression_path, result.issue_id),
-    )
-
-
-def static_pieces(template: MessageTemplate) -> list[bytes]:
-    """The template's pre-encoded body pieces, for `IssueSigner` (none: the plain way)."""
-    pieces = getattr(template, "_body_pieces", [])  # message.py's; a rename only slows signing
-    return [piece for piece, _ in pieces if isinstance(piece, bytes)]
-
-
-def other_failures(journal: Journal, suppression_path: Path, layout: Layout) -> int:
-    """Failed recipients whose address is not suppressed (re-read: this run appended)."""
-    now = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
-    return sum(digest(row.email) not in now for row in journal.rows([Status.FAILED]))
-
-
 def refuse_unrecorded_resend(layout: Layout, journal: Journal, *, settings: Settings) -> None:
     """A first send by the journal's account, of an issue something else shows was sent: the
     journal was lost (state/ deleted), and sending would mail everyone again (issue 13)."""
@@ -425,41 +272,6 @@ def refuse_unrecorded_resend(layout: Layout, journal: Journal, *, settings: Sett
             hint="restore state/ from a backup to resume, or pass --resend to mail everyone "
             "again",
         )
-
-
-def _pending(
-    path: Path,
-    rel: str,
-    done: DigestSet,
-    suppressed: DigestSet,
-    result: SendResult,
-    share: Share,
-    left: Container[str] = frozenset(),
-) -> Iterator[Subscriber]:
-    """The list's mailable rows without the final and the suppressed ones (counted as met),
-    nor those who unsubscribed through `serve` since (`left`, asked as each one is queued)."""
-    for sub in unique_mailable(path, rel=rel):
-        d = digest(sub.email)
-        if not share.owns(d):
-            continue
-        if d in done:
-            result.already_done += 1
-        elif d in suppressed or sub.email in left:
-            result.suppressed += 1
-        else:
-            yield sub
-
-
-def _suppressor(path: Path, issue_id: str) -> HardBounceHook:
-    """Appends a hard-bounced address to the suppression file (off the event loop)."""
-
-    async def suppress(sub: Subscriber, outcome: Outcome) -> None:
-        entry = suppressions.Suppression(
-            sub.email, "hard-bounce", str(outcome.code or ""), issue_id, suppressions.today()
-        )
-        await asyncio.to_thread(suppressions.append, path, [entry])
-
-    return suppress
 
 
 def check_test_address(address: str) -> str:

@@ -1,0 +1,62 @@
+"""What leaves for each recipient (`Outgoing`), and the protocols the engine talks to."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from newsletter.send.message import MessageTemplate
+from newsletter.send.subscribers import Subscriber
+from newsletter.send.transport import Outcome
+
+if TYPE_CHECKING:
+    from newsletter.send.dkim import Signer
+    from newsletter.send.signing import OffLoopSigner
+    from newsletter.send.verp import Verp
+
+
+class Transport(Protocol):
+    async def send(
+        self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
+    ) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+class Letter(Protocol):
+    """What the engine needs of a message: its envelope sender, bytes and id per recipient."""
+
+    def sender(self, sub: Subscriber) -> str: ...
+
+    def data(self, sub: Subscriber) -> bytes: ...
+
+    def message_id(self, sub: Subscriber) -> str: ...
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """What leaves for one recipient: the envelope sender, and the bytes, signed if DKIM is on."""
+
+    template: MessageTemplate
+    signer: Signer | None = None
+    verp: Verp | None = None
+    off_loop: OffLoopSigner | None = None  # the signer's key operation in worker processes
+
+    def sender(self, sub: Subscriber) -> str:
+        if self.verp is None:
+            return self.template.sender_address
+        return self.verp.return_path(self.template.issue_id, sub.email)
+
+    def data(self, sub: Subscriber) -> bytes:
+        data = self.template.personalize(sub)
+        # Signed here and only here, right after personalising: nothing touches the bytes after.
+        return self.signer.sign(data) if self.signer is not None else data
+
+    async def data_async(self, sub: Subscriber) -> bytes:
+        """`data`, with the DKIM key operation off the event loop when a pool is set up."""
+        if self.off_loop is None:
+            return self.data(sub)
+        return await self.off_loop.sign(self.template.personalize(sub))
+
+    def message_id(self, sub: Subscriber) -> str:
+        return self.template.message_id(sub)

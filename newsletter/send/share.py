@@ -1,0 +1,165 @@
+"""One share of the list delivered: the pending readers, through the relays, journaled.
+
+`send_list` runs one share (the whole list) in its own process; with NEWSLETTER_SEND_PROCESSES
+each worker process (`processes.py`) runs `deliver_share` for the readers it owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Container, Iterator
+from pathlib import Path
+
+from newsletter.layout import Layout
+from newsletter.send import changes, suppressions
+from newsletter.send.delivery import DeliveryReport, HardBounceHook, ProgressHook, deliver
+from newsletter.send.digests import DigestSet, digest
+from newsletter.send.engine import Policy
+from newsletter.send.journal import Journal, Status
+from newsletter.send.letters import Outgoing
+from newsletter.send.message import MessageTemplate
+from newsletter.send.options import SendOptions, SendResult
+from newsletter.send.processes import Share
+from newsletter.send.subscribers import Subscriber, unique_mailable
+from newsletter.send.transport import Outcome
+from newsletter.settings import Settings
+
+
+async def deliver_share(
+    layout: Layout,
+    issue_id: str,
+    *,
+    settings: Settings,
+    options: SendOptions,
+    share: Share,
+    stop: asyncio.Event,
+    on_progress: ProgressHook | None,
+) -> tuple[DeliveryReport, dict[str, int]]:
+    """One worker process's part of a send (processes.py): its share of the list, journaled
+    through its own connection to the journal (the parent holds the lock)."""
+    template = MessageTemplate.from_build(layout.build_dir(issue_id), settings=settings)
+    outgoing = outgoing_for(template, settings=settings, layout=layout)
+    result = SendResult(issue_id=issue_id, report=DeliveryReport())
+    journal = Journal.open(layout, issue_id)
+    try:
+        report = await deliver_readers(
+            outgoing, journal, layout=layout, settings=settings, options=options,
+            result=result, share=share, stop=stop, on_start=None, on_progress=on_progress,
+        )
+    finally:
+        journal.close()
+    return report, {"already_done": result.already_done, "suppressed": result.suppressed}
+
+
+async def deliver_readers(
+    outgoing: Outgoing,
+    journal: Journal,
+    *,
+    layout: Layout,
+    settings: Settings,
+    options: SendOptions,
+    result: SendResult,
+    share: Share,
+    stop: asyncio.Event | None,
+    on_start: Callable[[SendResult], None] | None,
+    on_progress: ProgressHook | None,
+) -> DeliveryReport:
+    from newsletter.send.relays import RelayPool, load_relays
+    from newsletter.send.transport import SmtpTransport
+
+    done = journal.final_digests(include_failed=not options.retry_failed)
+    suppression_path = layout.resolve(settings.suppressions)
+    suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
+    rel = layout.rel(options.subscribers)
+    project_file = layout.root / "newsletter.toml"
+    relays = [share.of_relay(r) for r in load_relays(settings, project_file=project_file)]
+    pool = RelayPool(relays, used_today=journal.sent_today())
+    if on_start is not None:
+        on_start(result)
+    limit = options.limit
+    if limit is not None and share.count > 1:  # never more than --limit in all
+        limit = limit // share.count + (share.index < limit % share.count)
+    return await deliver(
+        outgoing,
+        _pending(options.subscribers, rel, done, suppressed, result, share,
+                 left=changes.Recent(changes.path_in(layout.state_dir))),
+        journal=journal,
+        transports={
+            r.label: [SmtpTransport(r.settings(settings)) for _ in range(r.concurrency)]
+            for r in relays
+        },
+        pool=pool,
+        rate=settings.rate_per_second / share.count,
+        policy=Policy(
+            max_attempts=settings.max_attempts,
+            retry_delay=settings.retry_delay,
+            max_consecutive_failures=settings.max_consecutive_failures,
+        ),
+        stop=stop,
+        on_progress=on_progress,
+        limit=limit,
+        on_hard_bounce=_suppressor(suppression_path, result.issue_id),
+    )
+
+
+def outgoing_for(template: MessageTemplate, *, settings: Settings, layout: Layout) -> Outgoing:
+    """The issue's message with its DKIM signer (prepared once for the issue) and VERP.
+
+    A bad key or bounce setting raises here, before anything leaves."""
+    from newsletter.send.dkim import Signer
+    from newsletter.send.dkim_issue import IssueSigner
+    from newsletter.send.verp import Verp
+
+    signer = Signer.from_settings(settings, layout=layout)
+    return Outgoing(
+        template,
+        signer=None if signer is None else IssueSigner.for_issue(signer, static_pieces(template)),
+        verp=Verp.from_settings(settings),
+    )
+
+
+def static_pieces(template: MessageTemplate) -> list[bytes]:
+    """The template's pre-encoded body pieces, for `IssueSigner` (none: the plain way)."""
+    pieces = getattr(template, "_body_pieces", [])  # message.py's; a rename only slows signing
+    return [piece for piece, _ in pieces if isinstance(piece, bytes)]
+
+
+def other_failures(journal: Journal, suppression_path: Path, layout: Layout) -> int:
+    """Failed recipients whose address is not suppressed (re-read: this run appended)."""
+    now = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
+    return sum(digest(row.email) not in now for row in journal.rows([Status.FAILED]))
+
+
+def _pending(
+    path: Path,
+    rel: str,
+    done: DigestSet,
+    suppressed: DigestSet,
+    result: SendResult,
+    share: Share,
+    left: Container[str] = frozenset(),
+) -> Iterator[Subscriber]:
+    """The list's mailable rows without the final and the suppressed ones (counted as met),
+    nor those who unsubscribed through `serve` since (`left`, asked as each one is queued)."""
+    for sub in unique_mailable(path, rel=rel):
+        d = digest(sub.email)
+        if not share.owns(d):
+            continue
+        if d in done:
+            result.already_done += 1
+        elif d in suppressed or sub.email in left:
+            result.suppressed += 1
+        else:
+            yield sub
+
+
+def _suppressor(path: Path, issue_id: str) -> HardBounceHook:
+    """Appends a hard-bounced address to the suppression file (off the event loop)."""
+
+    async def suppress(sub: Subscriber, outcome: Outcome) -> None:
+        entry = suppressions.Suppression(
+            sub.email, "hard-bounce", str(outcome.code or ""), issue_id, suppressions.today()
+        )
+        await asyncio.to_thread(suppressions.append, path, [entry])
+
+    return suppress
