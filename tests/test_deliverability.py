@@ -49,7 +49,7 @@ def test_a_hard_bounce_is_suppressed_and_skipped_by_the_next_send(
     with open(built / "suppressions.csv", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [(r["email"], r["reason"], r["code"], r["issue"]) for r in rows] == [
-        ("francois.lefevre@example.com", "hard-bounce", "550", "2026-11")
+        ("francois.lefevre@example.com", "hard-bounce", "5.1.1", "2026-11")  # enhanced code
     ]
     # The next issue skips the suppressed address without asking the relay.
     (built / "issues" / "2026-11.toml").rename(built / "issues" / "2026-11b.toml")

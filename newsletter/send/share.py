@@ -12,6 +12,7 @@ from pathlib import Path
 
 from newsletter.layout import Layout
 from newsletter.send import changes, suppressions
+from newsletter.send.classify import enhanced_code
 from newsletter.send.delivery import DeliveryReport, HardBounceHook, ProgressHook, deliver
 from newsletter.send.digests import DigestSet, digest
 from newsletter.send.engine import Policy
@@ -157,8 +158,10 @@ def _suppressor(path: Path, issue_id: str) -> HardBounceHook:
     """Appends a hard-bounced address to the suppression file (off the event loop)."""
 
     async def suppress(sub: Subscriber, outcome: Outcome) -> None:
+        # The enhanced code (5.1.1) says why, as `newsletter bounces` records it (issue 15).
+        code = enhanced_code(outcome.reply) or str(outcome.code or "")
         entry = suppressions.Suppression(
-            sub.email, "hard-bounce", str(outcome.code or ""), issue_id, suppressions.today()
+            sub.email, "hard-bounce", code, issue_id, suppressions.today()
         )
         await asyncio.to_thread(suppressions.append, path, [entry])
 
