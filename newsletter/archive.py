@@ -29,9 +29,9 @@ from pathlib import Path
 
 from newsletter import fsio, manifest
 from newsletter.archive_feed import FEED, INDEX
+from newsletter.archive_issue import ArchivedArticle, ArchivedIssue
 from newsletter.errors import BuildError, ErrorGroup, NewsletterError
 from newsletter.layout import Layout
-from newsletter.manifest import ArticleDetail
 from newsletter.send.journal import first_sent
 from newsletter.settings import Settings
 
@@ -42,35 +42,6 @@ CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
     ".xml": "application/atom+xml; charset=utf-8",
 }
-
-
-ArchivedArticle = ArticleDetail  # what the manifest records of each article
-
-
-@dataclass(frozen=True)
-class ArchivedIssue:
-    id: str
-    number: int | None
-    date: dt.date
-    subject: str
-    preheader: str
-    language: str
-    articles: tuple[ArchivedArticle, ...]
-    email_html: str  # build/<id>/email.html as built: recipient placeholders unfilled
-    sent_at: float | None  # the first `sent` row in the journal; None: built, never sent
-
-    @property
-    def updated(self) -> str:
-        """RFC 3339 (UTC): the first send, or the issue's date for an issue never sent."""
-        if self.sent_at is not None:
-            when = dt.datetime.fromtimestamp(int(self.sent_at), dt.UTC)
-        else:
-            when = dt.datetime.combine(self.date, dt.time(), dt.UTC)
-        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-    @property
-    def authors(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(a.author for a in self.articles if a.author))
 
 
 @dataclass(frozen=True)

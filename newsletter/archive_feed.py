@@ -17,7 +17,7 @@ from newsletter.labels import labels_for
 from newsletter.settings import Settings
 
 if TYPE_CHECKING:
-    from newsletter.archive import ArchivedIssue
+    from newsletter.archive_issue import ArchivedIssue
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 FEED = "feed.xml"

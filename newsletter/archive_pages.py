@@ -28,7 +28,7 @@ from newsletter.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from newsletter.archive import ArchivedIssue
+    from newsletter.archive_issue import ArchivedIssue
 
 TEMPLATES = Path(__file__).parent / "theme" / "site"
 

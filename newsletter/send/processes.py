@@ -27,7 +27,7 @@ from typing import Any
 from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.layout import Layout
 from newsletter.send.delivery import DeliveryReport, ProgressHook
-from newsletter.send.relays import Relay
+from newsletter.send.share import Share
 from newsletter.send.signing import exit_with_parent
 from newsletter.send.transport import Outcome
 from newsletter.settings import Settings
@@ -43,28 +43,6 @@ class ShareSpec:
     issue_id: str
     settings: Settings
     options: Any  # run.SendOptions (not imported here: run imports this module)
-
-
-@dataclass(frozen=True)
-class Share:
-    """Process `index` of `count`: the recipients whose digest is `index` modulo `count`."""
-
-    index: int
-    count: int
-
-    def owns(self, digest: int) -> bool:
-        return self.count == 1 or digest % self.count == self.index
-
-    def of_relay(self, relay: Relay) -> Relay:
-        """This share of a relay: its connections, rate and daily quota divided."""
-        if self.count == 1:
-            return relay
-        quota = relay.daily_quota
-        return relay.model_copy(update={
-            "concurrency": max(relay.concurrency // self.count, 1),
-            "rate": relay.rate / self.count,
-            "daily_quota": None if quota is None else max(quota // self.count, 1),
-        })
 
 
 def _child(spec: ShareSpec, share: Share, conn: Connection) -> None:

@@ -32,8 +32,7 @@ from newsletter.send.journal import Journal, Status
 from newsletter.send.letters import Outgoing
 from newsletter.send.message import SAMPLE_READER, MessageTemplate, missing_fields
 from newsletter.send.options import SendOptions, SendResult
-from newsletter.send.processes import Share
-from newsletter.send.share import deliver_readers, other_failures, outgoing_for
+from newsletter.send.share import Share, deliver_readers, other_failures, outgoing_for
 from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
 from newsletter.settings import Settings
 

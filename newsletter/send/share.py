@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Container, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from newsletter.layout import Layout
@@ -20,10 +21,32 @@ from newsletter.send.journal import Journal, Status
 from newsletter.send.letters import Outgoing
 from newsletter.send.message import MessageTemplate
 from newsletter.send.options import SendOptions, SendResult
-from newsletter.send.processes import Share
+from newsletter.send.relays import Relay
 from newsletter.send.subscribers import Subscriber, unique_mailable
 from newsletter.send.transport import Outcome
 from newsletter.settings import Settings
+
+
+@dataclass(frozen=True)
+class Share:
+    """Process `index` of `count`: the recipients whose digest is `index` modulo `count`."""
+
+    index: int
+    count: int
+
+    def owns(self, digest: int) -> bool:
+        return self.count == 1 or digest % self.count == self.index
+
+    def of_relay(self, relay: Relay) -> Relay:
+        """This share of a relay: its connections, rate and daily quota divided."""
+        if self.count == 1:
+            return relay
+        quota = relay.daily_quota
+        return relay.model_copy(update={
+            "concurrency": max(relay.concurrency // self.count, 1),
+            "rate": relay.rate / self.count,
+            "daily_quota": None if quota is None else max(quota // self.count, 1),
+        })
 
 
 async def deliver_share(
