@@ -1,6 +1,6 @@
 """Screenshots of the public archive in headless Chromium, and its layout checks.
 
-    /work/venv/bin/python bench/archive_screenshots.py [--issue 2026-11]
+    .venv/bin/python bench/archive_screenshots.py [--issue 2026-11]
 
 In a temporary copy of the sample folder (the repository's build/ and site/ are left alone):
 builds both sample issues with NEWSLETTER_ARCHIVE_URL set, runs `newsletter archive --all`

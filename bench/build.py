@@ -1,6 +1,6 @@
 """Benchmark `newsletter build-issue` on a 5-article issue; prints figures, asserts nothing.
 
-    /work/venv/bin/python bench/build.py [--runs 7] [--warm 5]
+    .venv/bin/python bench/build.py [--runs 7] [--warm 5]
 
 (a) the wall time of a whole `newsletter build-issue` process against the official MJML CLI
     rendering the same email.mjml alone, alternated in one loop so that both see the same

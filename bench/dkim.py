@@ -1,6 +1,6 @@
 """Benchmark DKIM signing: what `Signer.sign` adds to each message; prints figures, asserts nothing.
 
-    /work/venv/bin/python bench/dkim.py [--calls 100] [--repeat 5]
+    .venv/bin/python bench/dkim.py [--calls 100] [--repeat 5]
 
 The sample issue 2026-11 is built once in a temporary copy of the sample folder; each call
 personalises the message for a distinct recipient (as `send` does), then signs it. Printed,

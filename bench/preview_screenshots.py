@@ -1,6 +1,6 @@
 """Screenshots of `newsletter preview` in headless Chromium, and how fast an edit shows.
 
-    /work/venv/bin/python bench/preview_screenshots.py [--edits 5]
+    .venv/bin/python bench/preview_screenshots.py [--edits 5]
 
 Serves the sample issue 2026-11 from a temporary copy of content/, templates/ and issues/ (a
 developer's own build/ is left alone) and writes into bench/out/:

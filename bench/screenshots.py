@@ -1,6 +1,6 @@
 """Screenshots of the sample issues in headless Chromium, light and dark, and layout checks.
 
-    /work/venv/bin/python bench/screenshots.py [2026-11 2026-12]
+    .venv/bin/python bench/screenshots.py [2026-11 2026-12]
 
 Builds each issue with the CLI into a temporary copy of the sample folder (so a developer's
 own build/ is left alone), fills the per-recipient placeholders as a sample reader would see

@@ -1,6 +1,6 @@
 """Benchmark `newsletter send`: throughput against smtp-source, personalize(), memory.
 
-    /work/venv/bin/python bench/send.py [--repeat 3] [--quick] [--profile] [--budget 450]
+    .venv/bin/python bench/send.py [--repeat 3] [--quick] [--profile] [--budget 450]
 
 Prints figures and asserts nothing. Everything runs in a temporary copy of the sample folder
 (content/, templates/, issues/), built once, and talks to 127.0.0.1 only.
