@@ -342,6 +342,8 @@ def newsletter_send(
 ) -> Run:
     sinks = sink if isinstance(sink, list) else [sink]
     shutil.rmtree(root / "state", ignore_errors=True)  # a fresh journal: everyone is pending
+    # ... and no marker of an earlier send (else `send` refuses a re-send without --resend)
+    (root / "build" / ISSUE_ID / "sent.json").unlink(missing_ok=True)
     before = [s.messages() for s in sinks]
     result = run(
         [NEWSLETTER_BIN, "send", ISSUE_ID, "--root", root, "--subscribers", subscribers],
@@ -643,6 +645,7 @@ def bench_profile(
         "send", ISSUE_ID, "--root", root, "--subscribers", subscribers]
     py_spy = BIN / "py-spy" if (BIN / "py-spy").exists() else shutil.which("py-spy")
     shutil.rmtree(root / "state", ignore_errors=True)
+    (root / "build" / ISSUE_ID / "sent.json").unlink(missing_ok=True)
     with Sink(tmp) as sink:
         env = send_env(clean_env(), sink.port, concurrency)
         if dkim != "unsigned":
