@@ -417,8 +417,9 @@ def test_no_postal_address_is_a_warning_naming_the_setting(
     result = run_cli("build-issue", "2026-11", root=newsletter_root)
     assert result.exit_code == 0, result.stderr
     assert finding_lines(result.stdout) == [
-        "warning [no-postal-address] .env: no postal address: set NEWSLETTER_POSTAL_ADDRESS "
-        "(the law wants it in every email; `newsletter send` refuses to send without it)"
+        "warning [no-postal-address] newsletter.toml: no postal address: set postal_address "
+        "(or NEWSLETTER_POSTAL_ADDRESS; the law wants it in every email; `newsletter send` "
+        "refuses to send without it)"
     ]
     strict = run_cli("build-issue", "2026-11", "--strict", root=newsletter_root)
     assert strict.exit_code == 1

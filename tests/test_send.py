@@ -304,9 +304,9 @@ def test_no_postal_address_refuses_the_send_before_anything_leaves(
     refused = send(run_cli, root, smtp_server)
     assert refused.exit_code == ExitCode.USER_ERROR
     assert refused.stderr == (
-        "error: .env: no postal address: set NEWSLETTER_POSTAL_ADDRESS and rebuild; nothing was "
-        "sent (CAN-SPAM and the French LCEN want one in every email; --dry-run and --test-to "
-        "work without it)\n"
+        "error: newsletter.toml: no postal address: set postal_address (or "
+        "NEWSLETTER_POSTAL_ADDRESS) and rebuild; nothing was sent (CAN-SPAM and the French LCEN "
+        "want one in every email; --dry-run and --test-to work without it)\n"
     )
     assert smtp_server.received == []
     assert not Layout.at(root).journal_path.exists()

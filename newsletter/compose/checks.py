@@ -344,9 +344,9 @@ def _postal_address(rendered: RenderedIssue, address: str) -> list[Finding]:
     if not address.strip():
         return [warning(
             "no-postal-address",
-            "no postal address: set NEWSLETTER_POSTAL_ADDRESS (the law wants it in every email; "
-            "`newsletter send` refuses to send without it)",
-            ".env",
+            "no postal address: set postal_address (or NEWSLETTER_POSTAL_ADDRESS; the law wants "
+            "it in every email; `newsletter send` refuses to send without it)",
+            "newsletter.toml",
         )]
     findings = []
     for part, where in (("HTML", "templates/email.mjml.j2"), ("text", "templates/email.txt.j2")):

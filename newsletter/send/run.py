@@ -88,8 +88,9 @@ def require_postal_address(build_dir: Path, *, settings: Settings) -> None:
     address = " ".join(settings.postal_address.split())
     if not address:
         raise ConfigError(
-            "no postal address: set NEWSLETTER_POSTAL_ADDRESS and rebuild; nothing was sent",
-            path=".env",
+            "no postal address: set postal_address (or NEWSLETTER_POSTAL_ADDRESS) and rebuild; "
+            "nothing was sent",
+            path="newsletter.toml",
             hint="CAN-SPAM and the French LCEN want one in every email; "
             "--dry-run and --test-to work without it",
         )
