@@ -20,23 +20,30 @@ SAMPLE_READER = {"greeting": "Bonjour Camille,", "unsubscribe_url": "#"}
 
 
 @contextmanager
-def offline_chromium(profile: Path) -> Iterator[BrowserContext]:
-    """Chromium with a fresh profile (never the user's); anything but local files is refused:
-    the email must not need the network."""
+def chromium(profile: Path) -> Iterator[BrowserContext]:
+    """Debian's headless Chromium with a fresh profile (never the user's)."""
     assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium"
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
         )
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+@contextmanager
+def offline_chromium(profile: Path) -> Iterator[BrowserContext]:
+    """`chromium`, where anything but local files is refused: the email must not need the
+    network."""
+    with chromium(profile) as context:
         context.route(
             "**/*",
             lambda route: route.continue_()
             if route.request.url.startswith(("file:", "data:")) else route.abort(),
         )
-        try:
-            yield context
-        finally:
-            context.close()
+        yield context
 
 
 def as_sample_reader(html: str) -> str:

@@ -24,8 +24,9 @@ from typing import Any
 import feedparser
 import lxml.html
 import pytest
+from browser import chromium
 from conftest import RunCli, snapshot
-from playwright.sync_api import BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import BrowserContext, Page, Route
 from smtpserver import TestServer
 
 from newsletter.archive import generate
@@ -47,11 +48,6 @@ ATOM = "{http://www.w3.org/2005/Atom}"
 RFC3339 = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 VIEW_ONLINE = "Voir dans le navigateur"
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 # 1x1 transparent PNG: the email's remote images, answered without the network.
 PIXEL = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -394,12 +390,7 @@ def test_a_sent_issue_without_its_build_is_named(sent: Path, run_cli: RunCli) ->
 @pytest.fixture
 def browser(sent: Path, tmp_path: Path) -> Iterator[BrowserContext]:
     """Chromium, started after the send (Playwright's loop would stop the CLI's asyncio.run)."""
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium"
-    profile = tmp_path / "chromium-profile"
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-        )
+    with chromium(tmp_path / "chromium-profile") as context:
 
         def offline(route: Route) -> None:
             # The email's remote images get a local pixel: no network, and no load error.
@@ -412,7 +403,6 @@ def browser(sent: Path, tmp_path: Path) -> Iterator[BrowserContext]:
 
         context.route("**/*", offline)
         yield context
-        context.close()
 
 
 def listen_for_errors(page: Page, errors: list[str]) -> None:

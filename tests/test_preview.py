@@ -21,8 +21,9 @@ from urllib.parse import urlsplit
 
 import lxml.html
 import pytest
+from browser import chromium
 from conftest import RunCli, own_template
-from playwright.sync_api import BrowserContext, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, Page, expect
 
 from newsletter.compose.checks import GMAIL_CLIP_ERROR_BYTES, clip_size
 from newsletter.errors import BuildError, SubscriberError
@@ -32,11 +33,6 @@ from newsletter.send.message import SAMPLE_READER, MessageTemplate
 from newsletter.settings import load_settings
 from newsletter.web.preview import open_built, serve
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 FIRST_TITLE = "Faire l’audit digital de sa petite entreprise en une journée"
 FIRST_ARTICLE = Path("content/articles/audit-digital-petite-entreprise.md")
 TEMPLATE = Path("templates/email.mjml.j2")
@@ -106,14 +102,8 @@ def preview(newsletter_root: Path) -> Iterator[Running]:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrowserContext]:
-    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: apt-get install chromium"
-    profile = tmp_path_factory.mktemp("chromium-profile")
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(profile), executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS,
-        )
+    with chromium(tmp_path_factory.mktemp("chromium-profile")) as context:
         yield context
-        context.close()
 
 
 @pytest.fixture
