@@ -35,6 +35,7 @@ class Faults:
     refuse_all: str = ""  # answer this to every RCPT until cleared (a sender problem)
     mail_from: str = ""  # answer this to every MAIL FROM until cleared (a refused sender)
     offer_starttls: bool = False  # advertise STARTTLS without TLS: aiosmtpd answers it 454
+    pipelining: bool = True  # advertise PIPELINING (aiosmtpd reads pipelined commands in order)
 
 
 @dataclass
@@ -64,6 +65,8 @@ class RecordingHandler:
         session.host_name = hostname  # what aiosmtpd does itself without this hook
         if self.faults.offer_starttls:
             responses.insert(-1, "250-STARTTLS")
+        if self.faults.pipelining:
+            responses.insert(-1, "250-PIPELINING")
         return responses
 
     async def handle_MAIL(

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
-from aiosmtplib.protocol import SMTPProtocol
 
 from newsletter.errors import DeliveryError
 from newsletter.send.classify import Verdict, classify
@@ -23,7 +22,7 @@ from newsletter.send.journal import Journal, Status, Write
 from newsletter.send.options import SendResult
 from newsletter.send.progress import SendProgress
 from newsletter.send.subscribers import Subscriber
-from newsletter.send.transport import Outcome, check_protocol, outcome_for
+from newsletter.send.transport import Outcome, outcome_for
 
 POLICY = Policy(max_attempts=3, retry_delay=10.0, max_consecutive_failures=4)
 SENT = outcome_for(250, "2.0.0 OK")
@@ -375,23 +374,6 @@ def test_the_limiter_spaces_messages_on_the_injected_clock() -> None:
         return clock.slept
 
     assert asyncio.run(main()) == pytest.approx(2.0)  # 9 slots at 4/s: 8 gaps of 0.25 s
-
-
-# -- aiosmtplib's private parts ------------------------------------------------------------------
-
-
-def test_the_pinned_aiosmtplib_has_what_the_data_step_uses() -> None:
-    async def protocol() -> SMTPProtocol:
-        return SMTPProtocol()
-
-    check_protocol(asyncio.run(protocol()))
-
-
-def test_an_aiosmtplib_without_them_is_refused_clearly() -> None:
-    with pytest.raises(DeliveryError) as caught:
-        check_protocol(object())
-    assert "SMTPProtocol._command_lock, _response_pending" in str(caught.value)
-    assert "install the aiosmtplib version pinned in pyproject.toml" in str(caught.value)
 
 
 def test_decide_is_pure() -> None:

@@ -15,26 +15,18 @@ import aiosmtplib
 from aiosmtplib import (
     SMTPAuthenticationError,
     SMTPConnectError,
-    SMTPDataError,
     SMTPException,
     SMTPHeloError,
-    SMTPRecipientRefused,
-    SMTPRecipientsRefused,
-    SMTPResponse,
     SMTPResponseException,
-    SMTPSenderRefused,
     SMTPServerDisconnected,
     SMTPStatus,
-    SMTPTimeoutError,
 )
 
 from newsletter.errors import DeliveryError
 from newsletter.send.classify import Command
 from newsletter.send.journal import Status
+from newsletter.send.wire import Reply, Wire, WireError
 from newsletter.settings import Settings
-
-#: The private parts of aiosmtplib's SMTPProtocol that `_data` uses (see there).
-PROTOCOL_INTERNALS = ("_command_lock", "_response_pending")
 
 
 class Outcome(NamedTuple):
@@ -70,16 +62,43 @@ TLS_HINT = (
 )
 
 
+class Refused(Exception):
+    """A reply that ends the transaction: which command it answered, and the reply."""
+
+    def __init__(self, command: Command, reply: Reply) -> None:
+        super().__init__(command, reply)
+        self.command = command
+        self.reply = reply
+
+
+#: What each command of a transaction is answered with when it goes well.
+ACCEPTED: dict[Command, tuple[int, ...]] = {
+    "MAIL": (SMTPStatus.completed,),
+    "RCPT": (SMTPStatus.completed, SMTPStatus.will_forward),
+    "DATA": (SMTPStatus.start_input,),
+}
+
+
 class SmtpTransport:
-    """One connection to the relay; reconnects on demand after any failure."""
+    """One connection to the relay; reconnects on demand after any failure.
+
+    aiosmtplib opens it (EHLO, STARTTLS, AUTH); a `Wire` then carries the transactions,
+    pipelined when the relay offers PIPELINING (see wire.py).
+    """
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._smtp: aiosmtplib.SMTP | None = None
+        self._wire: Wire | None = None
+        self._pipelining = False
+        self._size = False
         self._sent_on_connection = 0
         self._command: Command | None = None
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    @property
+    def _where(self) -> str:
+        return f"{self.settings.smtp_host}:{self.settings.smtp_port}"
+
+    async def _connect(self) -> Wire:
         s = self.settings
         smtp = aiosmtplib.SMTP(
             hostname=s.smtp_host,
@@ -107,13 +126,18 @@ class SmtpTransport:
             except DeliveryError:
                 smtp.close()
                 raise
+        self._pipelining = smtp.supports_extension("pipelining")
+        self._size = smtp.supports_extension("size")
         self._sent_on_connection = 0
-        return smtp
+        transport = smtp.transport
+        if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+            smtp.close()
+            raise SMTPServerDisconnected("connection lost after EHLO")
+        return Wire.take_over(transport)
 
     async def _starttls(self, smtp: aiosmtplib.SMTP) -> None:
         """STARTTLS, or RelayUnusable: a relay without it, or refusing it (even with 454, which
         is not throttling here), would fail every recipient the same way."""
-        where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
         try:
             await smtp.ehlo()
         except SMTPHeloError:
@@ -121,7 +145,7 @@ class SmtpTransport:
         if not smtp.supports_extension("starttls"):
             smtp.close()
             raise RelayUnusable(
-                f"the relay {where} does not offer STARTTLS",
+                f"the relay {self._where} does not offer STARTTLS",
                 field="NEWSLETTER_SMTP_TLS",
                 hint=TLS_HINT,
             )
@@ -130,7 +154,8 @@ class SmtpTransport:
         except SMTPResponseException as exc:
             smtp.close()
             raise RelayUnusable(
-                f"the relay {where} refused STARTTLS: {exc.code} {' '.join(exc.message.split())}",
+                f"the relay {self._where} refused STARTTLS: {exc.code} "
+                f"{' '.join(exc.message.split())}",
                 field="NEWSLETTER_SMTP_TLS",
                 hint=TLS_HINT,
             ) from None
@@ -143,89 +168,104 @@ class SmtpTransport:
         `wire_ready`: `data` already has CRLF line endings and no line starting with a dot
         (what `message.py` produces, property-tested), so it is sent without being scanned.
         Addresses were validated before they got here (subscribers.check_address, the
-        settings), and aiosmtplib still refuses control characters in any command.
+        settings); a line break in one is still refused here, never written.
         """
         limit = self.settings.max_per_connection
-        if self._smtp is not None and limit and self._sent_on_connection >= limit:
+        if self._wire is not None and limit and self._sent_on_connection >= limit:
             await self.close()
         self._command = None  # the command a refusal answered
         try:
             return await self._transact(sender, recipient, data, wire_ready=wire_ready)
         except DeliveryError:
             raise
-        except SMTPRecipientsRefused as exc:
-            refused = exc.recipients[0]
-            await self._reset()
-            return outcome_for(refused.code, refused.message, command="RCPT")
-        except SMTPResponseException as exc:
-            if exc.code == 421 or exc.code < 400:
+        except Refused as refused:
+            code, text = refused.reply
+            if code == 421 or code < 400:
                 await self.close()  # 421: the server is closing the channel
             else:
                 await self._reset()
-            out = outcome_for(exc.code, exc.message, command=self._command)
-            if exc.code >= 400:
+            out = outcome_for(code, text, command=refused.command)
+            if code >= 400:
                 return out
-            return Outcome(Status.DEFERRED, exc.code, out.detail, self._command)
+            return Outcome(Status.DEFERRED, code, out.detail, refused.command)
         except ssl.SSLError as exc:
             await self.close()
             # Before MAIL FROM no message was in flight (the journal says so).
             raise (RelayUnusable if self._command is None else DeliveryError)(
-                f"TLS with {self.settings.smtp_host}:{self.settings.smtp_port} failed: "
-                f"{exc.reason or exc}",
+                f"TLS with {self._where} failed: {exc.reason or exc}",
                 field="NEWSLETTER_SMTP_TLS",
                 hint="check NEWSLETTER_SMTP_TLS (starttls, tls or none) and the port",
             ) from None
-        except (SMTPException, OSError, TimeoutError) as exc:
+        except (WireError, SMTPException, OSError, TimeoutError) as exc:
             await self.close()
-            where = f"{self.settings.smtp_host}:{self.settings.smtp_port}"
-            return Outcome(Status.DEFERRED, None, _describe(exc, where), self._command)
+            return Outcome(Status.DEFERRED, None, _describe(exc, self._where), self._command)
 
     async def _transact(
         self, sender: str, recipient: str, data: bytes, *, wire_ready: bool
     ) -> Outcome:
-        """MAIL, RCPT, DATA on the (re)opened connection; a refusal raises, naming its command."""
-        if self._smtp is None or not self._smtp.is_connected:
-            self._smtp = await self._connect()
-        smtp = self._smtp
-        self._command = "MAIL"
+        """MAIL, RCPT, DATA on the (re)opened connection, then the message; a refusal raises
+        Refused, naming its command."""
+        if self._wire is None or not self._wire.is_open:
+            self._wire = await self._connect()
+        wire = self._wire
         timeout = self.settings.smtp_timeout
-        size = [f"SIZE={len(data)}".encode()] if smtp.supports_extension("size") else []
-        reply = await smtp.execute_command(
-            b"MAIL", b"FROM:<" + sender.encode() + b">", *size, timeout=timeout
-        )
-        if reply.code != SMTPStatus.completed:
-            raise SMTPSenderRefused(reply.code, reply.message, sender)
-        self._command = "RCPT"
-        reply = await smtp.execute_command(
-            b"RCPT", b"TO:<" + recipient.encode() + b">", timeout=timeout
-        )
-        if reply.code not in (SMTPStatus.completed, SMTPStatus.will_forward):
-            raise SMTPRecipientRefused(reply.code, reply.message, recipient)
-        self._command = "DATA"
         payload = data + b".\r\n" if wire_ready else wire_format(data)
-        response = await _data(smtp, payload, timeout=timeout)
+        size = b" SIZE=%d" % len(data) if self._size else b""
+        envelope: list[tuple[Command, bytes]] = [
+            ("MAIL", b"MAIL FROM:<" + _address(sender) + b">" + size + b"\r\n"),
+            ("RCPT", b"RCPT TO:<" + _address(recipient) + b">\r\n"),
+            ("DATA", b"DATA\r\n"),
+        ]
+        self._command = "MAIL"
+        if self._pipelining:  # RFC 2920: one write, the three replies read in order
+            replies = await wire.send(*(line for _, line in envelope), timeout=timeout)
+        else:
+            replies = []
+            for command, line in envelope:
+                self._command = command
+                replies += await wire.send(line, timeout=timeout)
+                if replies[-1].code not in ACCEPTED[command]:
+                    break
+        for (command, _), reply in zip(envelope, replies, strict=False):
+            if reply.code not in ACCEPTED[command]:
+                self._command = command
+                if replies[-1].code == SMTPStatus.start_input:
+                    # A relay that said 354 after refusing the envelope: an empty message ends it.
+                    await wire.send(b".\r\n", timeout=timeout)
+                raise Refused(command, reply)
+        self._command = "DATA"
+        (reply,) = await wire.send(payload, timeout=timeout)
         self._sent_on_connection += 1
-        return outcome_for(response.code, response.message, command="DATA")
+        if reply.code != SMTPStatus.completed:
+            raise Refused("DATA", reply)
+        return outcome_for(reply.code, reply.text, command="DATA")
 
     async def _reset(self) -> None:
-        if self._smtp is None:
+        if self._wire is None:
             return
         try:
-            await self._smtp.rset()
-        except (SMTPException, OSError, TimeoutError):
+            await self._wire.send(b"RSET\r\n", timeout=self.settings.smtp_timeout)
+        except WireError:
             await self.close()
 
     async def close(self) -> None:
-        smtp, self._smtp = self._smtp, None
-        if smtp is None:
+        wire, self._wire = self._wire, None
+        if wire is None:
             return
         try:
-            if smtp.is_connected:
-                await asyncio.wait_for(smtp.quit(), timeout=min(self.settings.smtp_timeout, 5))
-        except (SMTPException, OSError, TimeoutError):
+            if wire.is_open:
+                await wire.send(b"QUIT\r\n", timeout=min(self.settings.smtp_timeout, 5))
+        except WireError:
             pass
         finally:
-            smtp.close()
+            wire.close()
+
+
+def _address(address: str) -> bytes:
+    """An envelope address as bytes; a control character would end the command early."""
+    if any(c in address for c in "\r\n\0"):
+        raise SMTPException(f"an address with a control character: {address!r}")
+    return address.encode()
 
 
 async def login(smtp: aiosmtplib.SMTP, settings: Settings) -> None:
@@ -260,50 +300,10 @@ def wire_format(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
-async def _data(smtp: aiosmtplib.SMTP, payload: bytes, *, timeout: float) -> SMTPResponse:
-    """DATA with a payload already in wire format (see `wire_format`).
-
-    Mirrors aiosmtplib 5's `SMTPProtocol.execute_data_command` minus its rewriting; the
-    version is pinned in pyproject.toml and every SMTP test goes through here.
-    """
-    protocol = smtp.protocol
-    if protocol is not None:
-        check_protocol(protocol)
-    if protocol is None or protocol._command_lock is None:
-        raise SMTPServerDisconnected("Server not connected")
-    try:
-        async with protocol._command_lock:
-            protocol._response_pending = True
-            protocol.write(b"DATA\r\n")
-            start = await protocol.read_response(timeout=timeout)
-            if start.code != SMTPStatus.start_input:
-                raise SMTPDataError(start.code, start.message)
-            protocol._response_pending = True
-            protocol.write(payload)
-            response = await protocol.read_response(timeout=timeout)
-            if response.code != SMTPStatus.completed:
-                raise SMTPDataError(response.code, response.message)
-            return response
-    except (SMTPServerDisconnected, SMTPTimeoutError):
-        smtp.close()
-        raise
-
-
-def check_protocol(protocol: object) -> None:
-    """Refuse to send with an aiosmtplib whose protocol lacks what `_data` relies on.
-
-    Without this, another aiosmtplib would fail with an AttributeError in the middle of a send.
-    """
-    missing = [name for name in PROTOCOL_INTERNALS if not hasattr(protocol, name)]
-    if missing:
-        raise DeliveryError(
-            f"this aiosmtplib ({aiosmtplib.__version__}) has no SMTPProtocol."
-            f"{', '.join(missing)}, which the send's DATA step uses",
-            hint="install the aiosmtplib version pinned in pyproject.toml",
-        )
-
-
 def _describe(exc: BaseException, where: str) -> str:
+    if isinstance(exc, WireError):  # "connection lost" or "connection lost: why"
+        kind, _, detail = str(exc).partition(": ")
+        return f"{kind} ({where}): {detail}" if detail else f"{kind} ({where})"
     kind = {
         "SMTPServerDisconnected": "connection lost",
         "SMTPConnectError": "could not connect",

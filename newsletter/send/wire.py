@@ -1,0 +1,160 @@
+"""SMTP replies matched to commands on an open connection, several commands per write.
+
+aiosmtplib opens the connection (greeting, EHLO, STARTTLS, AUTH: the parts with TLS and
+credentials) and then hands its transport to a `Wire`, which carries the transactions:
+
+    wire = Wire.take_over(transport)
+    mail, rcpt, data = await wire.send(b"MAIL FROM:<a@b>\\r\\n", b"RCPT TO:<c@d>\\r\\n",
+                                       b"DATA\\r\\n", timeout=60)
+
+With PIPELINING (RFC 2920) the envelope goes out in one write and its three replies come
+back together; the message itself is the second write. aiosmtplib reads exactly one reply
+per command written (its `read_response` drops whatever else arrived), so it cannot
+pipeline, and its per-command path (a lock, `wait_for`, a reply future per command, the
+DATA regexes) cost more CPU than the rest of a message's trip: bench/send.py measures both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import NamedTuple
+
+MAX_LINE = 8192  # bytes in one reply line (RFC 5321 asks for 512; relays write longer)
+MAX_LINES = 100  # lines in one multi-line reply
+MAX_EARLY = 4  # replies kept that arrived before any command asked (a 421 before closing)
+
+
+class WireError(Exception):
+    """The connection cannot carry the next reply: lost, garbled or too slow."""
+
+
+class Disconnected(WireError):
+    pass
+
+
+class BadReply(WireError):
+    pass
+
+
+class Reply(NamedTuple):
+    code: int
+    text: str  # the lines' texts, joined with newlines
+
+
+class Wire(asyncio.Protocol):
+    """The protocol of a connection during its transactions: replies, in order, to waiters."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._waiting: deque[asyncio.Future[Reply]] = deque()
+        self._early: deque[Reply] = deque(maxlen=MAX_EARLY)
+        self._partial = b""  # an unfinished line
+        self._lines: list[bytes] = []  # the lines of an unfinished multi-line reply
+        self._lost: WireError | None = None
+
+    @classmethod
+    def take_over(cls, transport: asyncio.Transport) -> Wire:
+        wire = cls(transport)
+        transport.set_protocol(wire)
+        return wire
+
+    @property
+    def is_open(self) -> bool:
+        return self._lost is None and not self.transport.is_closing()
+
+    async def send(self, *commands: bytes, timeout: float | None) -> list[Reply]:
+        """Write the commands at once; their replies, in order. A timeout, a lost connection
+        or a garbled reply raises WireError and closes the connection, unless a refusal came
+        before it: then the replies up to it."""
+        if self._lost is not None:
+            raise self._lost
+        loop = asyncio.get_running_loop()
+        futures = []
+        for _ in commands:
+            future: asyncio.Future[Reply] = loop.create_future()
+            if self._early:
+                future.set_result(self._early.popleft())
+            else:
+                self._waiting.append(future)
+            futures.append(future)
+        self.transport.write(commands[0] if len(commands) == 1 else b"".join(commands))
+        replies: list[Reply] = []
+        try:
+            async with asyncio.timeout(timeout):
+                for future in futures:
+                    replies.append(await future)
+        except TimeoutError:
+            self._fail(WireError("timed out"))
+            raise self._lost or WireError("timed out") from None
+        except WireError:
+            if any(reply.code >= 400 for reply in replies):
+                return replies  # a refusal (421, say) explains the closed connection best
+            raise
+        return replies
+
+    def close(self) -> None:
+        self._fail(Disconnected("connection closed"))
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._partial:
+            data, self._partial = self._partial + data, b""
+        start = 0
+        while (end := data.find(b"\n", start)) >= 0:
+            line = data[start:end]
+            start = end + 1
+            if len(line) > MAX_LINE:
+                self._fail(BadReply("a reply line longer than 8192 bytes"))
+                return
+            if line[3:4] == b"-":
+                self._lines.append(line)
+                if len(self._lines) > MAX_LINES:
+                    self._fail(BadReply(f"a reply of more than {MAX_LINES} lines"))
+                    return
+                continue
+            reply = self._reply(line)
+            if reply is None:
+                return
+            if self._waiting:
+                self._waiting.popleft().set_result(reply)
+            else:
+                self._early.append(reply)
+        if start < len(data):
+            self._partial = data[start:]
+            if len(self._partial) > MAX_LINE:
+                self._fail(BadReply("a reply line longer than 8192 bytes"))
+
+    def _reply(self, last: bytes) -> Reply | None:
+        lines, self._lines = self._lines, []
+        lines.append(last)
+        code = last[:3]
+        if not code.isdigit():
+            shown = last[:80].decode("utf-8", "replace").strip()
+            self._fail(BadReply(f"a reply that is not SMTP: {shown!r}"))
+            return None
+        text = "\n".join(
+            line[4:].strip(b" \t\r\n").decode("utf-8", "surrogateescape") for line in lines
+        )
+        return Reply(int(code), text)
+
+    def eof_received(self) -> bool:
+        self._fail(Disconnected("connection lost"))
+        return False  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f"connection lost: {exc}" if exc is not None else "connection lost"
+        self._fail(Disconnected(reason))
+
+    def _fail(self, error: WireError) -> None:
+        """No reply will come any more: every waiter gets `error` (the first one given)."""
+        if self._lost is None:
+            self._lost = error
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(self._lost)
+                future.exception()  # retrieved: nobody may await it (an earlier one raised)
+        if not self.transport.is_closing():
+            self.transport.close()
