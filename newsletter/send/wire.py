@@ -22,6 +22,7 @@ from typing import NamedTuple
 
 MAX_LINE = 8192  # bytes in one reply line (RFC 5321 asks for 512; relays write longer)
 MAX_LINES = 100  # lines in one multi-line reply
+READ_BUFFER = 16384  # bytes per read: many replies at once
 MAX_EARLY = 4  # replies kept that arrived before any command asked (a 421 before closing)
 
 
@@ -42,11 +43,16 @@ class Reply(NamedTuple):
     text: str  # the lines' texts, joined with newlines
 
 
-class Wire(asyncio.Protocol):
-    """The protocol of a connection during its transactions: replies, in order, to waiters."""
+class Wire(asyncio.BufferedProtocol):
+    """The protocol of a connection during its transactions: replies, in order, to waiters.
+
+    Buffered: the transport reads into one buffer kept for the connection's life (a plain
+    Protocol gets a fresh 256 KiB bytes object per read, which glibc maps and unmaps)."""
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        self._buffer = bytearray(READ_BUFFER)
+        self._view = memoryview(self._buffer)
         self._waiting: deque[asyncio.Future[Reply]] = deque()
         self._early: deque[Reply] = deque(maxlen=MAX_EARLY)
         self._partial = b""  # an unfinished line
@@ -96,9 +102,15 @@ class Wire(asyncio.Protocol):
     def close(self) -> None:
         self._fail(Disconnected("connection closed"))
 
-    # -- asyncio.Protocol -------------------------------------------------------------------
+    # -- asyncio.BufferedProtocol ---------------------------------------------------------
 
-    def data_received(self, data: bytes) -> None:
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self._view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._received(bytes(self._view[:nbytes]))
+
+    def _received(self, data: bytes) -> None:
         if self._partial:
             data, self._partial = self._partial + data, b""
         start = 0
