@@ -288,7 +288,7 @@ def _awkward_pieces() -> list[bytes]:
         [b"Bonjour  Zo=C3=A9\t!=\r\n", b"https://x.example/u?t=1=\r\n"],
         [b"", b""],  # empty fields: the pieces meet back to back
         [b"  \r\n\r\n", b"\r\n \t\r\n"],  # fields that are only whitespace and empty lines
-        [b"Bonjour \t", b"  x "],  # fields mid-line: the pieces' first lines join them
+        [b"Bonjour \t", b"  x \r\n"],  # a field mid-line: the next piece's first line joins it
     ],
 )
 def test_the_issue_signer_signs_byte_for_byte_like_the_plain_one(
