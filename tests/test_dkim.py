@@ -352,7 +352,7 @@ def test_signatures_made_in_worker_processes_verify(
 
     try:
         signed = asyncio.run(sign_all())
-        pids = set(pool._pool._processes) if pool._pool is not None else set()  # type: ignore[attr-defined]
+        pids = set(pool.pids)
     finally:
         pool.close()
     assert pids and os.getpid() not in pids

@@ -2,9 +2,15 @@
 
 The event loop does the cheap part of each signature (`IssueSigner.prepare`: the body hash
 from pieces canonicalised once per issue, the header list); the RSA operation (~0.3 ms, and
-`cryptography` holds the GIL through it) runs in a process pool sized to the spare cores.
-Pool workers are forked before the send starts (no thread exists yet, so forking is safe)
-and inherit the loaded key: it is never pickled or written anywhere.
+`cryptography` holds the GIL through it) runs in worker processes, one per spare core.
+
+Each worker is forked before the send starts (no thread exists yet, so forking is safe),
+inherits the loaded key (it is never pickled or written anywhere) and talks to the loop
+over its own socket pair: a frame of data to sign goes out, a frame of signatures comes
+back, in order. No thread and no pickling on the loop's side (a ProcessPoolExecutor's
+feeder and result threads took the GIL about as long as the RSA operation it moved). A
+worker reads until its socket closes, so it never outlives the send, even one killed with
+SIGKILL.
 """
 
 from __future__ import annotations
@@ -12,24 +18,28 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import os
-import threading
-import time
-from concurrent.futures import ProcessPoolExecutor
+import socket
+import struct
+from collections import deque
+from dataclasses import dataclass, field
 
+from newsletter.errors import DeliveryError
 from newsletter.send.dkim import DkimKey, Signer
 
-_KEY: DkimKey | None = None  # the key, in a pool worker
+_LENGTH = struct.Struct("!I")
+OK, ERROR = b"S", b"E"
 
 
-def _adopt(key: DkimKey) -> None:
-    global _KEY
-    _KEY = key
-    # A worker blocked on its queue would outlive a parent killed with SIGKILL: watch it.
-    exit_with_parent()
+def spare_cores() -> int:
+    """Cores beyond the one the event loop keeps busy (0 on a single core)."""
+    return max((os.cpu_count() or 1) - 1, 0)
 
 
 def exit_with_parent() -> None:
     """In a worker process: exit as soon as the parent is gone (killed with SIGKILL, say)."""
+    import threading
+    import time
+
     parent = os.getppid()
 
     def watch() -> None:
@@ -40,18 +50,74 @@ def exit_with_parent() -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
-def _sign(data: bytes) -> bytes:
-    assert _KEY is not None, "the pool initializer sets the key"
-    return _KEY.sign(data)
+# -- frames: a 4-byte length, then items, each a 4-byte length and its bytes ------------------
 
 
-def _sign_batch(batch: list[bytes]) -> list[bytes]:
-    return [_sign(data) for data in batch]
+def pack(items: list[bytes]) -> bytes:
+    body = b"".join(_LENGTH.pack(len(item)) + item for item in items)
+    return _LENGTH.pack(len(body)) + body
 
 
-def spare_cores() -> int:
-    """Cores beyond the one the event loop keeps busy (0 on a single core)."""
-    return max((os.cpu_count() or 1) - 1, 0)
+def unpack(body: bytes | memoryview) -> list[bytes]:
+    items: list[bytes] = []
+    pos = 0
+    while pos < len(body):
+        (n,) = _LENGTH.unpack_from(body, pos)
+        items.append(bytes(body[pos + 4 : pos + 4 + n]))
+        pos += 4 + n
+    return items
+
+
+# -- the worker's side -------------------------------------------------------------------------
+
+
+def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while n:
+        chunk = sock.recv(min(n, 1 << 20))
+        if not chunk:
+            return None  # the parent closed the socket, or is gone
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _serve(sock: socket.socket, key: DkimKey) -> None:
+    """A worker: sign each frame's items until the socket closes; a failure is reported."""
+    while True:
+        head = _recv_exactly(sock, 4)
+        body = _recv_exactly(sock, _LENGTH.unpack(head)[0]) if head else None
+        if body is None:
+            return
+        try:
+            reply = OK + pack([key.sign(item) for item in unpack(body)])
+        except Exception as exc:  # the key cannot sign this: the send stops with the reason
+            text = f"{type(exc).__name__}: {exc}".encode()
+            reply = ERROR + _LENGTH.pack(len(text)) + text
+        sock.sendall(reply)
+
+
+def _worker_main(sock: socket.socket, others: list[socket.socket], key: DkimKey) -> None:
+    for other in others:  # the parent's ends: only the parent may hold them open
+        other.close()
+    _serve(sock, key)
+
+
+# -- the loop's side ---------------------------------------------------------------------------
+
+
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    sock: socket.socket
+    waiting: deque[list[asyncio.Future[bytes]]] = field(default_factory=deque)
+    outgoing: bytearray = field(default_factory=bytearray)
+    incoming: bytearray = field(default_factory=bytearray)
+    writing: bool = False
+
+    @property
+    def load(self) -> int:
+        return sum(len(batch) for batch in self.waiting)
 
 
 class OffLoopSigner:
@@ -60,32 +126,42 @@ class OffLoopSigner:
     def __init__(self, signer: Signer, *, processes: int) -> None:
         self.signer = signer
         self.processes = processes
-        self._pool: ProcessPoolExecutor | None = None
+        self._workers: list[_Worker] = []
         self._batch: list[tuple[bytes, asyncio.Future[bytes]]] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     def worth_it(cls, signer: Signer) -> bool:
         """RSA only: an Ed25519 signature (~30 µs) costs less than the trip to a process."""
         return signer.key.kind == "rsa" and spare_cores() > 0
 
+    @property
+    def pids(self) -> list[int]:
+        return [w.process.pid for w in self._workers if w.process.pid is not None]
+
     def start(self) -> OffLoopSigner:
-        """Fork the workers now, before the event loop has threads, and wait for them."""
-        self._pool = ProcessPoolExecutor(
-            max_workers=self.processes,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_adopt,
-            initargs=(self.signer.key,),
-        )
-        for future in [self._pool.submit(_sign, b"warm-up") for _ in range(self.processes)]:
-            future.result()
+        """Fork the workers now, before the event loop has threads."""
+        ctx = multiprocessing.get_context("fork")
+        pairs = [socket.socketpair() for _ in range(self.processes)]
+        mine = [ours for ours, _ in pairs]
+        for ours, theirs in pairs:
+            process = ctx.Process(
+                target=_worker_main, args=(theirs, mine, self.signer.key), daemon=True
+            )
+            process.start()
+            theirs.close()
+            ours.setblocking(False)
+            self._workers.append(_Worker(process, ours))
         return self
 
     async def sign(self, message: bytes) -> bytes:
         unsigned, signed_data = self.signer.prepare(message)
-        if self._pool is None:
+        if not self._workers:
             raw = self.signer.key.sign(signed_data)
         else:
             loop = asyncio.get_running_loop()
+            if self._loop is None:
+                self._listen(loop)
             future: asyncio.Future[bytes] = loop.create_future()
             self._batch.append((signed_data, future))
             if len(self._batch) == 1:  # the first of a batch: sent once the loop goes round
@@ -93,35 +169,96 @@ class OffLoopSigner:
             raw = await future
         return Signer.finish(unsigned, raw, message)
 
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        for worker in self._workers:
+            loop.add_reader(worker.sock.fileno(), self._readable, worker)
+
     def _submit(self) -> None:
-        """One trip to a worker for every signature asked for since the last one: a trip per
-        message costs the event loop about as much as the RSA operation it moves."""
-        assert self._pool is not None
+        """One frame to the least busy worker for every signature asked for since the last."""
         batch, self._batch = self._batch, []
-        done = asyncio.wrap_future(self._pool.submit(_sign_batch, [d for d, _ in batch]))
+        if not self._workers:  # every worker died: their error already stops the send
+            _set_error([f for _, f in batch], DeliveryError("no signing process is left"))
+            return
+        worker = min(self._workers, key=lambda w: w.load)
+        worker.waiting.append([future for _, future in batch])
+        worker.outgoing += pack([data for data, _ in batch])
+        self._flush(worker)
 
-        def deliver(result: asyncio.Future[list[bytes]]) -> None:
-            for (_, future), raw in zip(batch, _results(result, len(batch)), strict=True):
-                if future.done():
-                    continue
-                if isinstance(raw, BaseException):
-                    future.set_exception(raw)
-                else:
-                    future.set_result(raw)
+    def _flush(self, worker: _Worker) -> None:
+        assert self._loop is not None
+        try:
+            sent = worker.sock.send(worker.outgoing)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            self._fail(worker, f"a signing process is gone ({exc.strerror or exc})")
+            return
+        del worker.outgoing[:sent]
+        if worker.outgoing and not worker.writing:
+            worker.writing = True
+            self._loop.add_writer(worker.sock.fileno(), self._flush, worker)
+        elif not worker.outgoing and worker.writing:
+            worker.writing = False
+            self._loop.remove_writer(worker.sock.fileno())
 
-        done.add_done_callback(deliver)
+    def _readable(self, worker: _Worker) -> None:
+        try:
+            chunk = worker.sock.recv(1 << 16)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            chunk, reason = b"", exc.strerror or str(exc)
+        else:
+            reason = "it exited"
+        if not chunk:
+            code = worker.process.exitcode
+            self._fail(worker, f"a signing process died ({reason}, exit code {code})")
+            return
+        worker.incoming += chunk
+        while len(worker.incoming) >= 5:
+            (n,) = _LENGTH.unpack_from(worker.incoming, 1)
+            if len(worker.incoming) < 5 + n:
+                break
+            kind, body = worker.incoming[:1], bytes(worker.incoming[5 : 5 + n])
+            del worker.incoming[: 5 + n]
+            futures = worker.waiting.popleft()
+            if kind == OK:
+                for future, raw in zip(futures, unpack(body), strict=True):
+                    if not future.done():
+                        future.set_result(raw)
+            else:
+                _set_error(futures, DeliveryError(f"DKIM signing failed: {body.decode()}"))
+
+    def _fail(self, worker: _Worker, why: str) -> None:
+        if self._loop is not None:
+            self._loop.remove_reader(worker.sock.fileno())
+            if worker.writing:
+                self._loop.remove_writer(worker.sock.fileno())
+        while worker.waiting:
+            _set_error(worker.waiting.popleft(), DeliveryError(
+                why, hint="run `newsletter send` again to resume (the journal is complete)"
+            ))
+        self._workers.remove(worker)
+        worker.sock.close()
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Close the sockets (each worker then exits) and wait for the workers, bounded."""
+        for worker in self._workers:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(worker.sock.fileno())
+                if worker.writing:
+                    self._loop.remove_writer(worker.sock.fileno())
+            worker.sock.close()
+        for worker in self._workers:
+            worker.process.join(timeout=5)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(timeout=5)
+        self._workers = []
 
 
-def _results(done: asyncio.Future[list[bytes]], n: int) -> list[bytes | BaseException]:
-    """A batch's signatures, or its error once per message (a worker died, the key failed)."""
-    if done.cancelled():
-        return [asyncio.CancelledError()] * n
-    error = done.exception()
-    if error is not None:
-        return [error] * n
-    return list(done.result())
+def _set_error(futures: list[asyncio.Future[bytes]], error: BaseException) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(error)

@@ -1,0 +1,118 @@
+"""DKIM signing workers (newsletter/send/signing.py): real forked processes, real faults."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization as ser
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from newsletter.errors import DeliveryError
+from newsletter.send.dkim import Signer, load_key
+from newsletter.send.signing import OffLoopSigner, pack, unpack
+
+MESSAGE = b"From: a@example.fr\r\nTo: b@example.fr\r\nSubject: s\r\n\r\nBonjour\r\n"
+
+
+@pytest.fixture(scope="module")
+def key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    path = tmp_path_factory.mktemp("key") / "k.pem"
+    path.write_bytes(
+        key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    )
+    return path
+
+
+def _signer(key_file: Path) -> Signer:
+    return Signer(load_key(key_file, shown="k.pem"), selector="nl", domain="example.fr")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is gone too
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_frames_round_trip() -> None:
+    items = [b"", b"a", bytes(range(256)) * 40]
+    framed = pack(items)
+    assert int.from_bytes(framed[:4], "big") == len(framed) - 4
+    assert unpack(framed[4:]) == items
+
+
+def test_signatures_from_the_workers_equal_the_ones_made_here(key_file: Path) -> None:
+    signer = _signer(key_file)
+    pool = OffLoopSigner(signer, processes=2).start()
+
+    async def sign_all() -> list[bytes]:
+        return await asyncio.gather(*(pool.sign(MESSAGE + b"%d\r\n" % i) for i in range(40)))
+
+    try:
+        signed = asyncio.run(sign_all())
+        pids = pool.pids
+    finally:
+        pool.close()
+    assert len(pids) == 2 and os.getpid() not in pids
+    now = [int(raw.split(b"t=")[1].split(b";")[0]) for raw in signed]
+    expected = [signer.sign(MESSAGE + b"%d\r\n" % i, now=t) for i, t in enumerate(now)]
+    assert signed == expected  # RSA PKCS#1 v1.5 is deterministic: the same bytes
+    assert not any(_alive(pid) for pid in pids)  # close() waited for them
+
+
+def test_a_killed_worker_stops_the_send_with_one_clear_error(key_file: Path) -> None:
+    pool = OffLoopSigner(_signer(key_file), processes=1).start()
+    (pid,) = pool.pids
+
+    async def sign_after_kill() -> None:
+        await pool.sign(MESSAGE)  # a working worker first
+        os.kill(pid, signal.SIGKILL)
+        await pool.sign(MESSAGE)
+
+    try:
+        with pytest.raises(DeliveryError) as caught:
+            asyncio.run(asyncio.wait_for(sign_after_kill(), timeout=20))
+    finally:
+        pool.close()
+    assert "a signing process died" in str(caught.value)
+    assert "run `newsletter send` again to resume" in str(caught.value)
+
+
+def test_workers_never_outlive_a_parent_killed_with_sigkill(key_file: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from pathlib import Path
+        from newsletter.send.dkim import Signer, load_key
+        from newsletter.send.signing import OffLoopSigner
+        key = load_key(Path({str(key_file)!r}), shown="k.pem")
+        pool = OffLoopSigner(Signer(key, selector="nl", domain="example.fr"), processes=2)
+        print(*pool.start().pids, flush=True)
+        time.sleep(60)
+        """
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        pids = [int(p) for p in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(p) for p in pids)
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in pids)
