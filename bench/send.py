@@ -33,6 +33,7 @@ Every child is killed after a timeout, and the whole run stops starting children
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import json
@@ -589,6 +590,59 @@ def bench_personalize(root: Path, *, calls: int) -> None:
     print(f"    transport.wire_format() check    {ours:8.1f} µs  (for bytes not from message.py)")
 
 
+def bench_transactions(root: Path, tmp: Path, *, count: int, repeat: int) -> None:
+    """(2b) The transaction layer alone, in this process, into smtp-sink over 16 connections:
+    aiosmtplib's `sendmail` against `SmtpTransport` (aiosmtplib opens, wire.py transacts)."""
+    import aiosmtplib
+
+    from newsletter.send.transport import SmtpTransport
+    from newsletter.settings import Settings
+
+    if not SMTP_SINK.exists():
+        return
+    data = (root / "build" / ISSUE_ID / "email.eml").read_bytes()
+    per_connection = count // 16
+
+    async def with_aiosmtplib(port: int) -> None:
+        async def one() -> None:
+            smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, start_tls=False)
+            await smtp.connect()
+            for i in range(per_connection):
+                await smtp.sendmail(SENDER, [f"lecteur{i}@example.com"], data)
+            await smtp.quit()
+
+        await asyncio.gather(*(one() for _ in range(16)))
+
+    async def with_wire(port: int) -> None:
+        settings = Settings(smtp_host="127.0.0.1", smtp_port=port, smtp_tls="none",
+                            max_per_connection=0)
+
+        async def one() -> None:
+            transport = SmtpTransport(settings)
+            for i in range(per_connection):
+                out = await transport.send(SENDER, f"lecteur{i}@example.com", data,
+                                           wire_ready=True)
+                assert out.code == 250, out
+            await transport.close()
+
+        await asyncio.gather(*(one() for _ in range(16)))
+
+    runs: dict[str, list[tuple[float, float]]] = {"aiosmtplib": [], "wire.py": []}
+    with Sink(tmp, "smtp-sink-transactions.out") as sink:
+        for _ in range(repeat):
+            for name, fn in (("aiosmtplib", with_aiosmtplib), ("wire.py", with_wire)):
+                before, cpu = time.perf_counter(), time.process_time()
+                asyncio.run(fn(sink.port))
+                runs[name].append((time.perf_counter() - before, time.process_time() - cpu))
+    n = per_connection * 16
+    cpu_us = {k: statistics.median(c for _, c in v) / n * 1e6 for k, v in runs.items()}
+    for name, values in runs.items():
+        wall = statistics.median(w for w, _ in values)
+        print(f"    {name + ' transactions':<32} {cpu_us[name]:8.1f} µs CPU a message  "
+              f"({n / wall:,.0f}/s, {n:,} messages, 16 connections into smtp-sink)")
+    print(f"    ratio wire.py / aiosmtplib       {cpu_us['wire.py'] / cpu_us['aiosmtplib']:8.3f}")
+
+
 # -- (3) memory -----------------------------------------------------------------------------------
 
 
@@ -794,6 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                  baseline=args.baseline)
             if "2" not in args.skip:
                 bench_personalize(root, calls=calls)
+                bench_transactions(root, tmp, count=count, repeat=repeat)
             if "3" not in args.skip:
                 bench_memory(root, tmp, sizes=sizes, budget=budget)
             if args.profile:
