@@ -213,3 +213,27 @@ def test_a_sigkilled_send_leaves_no_writer_behind(built: Path) -> None:
         assert wait_until(lambda: not running(writer), seconds=5)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_sent_to_the_whole_group_lets_the_writer_commit_the_messages_in_flight(
+    built: Path, signum: int
+) -> None:
+    """A terminal's Ctrl-C (or a service manager's SIGTERM) reaches the writer too: it keeps
+    committing until the send has finished the messages in flight."""
+    server, cmd, env = slow_send(built, 60)
+    try:
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+        assert wait_until(lambda: len(server.received) >= 10, seconds=30)
+        os.killpg(proc.pid, signum)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        server.stop()
+    assert proc.returncode == 130, out + err
+    assert "journal" not in err
+    journal = Journal.open(Layout.at(built), "2026-11")
+    statuses = collections.Counter(r.status for r in journal.rows())
+    journal.close()
+    assert statuses[Status.SENDING] == 0
+    assert statuses[Status.SENT] == len(server.received) < 60

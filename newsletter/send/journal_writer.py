@@ -67,9 +67,11 @@ def exit_with_parent() -> None:
 
 
 def main(argv: list[str]) -> int:
-    # Ctrl-C in a terminal reaches the whole process group: the send finishes the messages in
-    # flight and commits their outcomes through us, then closes our stdin.
+    # Ctrl-C in a terminal reaches the whole process group (and a service manager's SIGTERM
+    # its whole group): the send finishes the messages in flight and commits their outcomes
+    # through us, then closes our stdin.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     exit_with_parent()
     stdout = sys.stdout.buffer
     try:
