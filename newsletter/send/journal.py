@@ -22,6 +22,7 @@ from typing import IO, Any
 from newsletter.errors import DeliveryError
 from newsletter.layout import Layout
 from newsletter.send.digests import DigestSet, digest
+from newsletter.send.journal_sql import DeliveryRow, apply, connect
 
 
 class Status(StrEnum):
@@ -103,11 +104,7 @@ class Journal:
         path.parent.mkdir(parents=True, exist_ok=True)
         with unusable_journal(self.shown, "opened"):
             # Used from one worker thread at a time (the delivery's committer), hence no check.
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # FULL: a commit survives a power loss, not only a crash of this process.
-            self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA busy_timeout=5000")
+            self.db = connect(path, check_same_thread=False)
             self.db.executescript(SCHEMA)
             self._migrate()
         self._lock_file: IO[str] | None = None
@@ -256,13 +253,17 @@ class Journal:
 
     def commit(self, writes: Iterable[Write]) -> None:
         """Apply the writes in one durable transaction."""
+        apply(self.db, self.rows_of(writes))
+
+    def rows_of(self, writes: Iterable[Write]) -> list[DeliveryRow]:
+        """The rows `commit` writes (also what the journal writer process is sent)."""
         now = time.time()
-        rows = [
+        return [
             (
                 self.issue_id,
                 w.email.lower(),
                 w.email,
-                w.status,
+                str(w.status),  # a plain str: marshal refuses the enum
                 w.attempts,
                 w.code,
                 w.reply,
@@ -272,19 +273,6 @@ class Journal:
             )
             for w in writes
         ]
-        if not rows:
-            return
-        with self.db:  # BEGIN ... COMMIT
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(
-                "INSERT INTO deliveries (issue, email_key, email, status, attempts, code, "
-                "reply, message_id, updated, relay) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (issue, email_key) DO UPDATE SET status = excluded.status, "
-                "attempts = excluded.attempts, code = excluded.code, reply = excluded.reply, "
-                "message_id = excluded.message_id, updated = excluded.updated, "
-                "relay = excluded.relay",
-                rows,
-            )
 
     def close(self) -> None:
         self.db.close()
