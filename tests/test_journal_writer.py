@@ -237,3 +237,35 @@ def test_a_stop_sent_to_the_whole_group_lets_the_writer_commit_the_messages_in_f
     journal.close()
     assert statuses[Status.SENDING] == 0
     assert statuses[Status.SENT] == len(server.received) < 60
+
+
+def test_one_writer_commits_the_batches_of_several_workers_together(tmp_path: Path) -> None:
+    """`--fds`: a pair of pipes per worker; batches waiting from both are answered, and
+    every row is in the journal; the writer ends when both workers have closed theirs."""
+    path = tmp_path / "journal.sqlite"
+    Journal(path, "2026-11").close()  # the schema
+    pairs = [(os.pipe(), os.pipe()) for _ in range(2)]  # (to the writer, back)
+    fds = [fd for (batches, answers) in pairs for fd in (batches[0], answers[1])]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", WRITER, str(path), "--fds", ",".join(map(str, fds))],
+        pass_fds=fds,
+    )
+    for fd in fds:
+        os.close(fd)
+    for i, (batches, answers) in enumerate(pairs):
+        rows = [("2026-11", f"r{i}.{k}@example.fr", f"r{i}.{k}@example.fr", "sent", 1, 250,
+                 "250 ok", "", 0.0, None) for k in range(5)]
+        os.write(batches[1], frame(marshal.dumps(rows)))
+    for batches, answers in pairs:
+        head = os.read(answers[0], HEADER.size)
+        (size,) = HEADER.unpack(head)
+        assert marshal.loads(os.read(answers[0], size)) is None
+        os.close(batches[1])
+        os.close(answers[0])
+    assert proc.wait(timeout=10) == 0
+    db = sqlite3.connect(path)
+    try:
+        count = db.execute("SELECT count(*) FROM deliveries WHERE status = 'sent'").fetchone()
+    finally:
+        db.close()
+    assert count == (10,)

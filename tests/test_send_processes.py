@@ -154,3 +154,45 @@ def test_an_old_journal_gets_the_relay_column_and_keeps_its_rows(tmp_path: Path)
         assert journal.by_relay() == [("-", 1)]
     finally:
         journal.close()
+
+
+def _writers_of(root: Path) -> list[int]:
+    """Running journal writer processes for this folder's journal."""
+    journal = str(Layout.at(root).journal_path).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"newsletter.send.journal_writer" in cmdline and journal in cmdline and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+def test_the_worker_processes_share_one_journal_writer(built: Path) -> None:
+    """Two SQLite writers would wait on each other's locks: one writer serves every worker,
+    and it is gone when the send is."""
+    emails = readers(built, 40)
+    server = TestServer(Faults(delay=0.02))
+    server.start()
+    try:
+        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4",
+                                          NEWSLETTER_SEND_PROCESSES="2")}
+        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        seen: set[int] = set()
+        deadline = time.monotonic() + 30
+        while proc.poll() is None and time.monotonic() < deadline:
+            seen.update(_writers_of(built))
+            time.sleep(0.02)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        server.stop()
+    assert proc.returncode == 0, out.decode() + err.decode()
+    assert len(seen) == 1, seen
+    assert sorted(server.recipients()) == emails
+    assert _writers_of(built) == []

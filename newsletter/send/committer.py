@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import marshal
+import os
 import sys
 from collections.abc import Sequence
 from typing import Literal
@@ -29,9 +30,19 @@ class WriterError(Exception):
 
 
 class WriterProcess:
-    """The parent's end of a `journal_writer` process: one batch at a time."""
+    """This process's end of a `journal_writer` process: one batch at a time.
 
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+    `start`: a writer of our own (its stdin and stdout); `attach`: a writer shared by the
+    worker processes of a NEWSLETTER_SEND_PROCESSES send, on inherited pipe ends."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        proc: asyncio.subprocess.Process | None = None,
+    ) -> None:
+        self.reader = reader
+        self.writer = writer
         self.proc = proc
         self.gone: str | None = None  # why it can take no more batches
 
@@ -43,23 +54,34 @@ class WriterProcess:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,  # a crash's traceback: its last line names it
         )
-        return cls(proc)
+        assert proc.stdout is not None and proc.stdin is not None
+        return cls(proc.stdout, proc.stdin, proc)
+
+    @classmethod
+    async def attach(cls, read_fd: int, write_fd: int) -> WriterProcess:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
+        )
+        transport, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, os.fdopen(write_fd, "wb", buffering=0)
+        )
+        return cls(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
 
     @property
-    def pid(self) -> int:
-        return self.proc.pid
+    def pid(self) -> int | None:
+        return None if self.proc is None else self.proc.pid
 
     async def commit(self, rows: Sequence[DeliveryRow]) -> None:
         """Return once the writer has committed `rows`; WriterError if it could not."""
         if self.gone is not None:
             raise WriterError(self.gone)
-        stdin, stdout = self.proc.stdin, self.proc.stdout
-        assert stdin is not None and stdout is not None
         try:
-            stdin.write(frame(marshal.dumps(list(rows))))
-            await stdin.drain()  # waits only if the pipe is full
-            (size,) = HEADER.unpack(await stdout.readexactly(HEADER.size))
-            answer = marshal.loads(await stdout.readexactly(size))
+            self.writer.write(frame(marshal.dumps(list(rows))))
+            await self.writer.drain()  # waits only if the pipe is full
+            (size,) = HEADER.unpack(await self.reader.readexactly(HEADER.size))
+            answer = marshal.loads(await self.reader.readexactly(size))
         except (asyncio.IncompleteReadError, ConnectionError):
             self.gone = await self._why_gone()
             raise WriterError(self.gone) from None
@@ -67,6 +89,8 @@ class WriterProcess:
             raise WriterError(str(answer))
 
     async def _why_gone(self) -> str:
+        if self.proc is None:  # the shared writer: the parent process reports how it ended
+            return "the journal writer process is gone"
         try:
             code = await asyncio.wait_for(self.proc.wait(), CLOSE_WAIT)
         except TimeoutError:
@@ -81,9 +105,11 @@ class WriterProcess:
         return f"the journal writer process stopped ({how}){last}"
 
     async def close(self) -> None:
-        """Close its stdin and wait for it to exit (killed if it takes longer than CLOSE_WAIT)."""
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
+        """Close its input and wait for it to exit (killed if it takes longer than
+        CLOSE_WAIT); a shared writer exits once every worker has closed its input."""
+        self.writer.close()
+        if self.proc is None:
+            return
         try:
             await asyncio.wait_for(self.proc.wait(), CLOSE_WAIT)
         except TimeoutError:  # every batch was answered already: nothing is lost
@@ -128,7 +154,10 @@ class GroupCommitter:
             await asyncio.to_thread(self.journal.commit, writes)
             return
         if self.process is None:
-            self.process = await WriterProcess.start(self.journal)
+            link = self.journal.writer_link
+            self.process = await (
+                WriterProcess.start(self.journal) if link is None else WriterProcess.attach(*link)
+            )
         await self.process.commit(self.journal.rows_of(writes))
 
     async def _run(self) -> None:

@@ -108,6 +108,9 @@ class Journal:
             self.db.executescript(SCHEMA)
             self._migrate()
         self._lock_file: IO[str] | None = None
+        # A worker process of a NEWSLETTER_SEND_PROCESSES send: its (read, write) pipe ends to
+        # the writer process the parent started for all of them (committer.py).
+        self.writer_link: tuple[int, int] | None = None
 
     def _migrate(self) -> None:
         """A journal from before issue 14 gets the nullable `relay` column (rows keep NULL)."""

@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import signal
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -45,12 +48,18 @@ class ShareSpec:
     options: Any  # run.SendOptions (not imported here: run imports this module)
 
 
-def _child(spec: ShareSpec, share: Share, conn: Connection) -> None:
-    """A worker process: its share, then its report to the parent."""
+def _child(
+    spec: ShareSpec, share: Share, conn: Connection, link: tuple[int, int], others: list[int]
+) -> None:
+    """A worker process (forked): its share, then its report to the parent."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so (see below); the parent tells us
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)  # the parent's event loop's, inherited: not ours to wake
+    for fd in others:  # the other workers' pipe ends: each closes when its owner ends
+        os.close(fd)
     exit_with_parent()  # a parent killed with SIGKILL: the journal names what was in flight
     try:
-        report, counts = asyncio.run(_child_send(spec, share, conn))
+        report, counts = asyncio.run(_child_send(spec, share, conn, link))
         conn.send(("done", _pack(report), counts))
     except NewsletterError as exc:
         conn.send(("error", str(exc)))
@@ -61,7 +70,7 @@ def _child(spec: ShareSpec, share: Share, conn: Connection) -> None:
 
 
 async def _child_send(
-    spec: ShareSpec, share: Share, conn: Connection
+    spec: ShareSpec, share: Share, conn: Connection, link: tuple[int, int]
 ) -> tuple[DeliveryReport, dict[str, int]]:
     from newsletter.send.share import deliver_share
 
@@ -89,7 +98,7 @@ async def _child_send(
     layout = Layout.at(spec.root)
     return await deliver_share(
         layout, spec.issue_id, settings=spec.settings, options=spec.options,
-        share=share, stop=stop, on_progress=progress,
+        share=share, stop=stop, on_progress=progress, writer_link=link,
     )
 
 
@@ -131,7 +140,12 @@ async def deliver_in_processes(
 ) -> tuple[DeliveryReport, dict[str, int]]:
     """Run `processes` worker processes over the list; their reports added up, and the
     counts of what their lists held (already done, suppressed)."""
-    children = _spawn(spec, processes)
+    writer, links = _start_writer(spec, processes)
+    try:
+        children = _spawn(spec, processes, links)
+    finally:
+        for fd in (fd for link in links for fd in link):
+            os.close(fd)  # the workers have theirs: the writer ends when they are done
     parent = _Parent(processes, on_progress)
 
     async def forward_stop() -> None:
@@ -151,6 +165,7 @@ async def deliver_in_processes(
             conn.close()
             if proc.is_alive():
                 proc.terminate()
+        await _wait_writer(writer, parent)
     total = parent.total
     total.finished = total.clock.now()
     total.interrupted = stop is not None and stop.is_set()
@@ -162,18 +177,65 @@ async def deliver_in_processes(
     return total, parent.counts
 
 
-def _spawn(spec: ShareSpec, processes: int) -> list[tuple[int, Any, Connection]]:
-    """The worker processes, each with the parent's end of its pipe."""
-    ctx = multiprocessing.get_context("spawn")  # a fresh interpreter: no inherited lock or loop
+def _start_writer(spec: ShareSpec, processes: int) -> tuple[Any, list[tuple[int, int]]]:
+    """One journal writer for all the workers (two SQLite writers would wait on each other's
+    locks), with a pair of pipes per worker; the workers' ends, (read, write) each."""
+    from newsletter.send.committer import WRITER_MODULE
+
+    links: list[tuple[int, int]] = []
+    writer_fds: list[int] = []
+    for _ in range(processes):
+        batches_r, batches_w = os.pipe()  # worker -> writer
+        answers_r, answers_w = os.pipe()  # writer -> worker
+        writer_fds += [batches_r, answers_w]
+        links.append((answers_r, batches_w))
+    path = Layout.at(spec.root).journal_path
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", WRITER_MODULE, str(path),
+             "--fds", ",".join(map(str, writer_fds))],
+            pass_fds=writer_fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    finally:
+        for fd in writer_fds:
+            os.close(fd)
+    return proc, links
+
+
+async def _wait_writer(writer: Any, parent: _Parent) -> None:
+    """The shared writer exits once every worker has closed its pipes; bounded."""
+    try:
+        code = await asyncio.wait_for(asyncio.to_thread(writer.wait), 10)
+    except TimeoutError:
+        writer.kill()
+        code = await asyncio.to_thread(writer.wait)
+    if code != 0 and not parent.errors:
+        how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
+        parent.errors.append(f"the journal writer process stopped ({how})")
+
+
+def _spawn(
+    spec: ShareSpec, processes: int, links: list[tuple[int, int]]
+) -> list[tuple[int, Any, Connection]]:
+    """The worker processes, each with the parent's end of its pipe. Forked: a worker starts
+    at once, with the parent's modules, settings and list checks already done."""
+    ctx = multiprocessing.get_context("fork")
     children: list[tuple[int, Any, Connection]] = []
+    everyone = [fd for link in links for fd in link]
     # A terminal's Ctrl-C reaches the whole process group: the workers ignore it from their
-    # first instruction on (SIG_IGN survives exec), and stop when the parent tells them.
+    # first instruction on, and stop when the parent tells them.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         for i in range(processes):
             mine, theirs = ctx.Pipe()
+            # A fork inherits every descriptor: the parent's ends of this worker's pipe and
+            # of the earlier ones' too, which would hide the parent's death from them.
+            others = [fd for fd in everyone if fd not in links[i]]
+            others += [conn.fileno() for _, _, conn in children] + [mine.fileno()]
             proc = ctx.Process(
-                target=_child, args=(spec, Share(i, processes), theirs), daemon=True
+                target=_child, args=(spec, Share(i, processes), theirs, links[i], others),
+                daemon=True,
             )
             proc.start()
             theirs.close()

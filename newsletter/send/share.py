@@ -58,6 +58,7 @@ async def deliver_share(
     share: Share,
     stop: asyncio.Event,
     on_progress: ProgressHook | None,
+    writer_link: tuple[int, int] | None = None,
 ) -> tuple[DeliveryReport, dict[str, int]]:
     """One worker process's part of a send (processes.py): its share of the list, journaled
     through its own connection to the journal (the parent holds the lock)."""
@@ -65,6 +66,7 @@ async def deliver_share(
     outgoing = outgoing_for(template, settings=settings, layout=layout)
     result = SendResult(issue_id=issue_id, report=DeliveryReport())
     journal = Journal.open(layout, issue_id)
+    journal.writer_link = writer_link
     try:
         report = await deliver_readers(
             outgoing, journal, layout=layout, settings=settings, options=options,
