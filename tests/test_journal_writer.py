@@ -252,7 +252,7 @@ def test_one_writer_commits_the_batches_of_several_workers_together(tmp_path: Pa
     )
     for fd in fds:
         os.close(fd)
-    for i, (batches, answers) in enumerate(pairs):
+    for i, (batches, _) in enumerate(pairs):
         rows = [("2026-11", f"r{i}.{k}@example.fr", f"r{i}.{k}@example.fr", "sent", 1, 250,
                  "250 ok", "", 0.0, None) for k in range(5)]
         os.write(batches[1], frame(marshal.dumps(rows)))
