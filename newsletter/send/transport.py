@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, cast
 
 import aiosmtplib
 from aiosmtplib import (
@@ -130,10 +130,10 @@ class SmtpTransport:
         self._size = smtp.supports_extension("size")
         self._sent_on_connection = 0
         transport = smtp.transport
-        if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+        if transport is None or transport.is_closing():
             smtp.close()
             raise SMTPServerDisconnected("connection lost after EHLO")
-        return Wire.take_over(transport)
+        return Wire.take_over(cast(asyncio.Transport, transport))  # uvloop's: not a subclass
 
     async def _starttls(self, smtp: aiosmtplib.SMTP) -> None:
         """STARTTLS, or RelayUnusable: a relay without it, or refusing it (even with 454, which
