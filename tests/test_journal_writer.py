@@ -269,3 +269,19 @@ def test_one_writer_commits_the_batches_of_several_workers_together(tmp_path: Pa
     finally:
         db.close()
     assert count == (10,)
+
+
+def test_a_send_refused_by_its_checks_leaves_no_journal_and_no_writer(
+    built: Path, run_cli: RunCli, smtp_server: TestServer
+) -> None:
+    """The writer starts before the list is checked (its start-up overlaps the checks) but
+    opens the journal at the first commit only: a refused send leaves neither behind."""
+    (built / "subscribers.csv").write_text(
+        "email,name,status\nnot-an-address,Zoé,subscribed\n", encoding="utf-8"
+    )
+    result = run_cli("send", "2026-11", root=built, env=smtp_server.env())
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "invalid" in result.stdout + result.stderr
+    assert not Layout.at(built).journal_path.exists()
+    assert writer_of(os.getpid()) is None
+    assert smtp_server.received == []

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import marshal
 import os
+import subprocess
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Literal
 
 from newsletter.errors import DeliveryError
@@ -32,51 +34,73 @@ class WriterError(Exception):
 class WriterProcess:
     """This process's end of a `journal_writer` process: one batch at a time.
 
-    `start`: a writer of our own (its stdin and stdout); `attach`: a writer shared by the
-    worker processes of a NEWSLETTER_SEND_PROCESSES send, on inherited pipe ends."""
+    `spawn`: a writer of our own on its stdin and stdout, started as early as the send knows
+    it will send (it opens the journal at its first batch: a send refused before that leaves
+    no file), so that its start-up overlaps the list checks; `attach`: the writer shared by
+    the worker processes of a NEWSLETTER_SEND_PROCESSES send, on inherited pipe ends."""
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
-        proc: asyncio.subprocess.Process | None = None,
+        pipes: tuple[int, int] | None = None,
+        proc: subprocess.Popen[bytes] | None = None,
     ) -> None:
-        self.reader = reader
-        self.writer = writer
         self.proc = proc
+        self._pipes = pipes  # (read, write), attached to the event loop at the first batch
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
         self.gone: str | None = None  # why it can take no more batches
 
     @classmethod
-    async def start(cls, journal: Journal) -> WriterProcess:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", WRITER_MODULE, str(journal.path),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,  # a crash's traceback: its last line names it
+    def spawn(cls, path: Path) -> WriterProcess:
+        """Started now, without an event loop or a thread (the signing workers fork later)."""
+        proc = subprocess.Popen(
+            [sys.executable, "-m", WRITER_MODULE, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,  # a crash's traceback: its last line names it
         )
         assert proc.stdout is not None and proc.stdin is not None
-        return cls(proc.stdout, proc.stdin, proc)
+        return cls((proc.stdout.fileno(), proc.stdin.fileno()), proc)
 
     @classmethod
-    async def attach(cls, read_fd: int, write_fd: int) -> WriterProcess:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(read_fd, "rb", buffering=0)
-        )
-        transport, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(write_fd, "wb", buffering=0)
-        )
-        return cls(reader, asyncio.StreamWriter(transport, protocol, reader, loop))
+    def attach(cls, read_fd: int, write_fd: int) -> WriterProcess:
+        return cls((read_fd, write_fd))
 
     @property
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
 
+    async def _connect(self, read_fd: int, write_fd: int) -> None:
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader()
+        await loop.connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader),
+            os.fdopen(os.dup(read_fd), "rb", buffering=0),
+        )
+        transport, protocol = await loop.connect_write_pipe(
+            asyncio.streams.FlowControlMixin, os.fdopen(os.dup(write_fd), "wb", buffering=0)
+        )
+        self.reader = reader
+        self.writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        self._close_pipes()  # the transports own duplicates
+
+    def _close_pipes(self) -> None:
+        if self.proc is not None:
+            for stream in (self.proc.stdin, self.proc.stdout):
+                if stream is not None:
+                    stream.close()
+        elif self._pipes is not None:
+            for fd in self._pipes:
+                os.close(fd)
+        self._pipes = None
+
     async def commit(self, rows: Sequence[DeliveryRow]) -> None:
         """Return once the writer has committed `rows`; WriterError if it could not."""
         if self.gone is not None:
             raise WriterError(self.gone)
+        if self._pipes is not None:
+            await self._connect(*self._pipes)
+        assert self.reader is not None and self.writer is not None
         try:
             self.writer.write(frame(marshal.dumps(list(rows))))
             await self.writer.drain()  # waits only if the pipe is full
@@ -91,34 +115,41 @@ class WriterProcess:
     async def _why_gone(self) -> str:
         if self.proc is None:  # the shared writer: the parent process reports how it ended
             return "the journal writer process is gone"
-        try:
-            code = await asyncio.wait_for(self.proc.wait(), CLOSE_WAIT)
-        except TimeoutError:
-            self.proc.kill()
-            code = await self.proc.wait()
-        stderr = self.proc.stderr
+        code = await self._wait()
         last = ""
-        if stderr is not None:
-            lines = (await stderr.read()).decode(errors="replace").strip().splitlines()
+        if self.proc.stderr is not None:
+            text = await asyncio.to_thread(self.proc.stderr.read)
+            lines = text.decode(errors="replace").strip().splitlines()
             last = f": {lines[-1]}" if lines else ""
         how = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
         return f"the journal writer process stopped ({how}){last}"
 
+    async def _wait(self) -> int:
+        """Its exit status, once it has exited (killed after CLOSE_WAIT)."""
+        assert self.proc is not None
+        try:
+            return await asyncio.to_thread(self.proc.wait, CLOSE_WAIT)
+        except subprocess.TimeoutExpired:  # every batch was answered already: nothing is lost
+            self.proc.kill()
+            return await asyncio.to_thread(self.proc.wait)
+
     async def close(self) -> None:
         """Close its input and wait for it to exit (killed if it takes longer than
         CLOSE_WAIT); a shared writer exits once every worker has closed its input."""
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
+        self._close_pipes()
         if self.proc is None:
             return
         try:
-            await asyncio.wait_for(self.proc.wait(), CLOSE_WAIT)
-        except TimeoutError:  # every batch was answered already: nothing is lost
-            self.proc.kill()
-            await self.proc.wait()
+            await self._wait()
         except asyncio.CancelledError:  # the send itself was cancelled: never left behind
             self.proc.kill()
-            await asyncio.shield(self.proc.wait())
+            self.proc.wait()
             raise
+        finally:
+            if self.proc.stderr is not None:
+                self.proc.stderr.close()
 
 
 class GroupCommitter:
@@ -133,7 +164,7 @@ class GroupCommitter:
             own_commit = type(journal).commit is not Journal.commit
             writer = "thread" if own_commit or str(journal.path) == ":memory:" else "process"
         self.writer: Literal["process", "thread"] = writer
-        self.process: WriterProcess | None = None
+        self.process: WriterProcess | None = journal.writer if writer == "process" else None
         self._queue: list[tuple[list[Write], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -154,10 +185,7 @@ class GroupCommitter:
             await asyncio.to_thread(self.journal.commit, writes)
             return
         if self.process is None:
-            link = self.journal.writer_link
-            self.process = await (
-                WriterProcess.start(self.journal) if link is None else WriterProcess.attach(*link)
-            )
+            self.process = WriterProcess.spawn(self.journal.path)
         await self.process.commit(self.journal.rows_of(writes))
 
     async def _run(self) -> None:

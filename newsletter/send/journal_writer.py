@@ -49,8 +49,12 @@ def frame(payload: bytes) -> bytes:
 def serve(db: sqlite3.Connection, stdin: BinaryIO, stdout: BinaryIO) -> None:
     """One answer per batch, in order, until stdin closes."""
     while (payload := read_frame(stdin)) is not None:
-        stdout.write(frame(marshal.dumps(_commit(db, [payload]))))
-        stdout.flush()
+        answer(stdout, _commit(db, [payload]))
+
+
+def answer(stdout: BinaryIO, error: str | None) -> None:
+    stdout.write(frame(marshal.dumps(error)))
+    stdout.flush()
 
 
 def _commit(db: sqlite3.Connection, payloads: list[bytes]) -> str | None:
@@ -122,30 +126,31 @@ def main(argv: list[str]) -> int:
     exit_with_parent()
     fds = [int(fd) for fd in argv[3].split(",")] if argv[2:3] == ["--fds"] else []
     clients = list(zip(fds[::2], fds[1::2], strict=True))
-    stdout = sys.stdout.buffer
+    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    # One client: started before the send knows it will send, so the journal is opened at
+    # the first batch (a send refused before it leaves no file behind).
+    first = None if clients else read_frame(stdin)
+    if first is None and not clients:
+        return 0
     try:
         db = connect(argv[1])
-    except sqlite3.Error as exc:  # answered to the first batch: the parent names the file
-        db = None
-        opening = str(exc)
+    except sqlite3.Error as exc:
+        for _, write_fd in clients:
+            os.write(write_fd, frame(marshal.dumps(str(exc))))
+        if first is not None:
+            answer(stdout, str(exc))  # the parent names the file
+        return 1
     try:
-        if db is None:
-            if clients:
-                for _, write_fd in clients:
-                    os.write(write_fd, frame(marshal.dumps(opening)))
-            elif read_frame(sys.stdin.buffer) is not None:
-                stdout.write(frame(marshal.dumps(opening)))
-                stdout.flush()
-            return 1
         if clients:
             serve_many(db, clients)
         else:
-            serve(db, sys.stdin.buffer, stdout)
+            assert first is not None
+            answer(stdout, _commit(db, [first]))
+            serve(db, stdin, stdout)
     except BrokenPipeError:  # the parent is gone
         return 1
     finally:
-        if db is not None:
-            db.close()
+        db.close()
     return 0
 
 

@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter.errors import (
     BuildError,
@@ -35,6 +36,9 @@ from newsletter.send.options import SendOptions, SendResult
 from newsletter.send.share import Share, deliver_readers, other_failures, outgoing_for
 from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
 from newsletter.settings import Settings
+
+if TYPE_CHECKING:
+    from newsletter.send.committer import WriterProcess
 
 
 def prepare(
@@ -117,6 +121,33 @@ async def send_issue(
     on_progress: ProgressHook | None = None,
 ) -> SendResult:
     """`newsletter send`: check, then mail every pending recipient and journal each outcome."""
+    writer = None
+    if not (options.dry_run or options.test_to) and settings.send_processes == 1:
+        from newsletter.send.committer import WriterProcess
+
+        # Its start-up overlaps the checks; it opens the journal at the first commit only.
+        writer = WriterProcess.spawn(layout.journal_path)
+    try:
+        return await _send_issue(
+            layout, issue_id, settings=settings, options=options, stop=stop,
+            on_start=on_start, on_progress=on_progress, writer=writer,
+        )
+    finally:
+        if writer is not None:
+            await writer.close()
+
+
+async def _send_issue(
+    layout: Layout,
+    issue_id: str,
+    *,
+    settings: Settings,
+    options: SendOptions,
+    stop: asyncio.Event | None,
+    on_start: Callable[[SendResult], None] | None,
+    on_progress: ProgressHook | None,
+    writer: WriterProcess | None,
+) -> SendResult:
     template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
     outgoing = outgoing_for(template, settings=settings, layout=layout)
     result = SendResult(
@@ -150,6 +181,7 @@ async def send_issue(
         stop=stop,
         on_start=on_start,
         on_progress=on_progress,
+        writer=writer,
     )
 
 
@@ -214,8 +246,10 @@ async def send_list(
     stop: asyncio.Event | None,
     on_start: Callable[[SendResult], None] | None,
     on_progress: ProgressHook | None,
+    writer: WriterProcess | None = None,
 ) -> SendResult:
-    """The real send: every pending recipient (never a final one, never a suppressed one)."""
+    """The real send: every pending recipient (never a final one, never a suppressed one);
+    `writer`: the journal writer process, started early."""
     from newsletter.send.processes import ShareSpec, deliver_in_processes
     from newsletter.send.signing import OffLoopSigner, spare_cores
 
@@ -226,6 +260,7 @@ async def send_list(
         off_loop = OffLoopSigner(outgoing.signer, processes=spare_cores()).start()
         outgoing = dataclasses.replace(outgoing, off_loop=off_loop)
     journal = Journal.open(layout, outgoing.template.issue_id)
+    journal.writer = writer
     try:
         journal.lock()
         if not journal.knows_issue() and not options.resend:

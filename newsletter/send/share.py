@@ -66,7 +66,10 @@ async def deliver_share(
     outgoing = outgoing_for(template, settings=settings, layout=layout)
     result = SendResult(issue_id=issue_id, report=DeliveryReport())
     journal = Journal.open(layout, issue_id)
-    journal.writer_link = writer_link
+    if writer_link is not None:
+        from newsletter.send.committer import WriterProcess
+
+        journal.writer = WriterProcess.attach(*writer_link)
     try:
         report = await deliver_readers(
             outgoing, journal, layout=layout, settings=settings, options=options,
