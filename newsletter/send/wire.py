@@ -43,6 +43,14 @@ class Reply(NamedTuple):
     text: str  # the lines' texts, joined with newlines
 
 
+class _Ask(NamedTuple):
+    """One write's commands: how many replies they get, those already in, and the waiter."""
+
+    expected: int
+    replies: list[Reply]
+    future: asyncio.Future[list[Reply]]
+
+
 class Wire(asyncio.BufferedProtocol):
     """The protocol of a connection during its transactions: replies, in order, to waiters.
 
@@ -53,11 +61,15 @@ class Wire(asyncio.BufferedProtocol):
         self.transport = transport
         self._buffer = bytearray(READ_BUFFER)
         self._view = memoryview(self._buffer)
-        self._waiting: deque[asyncio.Future[Reply]] = deque()
+        self._waiting: deque[_Ask] = deque()
         self._early: deque[Reply] = deque(maxlen=MAX_EARLY)
         self._partial = b""  # an unfinished line
         self._lines: list[bytes] = []  # the lines of an unfinished multi-line reply
         self._lost: WireError | None = None
+        # One timer per connection, not one per command: the deadline of the oldest write
+        # still waiting for its replies, checked when the timer fires.
+        self._deadline = 0.0
+        self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
     def take_over(cls, transport: asyncio.Transport) -> Wire:
@@ -76,28 +88,36 @@ class Wire(asyncio.BufferedProtocol):
         if self._lost is not None:
             raise self._lost
         loop = asyncio.get_running_loop()
-        futures = []
-        for _ in commands:
-            future: asyncio.Future[Reply] = loop.create_future()
-            if self._early:
-                future.set_result(self._early.popleft())
-            else:
-                self._waiting.append(future)
-            futures.append(future)
+        ask = _Ask(len(commands), [], loop.create_future())
+        while self._early and len(ask.replies) < ask.expected:
+            ask.replies.append(self._early.popleft())
+        if len(ask.replies) == ask.expected:
+            ask.future.set_result(ask.replies)
+        else:
+            self._waiting.append(ask)
+            if timeout is not None:
+                self._arm(loop, timeout)
         self.transport.write(commands[0] if len(commands) == 1 else b"".join(commands))
-        replies: list[Reply] = []
         try:
-            async with asyncio.timeout(timeout):
-                for future in futures:
-                    replies.append(await future)
-        except TimeoutError:
-            self._fail(WireError("timed out"))
-            raise self._lost or WireError("timed out") from None
+            return await ask.future
         except WireError:
-            if any(reply.code >= 400 for reply in replies):
-                return replies  # a refusal (421, say) explains the closed connection best
+            if any(reply.code >= 400 for reply in ask.replies):
+                return ask.replies  # a refusal (421, say) explains the closed connection best
             raise
-        return replies
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, timeout: float) -> None:
+        self._deadline = loop.time() + timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._check, loop)
+
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if not self._waiting:
+            return  # re-armed by the next write
+        if loop.time() >= self._deadline:
+            self._fail(WireError("timed out"))
+        else:
+            self._timer = loop.call_at(self._deadline, self._check, loop)
 
     def close(self) -> None:
         self._fail(Disconnected("connection closed"))
@@ -130,7 +150,11 @@ class Wire(asyncio.BufferedProtocol):
             if reply is None:
                 return
             if self._waiting:
-                self._waiting.popleft().set_result(reply)
+                ask = self._waiting[0]
+                ask.replies.append(reply)
+                if len(ask.replies) == ask.expected:
+                    self._waiting.popleft()
+                    ask.future.set_result(ask.replies)
             else:
                 self._early.append(reply)
         if start < len(data):
@@ -164,9 +188,12 @@ class Wire(asyncio.BufferedProtocol):
         if self._lost is None:
             self._lost = error
         while self._waiting:
-            future = self._waiting.popleft()
+            future = self._waiting.popleft().future
             if not future.done():
                 future.set_exception(self._lost)
-                future.exception()  # retrieved: nobody may await it (an earlier one raised)
+                future.exception()  # retrieved: its sender may be gone (cancelled)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         if not self.transport.is_closing():
             self.transport.close()
