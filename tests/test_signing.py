@@ -116,3 +116,19 @@ def test_workers_never_outlive_a_parent_killed_with_sigkill(key_file: Path) -> N
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(p) for p in pids)
+
+
+def test_workers_close_the_descriptors_they_are_told_to(key_file: Path) -> None:
+    """A worker forked after the journal writer started must not keep the writer's input
+    open: the writer would never see its end, and the send would wait for it."""
+    import select
+
+    read_end, write_end = os.pipe()
+    pool = OffLoopSigner(_signer(key_file), processes=1, close_in_worker=[write_end]).start()
+    try:
+        os.close(write_end)  # ours: now nobody should hold it
+        ready, _, _ = select.select([read_end], [], [], 5)
+        assert ready and os.read(read_end, 1) == b""  # end of file: the worker closed its copy
+    finally:
+        pool.close()
+        os.close(read_end)

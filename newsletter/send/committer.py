@@ -66,6 +66,13 @@ class WriterProcess:
     def attach(cls, read_fd: int, write_fd: int) -> WriterProcess:
         return cls((read_fd, write_fd))
 
+    def descriptors(self) -> list[int]:
+        """This process's ends of its pipes (a process forked now must close them)."""
+        if self.proc is not None:
+            streams = (self.proc.stdin, self.proc.stdout, self.proc.stderr)
+            return [s.fileno() for s in streams if s is not None and not s.closed]
+        return list(self._pipes or ())
+
     @property
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid

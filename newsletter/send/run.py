@@ -257,7 +257,11 @@ async def send_list(
     off_loop: OffLoopSigner | None = None
     if processes == 1 and outgoing.signer and OffLoopSigner.worth_it(outgoing.signer):
         # Forked before the journal is opened and locked: a worker must not inherit the lock.
-        off_loop = OffLoopSigner(outgoing.signer, processes=spare_cores()).start()
+        # A worker must not hold the early journal writer's pipes open (it would not end).
+        inherited = writer.descriptors() if writer is not None else []
+        off_loop = OffLoopSigner(
+            outgoing.signer, processes=spare_cores(), close_in_worker=inherited
+        ).start()
         outgoing = dataclasses.replace(outgoing, off_loop=off_loop)
     journal = Journal.open(layout, outgoing.template.issue_id)
     journal.writer = writer

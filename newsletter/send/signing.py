@@ -97,9 +97,9 @@ def _serve(sock: socket.socket, key: DkimKey) -> None:
         sock.sendall(reply)
 
 
-def _worker_main(sock: socket.socket, others: list[socket.socket], key: DkimKey) -> None:
-    for other in others:  # the parent's ends: only the parent may hold them open
-        other.close()
+def _worker_main(sock: socket.socket, others: list[int], key: DkimKey) -> None:
+    for fd in others:  # the parent's ends: only the parent may hold them open
+        os.close(fd)
     _serve(sock, key)
 
 
@@ -123,9 +123,12 @@ class _Worker:
 class OffLoopSigner:
     """`Signer.sign`, awaitable, with the key operation in `processes` worker processes."""
 
-    def __init__(self, signer: Signer, *, processes: int) -> None:
+    def __init__(
+        self, signer: Signer, *, processes: int, close_in_worker: list[int] | None = None
+    ) -> None:
         self.signer = signer
         self.processes = processes
+        self.close_in_worker = close_in_worker or []  # inherited descriptors not theirs
         self._workers: list[_Worker] = []
         self._batch: list[tuple[bytes, asyncio.Future[bytes]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -146,7 +149,9 @@ class OffLoopSigner:
         mine = [ours for ours, _ in pairs]
         for ours, theirs in pairs:
             process = ctx.Process(
-                target=_worker_main, args=(theirs, mine, self.signer.key), daemon=True
+                target=_worker_main,
+                args=(theirs, [s.fileno() for s in mine] + self.close_in_worker, self.signer.key),
+                daemon=True,
             )
             process.start()
             theirs.close()
