@@ -95,8 +95,12 @@ FOLD_AT = 78
 MAX_HEADER_LINE = 998
 
 
+_PLAIN_RE = re.compile(r"[A-Za-z0-9 .\-'_]*")
+
+
 def _is_plain(text: str) -> bool:
-    return text.isascii() and all(c.isalnum() or c in " .-'_" for c in text)
+    """ASCII letters, digits and ` .-'_` only (a regex: a loop over the characters is slow)."""
+    return _PLAIN_RE.fullmatch(text) is not None
 
 
 def fold_at_spaces(text: str, *, used: int) -> str | None:
@@ -129,6 +133,9 @@ def encode_word(text: str, *, chunk_bytes: int = 42, used: int = 9) -> str:
 
 
 def _encoded_words(text: str, *, chunk_bytes: int) -> str:
+    whole = text.encode("utf-8")
+    if len(whole) <= chunk_bytes:  # one word (a display name): no loop over the characters
+        return f"=?utf-8?b?{b64encode(whole).decode()}?=" if whole else ""
     words: list[str] = []
     chunk = b""
     for ch in text:
@@ -170,6 +177,21 @@ def format_address(name: str, address: str) -> str:
 
 
 Piece = bytes | str  # bytes: pre-encoded; str: the name of a per-recipient field
+
+#: Encoded field values a template keeps (values of up to CHUNK_CACHE_VALUE characters: a
+#: few MB at most); when full it starts again.
+CHUNK_CACHE_SIZE = 8192
+CHUNK_CACHE_VALUE = 200
+
+#: What `quote` leaves as it is, and `@`, which it writes %40.
+_URL_SAFE_ADDRESS_RE = re.compile(r"[A-Za-z0-9_.~-]+@[A-Za-z0-9_.~-]+")
+
+
+def _quote_address(address: str) -> str:
+    """`quote(address)`, without its per-character work for a plain address (nearly all)."""
+    if _URL_SAFE_ADDRESS_RE.fullmatch(address):
+        return address.replace("@", "%40")
+    return quote(address)
 
 
 class MessageTemplate:
@@ -235,6 +257,7 @@ class MessageTemplate:
             (b"--" + b + b"--\r\n", False),
         ]
         self._date_cache: tuple[int, str] = (0, "")
+        self._chunks: dict[tuple[str, bool], bytes] = {}  # (value, in the HTML) -> encoded
 
     @classmethod
     def from_build(
@@ -308,7 +331,7 @@ class MessageTemplate:
     ) -> bytes:
         """The complete message for one recipient, CRLF line endings, ready for DATA."""
         values = self.values(subscriber)
-        mailto = f"<mailto:{self._mailto}?subject=unsubscribe%20{quote(subscriber.email)}>"
+        mailto = f"<mailto:{self._mailto}?subject=unsubscribe%20{_quote_address(subscriber.email)}>"
         head = [
             self._static_head,
             b"To: ",
@@ -328,16 +351,22 @@ class MessageTemplate:
             ]
         head.append(b"\r\n")
         parts: list[bytes] = head
-        encoded: dict[tuple[str, bool], bytes] = {}  # a field used twice is encoded once
+        # Values repeat from reader to reader (the greeting by first name, a town, the mailto
+        # link): each is escaped and encoded once per send, not once per message.
+        cache = self._chunks
+        if len(cache) > CHUNK_CACHE_SIZE:
+            cache.clear()
         for piece, in_html in self._body_pieces:
             if isinstance(piece, bytes):
                 parts.append(piece)
                 continue
-            chunk = encoded.get((piece, in_html))
+            value = values.get(piece, "")
+            chunk = cache.get((value, in_html))
             if chunk is None:
-                value = values.get(piece, "")
                 raw = html_lib.escape(value, quote=True) if in_html else value
-                chunk = encoded[(piece, in_html)] = qp_piece(raw.encode("utf-8"))
+                chunk = qp_piece(raw.encode("utf-8"))
+                if len(value) <= CHUNK_CACHE_VALUE:
+                    cache[(value, in_html)] = chunk
             parts.append(chunk)
         return b"".join(parts)
 
