@@ -181,7 +181,7 @@ def test_a_template_filled_many_times_gives_the_bytes_of_a_fresh_one(built: Path
 def test_the_unsubscribe_subject_quotes_the_address_as_urllib_does(address: str) -> None:
     from urllib.parse import quote
 
-    from newsletter.send.message import _quote_address
+    from newsletter.send.headers import quote_address as _quote_address
 
     assert _quote_address(address) == quote(address)
 
@@ -205,6 +205,6 @@ def _words_char_by_char(text: str, chunk_bytes: int) -> str:
 @pytest.mark.parametrize("name", ["", "Zoé", "Zoé " * 40, "€" * 14, "€" * 15])
 @pytest.mark.parametrize("chunk_bytes", [42, 10_000])
 def test_encoded_words_are_those_of_the_character_loop(name: str, chunk_bytes: int) -> None:
-    from newsletter.send.message import _encoded_words
+    from newsletter.send.headers import _encoded_words
 
     assert _encoded_words(name, chunk_bytes=chunk_bytes) == _words_char_by_char(name, chunk_bytes)
