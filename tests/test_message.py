@@ -149,3 +149,62 @@ def test_random_templates_and_values_fill_exactly() -> None:
         expected = PLACEHOLDER_RE.sub(lambda m, v=values: v[m.group(1)], body)
         got = parse(t.personalize(sub)).get_body(("plain",)).get_content()
         assert got.replace("\r\n", "\n") == expected.replace("\r\n", "\n")
+
+
+def test_a_template_filled_many_times_gives_the_bytes_of_a_fresh_one(built: Path) -> None:
+    """Encoded values are kept from reader to reader (and dropped when there are too many):
+    every message is still exactly what a template that never saw another reader makes."""
+    from newsletter.send import message
+
+    readers = [
+        Subscriber(email=f"r{i}@example.fr", name=f"{first} Durand", fields={"ville": town})
+        for i, (first, town) in enumerate(
+            [("Zoé", "Paris"), ("Loïc", "Paris"), ("Zoé", "Lyon"), ("Ève", "<Nîmes> & co")] * 3
+        )
+    ]
+    reused = template_from(built)
+    old_size = message.CHUNK_CACHE_SIZE
+    message.CHUNK_CACHE_SIZE = 3  # cleared several times over these readers
+    try:
+        for sub in readers:
+            mid = reused.message_id(sub)
+            assert reused.personalize(sub, now=0) == template_from(built).personalize(sub, now=0)
+            assert reused.personalize(sub, message_id=mid, now=0) == reused.personalize(sub, now=0)
+    finally:
+        message.CHUNK_CACHE_SIZE = old_size
+    assert 0 < len(reused._chunks) <= 4
+
+
+@pytest.mark.parametrize(
+    "address", ["a.b-c_d~e@x.org", "a+b@x.org", "zoé@x.fr", "a/b@x.org", "o'brien@x.ie", "@x"]
+)
+def test_the_unsubscribe_subject_quotes_the_address_as_urllib_does(address: str) -> None:
+    from urllib.parse import quote
+
+    from newsletter.send.headers import quote_address as _quote_address
+
+    assert _quote_address(address) == quote(address)
+
+
+def _words_char_by_char(text: str, chunk_bytes: int) -> str:
+    """RFC 2047 words the slow way: one character at a time (the reference)."""
+    from base64 import b64encode
+
+    words, chunk = [], b""
+    for ch in text:
+        b = ch.encode("utf-8")
+        if len(chunk) + len(b) > chunk_bytes:
+            words.append(f"=?utf-8?b?{b64encode(chunk).decode()}?=")
+            chunk = b""
+        chunk += b
+    if chunk:
+        words.append(f"=?utf-8?b?{b64encode(chunk).decode()}?=")
+    return "\r\n ".join(words)
+
+
+@pytest.mark.parametrize("name", ["", "Zoé", "Zoé " * 40, "€" * 14, "€" * 15])
+@pytest.mark.parametrize("chunk_bytes", [42, 10_000])
+def test_encoded_words_are_those_of_the_character_loop(name: str, chunk_bytes: int) -> None:
+    from newsletter.send.headers import _encoded_words
+
+    assert _encoded_words(name, chunk_bytes=chunk_bytes) == _words_char_by_char(name, chunk_bytes)

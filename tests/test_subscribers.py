@@ -96,3 +96,53 @@ def test_digest_set_behaves_like_a_set() -> None:
     assert len(ours) == len(ref)
     assert all(d in ours for d in ref)
     assert digest("x@example.fr") not in ours
+
+
+def _emails(path: Path) -> list[str]:
+    return [s.email for s in unique_mailable(path, rel="list.csv")]
+
+
+def test_the_send_pass_after_summarize_reads_the_rows_it_kept(tmp_path: Path) -> None:
+    from newsletter.send import subscribers
+
+    path = write(tmp_path, "email,name,status\na@x.fr,A,\nb@x.fr,B,\nA@X.fr,A2,\nc@x.fr,C,non\n")
+    streamed = _emails(path)
+    assert summarize(path, rel="list.csv").mailable == 2
+    kept = subscribers._mailable_cache[0][1]
+    # The pass after it hands out the very rows the summary counted, not a second parse.
+    again = list(unique_mailable(path, rel="list.csv"))
+    assert [s.email for s in again] == streamed == ["a@x.fr", "b@x.fr"]
+    assert all(x is y for x, y in zip(again, kept, strict=True))
+
+
+def test_a_list_changed_after_summarize_is_read_again(tmp_path: Path) -> None:
+    path = write(tmp_path, "email,name,status\na@x.fr,A,\nb@x.fr,B,\n")
+    summarize(path, rel="list.csv")
+    path.write_text("email,name,status\na@x.fr,A,désinscrit\nb@x.fr,B,\nd@x.fr,D,\n")
+    assert _emails(path) == ["b@x.fr", "d@x.fr"]
+
+
+def test_a_long_list_is_streamed_not_kept(tmp_path: Path) -> None:
+    from newsletter.send import subscribers
+
+    path = write(tmp_path, "email\n" + "".join(f"r{i}@x.fr\n" for i in range(5)))
+    old = subscribers.KEEP_ROWS
+    subscribers.KEEP_ROWS = 4
+    try:
+        assert summarize(path, rel="list.csv").mailable == 5
+        assert subscribers._mailable_cache == []
+        assert _emails(path) == [f"r{i}@x.fr" for i in range(5)]
+    finally:
+        subscribers.KEEP_ROWS = old
+
+
+def test_a_summary_stopped_early_keeps_nothing(tmp_path: Path) -> None:
+    from newsletter.send import subscribers
+    from newsletter.send.subscribers import ListSummary
+
+    path = write(tmp_path, "email\na@x.fr\nb@x.fr\n")
+    subscribers._mailable_cache.clear()
+    rows = unique_mailable(path, rel="list.csv", summary=ListSummary())
+    assert next(rows).email == "a@x.fr"
+    rows.close()
+    assert subscribers._mailable_cache == []

@@ -218,11 +218,11 @@ class _Delivery:
         await self.limiter.acquire()
         if lane.limiter is not None:
             await lane.limiter.acquire()
+        message_id = self.outgoing.message_id(sub)  # once: the journal's and the header's
         if isinstance(self.outgoing, Outgoing):
-            data = await self.outgoing.data_async(sub)
+            data = await self.outgoing.data_async(sub, message_id=message_id)
         else:
             data = self.outgoing.data(sub)
-        message_id = self.outgoing.message_id(sub)
         attempts = job.attempts + 1
         relay = lane.relay or None
         mark = Write(sub.email, Status.SENDING, attempts, message_id=message_id, relay=relay)

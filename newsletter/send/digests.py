@@ -7,10 +7,12 @@ per pair (about 1 in 36 billion for a million subscribers).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from array import array
 
 
+@functools.lru_cache(maxsize=64)  # the list pass and the send's filter ask for each address in turn
 def digest(email: str) -> int:
     """The 64-bit digest of an address; addresses compare case-insensitively."""
     value = int.from_bytes(hashlib.blake2b(email.lower().encode(), digest_size=8).digest())

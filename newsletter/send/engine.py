@@ -88,7 +88,9 @@ def decide(
     """What to do with the reply to attempt number `attempts` (1 for the first) of a message."""
     sender = verdict is Verdict.SENDER_PROBLEM
     # A sender problem is not the recipient's fault: the row stays pending (deferred).
-    status = Status.DEFERRED if sender else Status(outcome.status)
+    status: Status = Status.DEFERRED if sender else outcome.status
+    if type(status) is not Status:  # a plain string (Enum's call is slow: not for every reply)
+        status = Status(status)
     stopping = run.stopping or sender
     retry = status is Status.DEFERRED and attempts < policy.max_attempts and not stopping
     counted = not retry and not (status is Status.DEFERRED and (sender or run.sender_problem))

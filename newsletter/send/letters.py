@@ -47,16 +47,17 @@ class Outgoing:
             return self.template.sender_address
         return self.verp.return_path(self.template.issue_id, sub.email)
 
-    def data(self, sub: Subscriber) -> bytes:
-        data = self.template.personalize(sub)
+    def data(self, sub: Subscriber, *, message_id: str | None = None) -> bytes:
+        """`message_id`: this recipient's, if the caller has it already (a sha256 saved)."""
+        data = self.template.personalize(sub, message_id=message_id)
         # Signed here and only here, right after personalising: nothing touches the bytes after.
         return self.signer.sign(data) if self.signer is not None else data
 
-    async def data_async(self, sub: Subscriber) -> bytes:
+    async def data_async(self, sub: Subscriber, *, message_id: str | None = None) -> bytes:
         """`data`, with the DKIM key operation off the event loop when a pool is set up."""
         if self.off_loop is None:
-            return self.data(sub)
-        return await self.off_loop.sign(self.template.personalize(sub))
+            return self.data(sub, message_id=message_id)
+        return await self.off_loop.sign(self.template.personalize(sub, message_id=message_id))
 
     def message_id(self, sub: Subscriber) -> str:
         return self.template.message_id(sub)

@@ -12,18 +12,16 @@ from __future__ import annotations
 import binascii
 import hashlib
 import html as html_lib
-import re
 import time
 import uuid
-from base64 import b64encode
 from email.utils import formatdate
 from pathlib import Path
-from urllib.parse import quote
 
 from newsletter.errors import BuildError, ConfigError
 from newsletter.labels import labels_for
 from newsletter.manifest import Manifest
 from newsletter.placeholders import PLACEHOLDER_RE, RECIPIENT_FIELDS, unescape_braces
+from newsletter.send.headers import encode_word, format_address, header_value, quote_address
 from newsletter.send.subscribers import Subscriber, unsubscribe_token
 from newsletter.settings import Settings
 
@@ -90,86 +88,13 @@ def qp_piece(data: bytes) -> bytes:
     return encoded + SOFT_BREAK
 
 
-#: A folded header line aims at 78 characters and never exceeds 998 (RFC 5322 2.1.1).
-FOLD_AT = 78
-MAX_HEADER_LINE = 998
-
-
-def _is_plain(text: str) -> bool:
-    return text.isascii() and all(c.isalnum() or c in " .-'_" for c in text)
-
-
-def fold_at_spaces(text: str, *, used: int) -> str | None:
-    """`text` folded at its spaces (`used`: the header name's width), or None if a word is too
-    long to fit in one line of 998 octets."""
-    if used + len(text) <= FOLD_AT:
-        return text
-    lines: list[str] = []
-    current = ""
-    for word in text.split(" "):
-        if current and word and used + len(current) + 1 + len(word) > FOLD_AT:
-            lines.append(current)
-            current, used = word, 1  # a folded line starts with its space
-        else:
-            current = f"{current} {word}" if lines or current else word
-    lines.append(current)
-    if any(len(line) + 2 > MAX_HEADER_LINE - 12 for line in lines):
-        return None
-    return "\r\n ".join(lines)
-
-
-def encode_word(text: str, *, chunk_bytes: int = 42, used: int = 9) -> str:
-    """A subject or display name for a header (`used`: the width of `Name: `): plain ASCII
-    folded at its spaces, else RFC 2047 encoded words folded between words."""
-    if _is_plain(text):
-        folded = fold_at_spaces(text, used=used)
-        if folded is not None:
-            return folded
-    return _encoded_words(text, chunk_bytes=chunk_bytes)
-
-
-def _encoded_words(text: str, *, chunk_bytes: int) -> str:
-    words: list[str] = []
-    chunk = b""
-    for ch in text:
-        b = ch.encode("utf-8")
-        if len(chunk) + len(b) > chunk_bytes:
-            words.append(f"=?utf-8?b?{b64encode(chunk).decode()}?=")
-            chunk = b""
-        chunk += b
-    if chunk:
-        words.append(f"=?utf-8?b?{b64encode(chunk).decode()}?=")
-    return "\r\n ".join(words)
-
-
-_LINE_BREAKS_RE = re.compile(r"[\r\n]+[ \t]*")
-
-
-def header_value(text: str) -> str:
-    """One header line's value, never carrying a raw CR or LF (no header injection)."""
-    return _LINE_BREAKS_RE.sub(" ", text).strip(" \t")
-
-
-def format_address(name: str, address: str) -> str:
-    name = header_value(name)
-    if not name:
-        return address
-    if _is_plain(name):
-        plain = f"{name} <{address}>" if "." not in name else f'"{name}" <{address}>'
-        folded = fold_at_spaces(plain, used=len("To: "))
-        if folded is not None:
-            return folded
-        return f"{_encoded_words(name, chunk_bytes=42)} <{address}>"
-    # One encoded word if it fits on a line: Python's email parser (and so many tools built
-    # on it) puts a space between adjacent encoded words inside a display name. A longer
-    # name is split into words rather than break the 998-octet limit.
-    word = _encoded_words(name, chunk_bytes=10_000)
-    if len(word) + len(address) > MAX_HEADER_LINE - 20:
-        word = _encoded_words(name, chunk_bytes=42)
-    return f"{word} <{address}>"
-
-
 Piece = bytes | str  # bytes: pre-encoded; str: the name of a per-recipient field
+
+#: Encoded field values a template keeps (values of up to CHUNK_CACHE_VALUE characters: a
+#: few MB at most); when full it starts again.
+CHUNK_CACHE_SIZE = 8192
+CHUNK_CACHE_VALUE = 200
+
 
 
 class MessageTemplate:
@@ -203,10 +128,9 @@ class MessageTemplate:
             )
         self.fields = tuple(sorted(set(PLACEHOLDER_RE.findall(html + text))))
         self.boundary = "=_nl_" + hashlib.sha256((issue_id + html + text).encode()).hexdigest()[:16]
-        full_subject = header_value(subject_prefix + subject)
         head = [
             f"From: {format_address(*_split_from(settings.sender))}",
-            "Subject: " + encode_word(full_subject),
+            "Subject: " + encode_word(self.subject),
             "MIME-Version: 1.0",
             f"List-Id: {encode_word(_split_from(settings.sender)[0] or issue_id)} "
             f"<{settings.effective_list_id}>",
@@ -235,6 +159,7 @@ class MessageTemplate:
             (b"--" + b + b"--\r\n", False),
         ]
         self._date_cache: tuple[int, str] = (0, "")
+        self._chunks: dict[tuple[str, bool], bytes] = {}  # (value, in the HTML) -> encoded
 
     @classmethod
     def from_build(
@@ -308,7 +233,7 @@ class MessageTemplate:
     ) -> bytes:
         """The complete message for one recipient, CRLF line endings, ready for DATA."""
         values = self.values(subscriber)
-        mailto = f"<mailto:{self._mailto}?subject=unsubscribe%20{quote(subscriber.email)}>"
+        mailto = f"<mailto:{self._mailto}?subject=unsubscribe%20{quote_address(subscriber.email)}>"
         head = [
             self._static_head,
             b"To: ",
@@ -328,16 +253,22 @@ class MessageTemplate:
             ]
         head.append(b"\r\n")
         parts: list[bytes] = head
-        encoded: dict[tuple[str, bool], bytes] = {}  # a field used twice is encoded once
+        # Values repeat from reader to reader (the greeting by first name, a town, the mailto
+        # link): each is escaped and encoded once per send, not once per message.
+        cache = self._chunks
+        if len(cache) > CHUNK_CACHE_SIZE:
+            cache.clear()
         for piece, in_html in self._body_pieces:
             if isinstance(piece, bytes):
                 parts.append(piece)
                 continue
-            chunk = encoded.get((piece, in_html))
+            value = values.get(piece, "")
+            chunk = cache.get((value, in_html))
             if chunk is None:
-                value = values.get(piece, "")
                 raw = html_lib.escape(value, quote=True) if in_html else value
-                chunk = encoded[(piece, in_html)] = qp_piece(raw.encode("utf-8"))
+                chunk = qp_piece(raw.encode("utf-8"))
+                if len(value) <= CHUNK_CACHE_VALUE:
+                    cache[(value, in_html)] = chunk
             parts.append(chunk)
         return b"".join(parts)
 

@@ -62,6 +62,7 @@ _SIMPLE_LOCAL = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|
 _SIMPLE_DOMAIN = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{1,63}"
 _SIMPLE_RE = re.compile(f"({_SIMPLE_LOCAL})@({_SIMPLE_DOMAIN})")
 _SPECIAL_USE = ("arpa", "invalid", "local", "localhost", "onion", "test")
+_SPECIAL_SUFFIXES = tuple("." + n for n in _SPECIAL_USE)  # `.test` or `x.test`, in one call
 
 
 def check_address(raw: str) -> str:
@@ -74,7 +75,7 @@ def check_address(raw: str) -> str:
     m = _SIMPLE_RE.fullmatch(raw)
     if m and len(m.group(1)) <= 64 and len(raw) <= 254 and "--" not in m.group(2):
         domain = m.group(2).lower()
-        if not any(domain == n or domain.endswith("." + n) for n in _SPECIAL_USE):
+        if not ("." + domain).endswith(_SPECIAL_SUFFIXES):
             return f"{m.group(1)}@{domain}"
     from email_validator import EmailNotValidError, validate_email  # ~25 ms: only if needed
 
@@ -101,20 +102,21 @@ def read_rows(
         yield _row(record, meta.header)
 
 
+def _cell(row: list[str], i: int | None) -> str:
+    return row[i].strip() if i is not None and i < len(row) else ""
+
+
 def _row(record: Record, header: Header) -> Subscriber | InvalidRow:
     row, line = record.cells, record.line
-
-    def cell(i: int | None) -> str:
-        return row[i].strip() if i is not None and i < len(row) else ""
-
-    raw_email = cell(header.email)
+    cell = _cell
+    raw_email = cell(row, header.email)
     if not raw_email:
         return InvalidRow(line, "no address")
     try:
         address = check_address(raw_email)
     except ValueError as exc:
         return InvalidRow(line, f"invalid address '{raw_email}': {exc}")
-    raw_status = cell(header.status)
+    raw_status = cell(row, header.status)
     status = status_of(raw_status)
     if status is None:
         column = header.names[header.status] if header.status is not None else "status"
@@ -124,11 +126,11 @@ def _row(record: Record, header: Header) -> Subscriber | InvalidRow:
             "or abonné, désinscrit, rebond)",
             email=address,
         )
-    first = cell(header.first_name)
-    last = cell(header.name)
+    first = cell(row, header.first_name)
+    last = cell(row, header.name)
     # "Prénom;Nom" in a spreadsheet: the display name is both, the greeting the first name
     name = f"{first} {last}".strip() if header.first_name is not None else last
-    fields = {n: cell(i) for i, n in header.extra}
+    fields = {n: cell(row, i) for i, n in header.extra}
     if header.first_name is not None:
         fields["first_name"] = first
     if "\r" in name or "\n" in name:
@@ -163,8 +165,7 @@ def blocked(path: Path, *, rel: str) -> DigestSet:
     are not validated in it, and the result is kept while the file is unchanged (`prepare`
     and the send read the same list).
     """
-    stat = path.stat()
-    key = (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    key = _file_key(path)
     if _blocked_cache and _blocked_cache[0][0] == key:
         return _blocked_cache[0][1]
     out = DigestSet()
@@ -187,14 +188,47 @@ def blocked(path: Path, *, rel: str) -> DigestSet:
 _blocked_cache: list[tuple[tuple[str, int, int, int], DigestSet]] = []
 
 
+#: A list of at most this many mailable rows is kept by the pass that checks it (`summarize`)
+#: for the passes after it (the send's own), while the file is unchanged: one parse, not two.
+KEEP_ROWS = 20_000
+
+_mailable_cache: list[tuple[tuple[str, int, int, int], list[Subscriber]]] = []
+
+
+def _file_key(path: Path) -> tuple[str, int, int, int]:
+    stat = path.stat()
+    return (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
 def unique_mailable(
     path: Path, *, rel: str, summary: ListSummary | None = None
 ) -> Iterator[Subscriber]:
     """Subscribed, valid rows, each address once (case-insensitive), in file order; never an
     address that has another row not subscribed.
 
-    Memory: one 64-bit digest per address seen (8-16 bytes), never the rows themselves.
+    Memory: one 64-bit digest per address seen (8-16 bytes), never the rows themselves, but
+    for a list of up to KEEP_ROWS mailable rows, kept from a `summarize` pass to the next pass.
     """
+    if summary is None and _mailable_cache and _mailable_cache[0][0] == _file_key(path):
+        yield from _mailable_cache[0][1]
+        return
+    if summary is None:
+        yield from _unique_mailable(path, rel=rel, summary=None)
+        return
+    key = _file_key(path)
+    kept: list[Subscriber] | None = []
+    for sub in _unique_mailable(path, rel=rel, summary=summary):
+        if kept is not None:
+            kept.append(sub)
+            if len(kept) > KEEP_ROWS:
+                kept = None
+        yield sub
+    _mailable_cache[:] = [] if kept is None or _file_key(path) != key else [(key, kept)]
+
+
+def _unique_mailable(
+    path: Path, *, rel: str, summary: ListSummary | None
+) -> Iterator[Subscriber]:
     stop = blocked(path, rel=rel)
     meta = ListFile(encoding="utf-8", delimiter=",")
     seen = DigestSet()
