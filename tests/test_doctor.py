@@ -99,7 +99,7 @@ def env(server: TestServer, **extra: str) -> dict[str, str]:
 def relay_line(server: TestServer) -> str:
     return (
         f"ok      relay: 127.0.0.1:{server.port} answers EHLO (offers AUTH LOGIN PLAIN, "
-        "SIZE 33554432, 8BITMIME, SMTPUTF8)"
+        "SIZE 33554432, PIPELINING, 8BITMIME, SMTPUTF8)"
     )
 
 

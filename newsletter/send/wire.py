@@ -154,7 +154,8 @@ class Wire(asyncio.BufferedProtocol):
                 ask.replies.append(reply)
                 if len(ask.replies) == ask.expected:
                     self._waiting.popleft()
-                    ask.future.set_result(ask.replies)
+                    if not ask.future.done():  # cancelled: its sender is gone (Ctrl-C)
+                        ask.future.set_result(ask.replies)
             else:
                 self._early.append(reply)
         if start < len(data):
