@@ -219,14 +219,35 @@ class _Delivery:
         if lane.limiter is not None:
             await lane.limiter.acquire()
         message_id = self.outgoing.message_id(sub)  # once: the journal's and the header's
-        if isinstance(self.outgoing, Outgoing):
-            data = await self.outgoing.data_async(sub, message_id=message_id)
-        else:
-            data = self.outgoing.data(sub)
         attempts = job.attempts + 1
         relay = lane.relay or None
         mark = Write(sub.email, Status.SENDING, attempts, message_id=message_id, relay=relay)
-        await self.committer.write(*([lane.pending] if lane.pending else []), mark)
+        writes = (lane.pending, mark) if lane.pending else (mark,)
+        outgoing = self.outgoing
+        if isinstance(outgoing, Outgoing) and outgoing.off_loop is not None:
+            # Signed in a worker process while the journal commits: neither waits for the other.
+            signing = asyncio.ensure_future(outgoing.data_async(sub, message_id=message_id))
+            try:
+                await self.committer.write(*writes)
+            except BaseException:
+                signing.cancel()
+                await asyncio.gather(signing, return_exceptions=True)
+                raise
+            lane.pending = None
+            try:
+                data = await signing
+            except BaseException:  # not sent: the row goes back to pending, not `sending`
+                lane.pending = Write(
+                    sub.email, Status.DEFERRED, job.attempts, None, "", message_id, relay
+                )
+                raise
+        else:
+            data = (
+                outgoing.data(sub, message_id=message_id)
+                if isinstance(outgoing, Outgoing)
+                else outgoing.data(sub)
+            )
+            await self.committer.write(*writes)
         lane.pending = None
         try:
             outcome = await self._send(lane, self.outgoing.sender(sub), sub, data)

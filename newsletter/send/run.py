@@ -39,6 +39,7 @@ from newsletter.settings import Settings
 
 if TYPE_CHECKING:
     from newsletter.send.committer import WriterProcess
+    from newsletter.send.signing import OffLoopSigner
 
 
 def prepare(
@@ -251,17 +252,10 @@ async def send_list(
     """The real send: every pending recipient (never a final one, never a suppressed one);
     `writer`: the journal writer process, started early."""
     from newsletter.send.processes import ShareSpec, deliver_in_processes
-    from newsletter.send.signing import OffLoopSigner, spare_cores
 
     processes = settings.send_processes
-    off_loop: OffLoopSigner | None = None
-    if processes == 1 and outgoing.signer and OffLoopSigner.worth_it(outgoing.signer):
-        # Forked before the journal is opened and locked: a worker must not inherit the lock.
-        # A worker must not hold the early journal writer's pipes open (it would not end).
-        inherited = writer.descriptors() if writer is not None else []
-        off_loop = OffLoopSigner(
-            outgoing.signer, processes=spare_cores(), close_in_worker=inherited
-        ).start()
+    off_loop = _signing_workers(outgoing, writer) if processes == 1 else None
+    if off_loop is not None:
         outgoing = dataclasses.replace(outgoing, off_loop=off_loop)
     journal = Journal.open(layout, outgoing.template.issue_id)
     journal.writer = writer
@@ -297,6 +291,20 @@ async def send_list(
         journal.close()
         if off_loop is not None:
             off_loop.close()
+
+
+def _signing_workers(outgoing: Outgoing, writer: WriterProcess | None) -> OffLoopSigner | None:
+    """RSA's key operation in worker processes, forked before the journal is opened and
+    locked (a worker must not inherit the lock), closing the early journal writer's pipes
+    (it would not end while a worker held them)."""
+    from newsletter.send.signing import OffLoopSigner, spare_cores
+
+    if not (outgoing.signer and OffLoopSigner.worth_it(outgoing.signer)):
+        return None
+    inherited = writer.descriptors() if writer is not None else []
+    return OffLoopSigner(
+        outgoing.signer, processes=spare_cores(), close_in_worker=inherited
+    ).start()
 
 
 def refuse_unrecorded_resend(layout: Layout, journal: Journal, *, settings: Settings) -> None:

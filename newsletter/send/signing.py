@@ -7,7 +7,9 @@ from pieces canonicalised once per issue, the header list); the RSA operation (~
 Each worker is forked before the send starts (no thread exists yet, so forking is safe),
 inherits the loaded key (it is never pickled or written anywhere) and talks to the loop
 over its own socket pair: a frame of data to sign goes out, a frame of signatures comes
-back, in order. No thread and no pickling on the loop's side (a ProcessPoolExecutor's
+back, in order. A worker that dies (killed, say) hands its unsigned batches to the others,
+or to the event loop once none is left: the send goes on, every message signed. No thread
+and no pickling on the loop's side (a ProcessPoolExecutor's
 feeder and result threads took the GIL about as long as the RSA operation it moved). A
 worker reads until its socket closes, so it never outlives the send, even one killed with
 SIGKILL.
@@ -110,7 +112,7 @@ def _worker_main(sock: socket.socket, others: list[int], key: DkimKey) -> None:
 class _Worker:
     process: multiprocessing.process.BaseProcess
     sock: socket.socket
-    waiting: deque[list[asyncio.Future[bytes]]] = field(default_factory=deque)
+    waiting: deque[list[tuple[bytes, asyncio.Future[bytes]]]] = field(default_factory=deque)
     outgoing: bytearray = field(default_factory=bytearray)
     incoming: bytearray = field(default_factory=bytearray)
     writing: bool = False
@@ -132,6 +134,7 @@ class OffLoopSigner:
         self._workers: list[_Worker] = []
         self._batch: list[tuple[bytes, asyncio.Future[bytes]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.lost: list[str] = []  # why a worker went away, if one did
 
     @classmethod
     def worth_it(cls, signer: Signer) -> bool:
@@ -182,11 +185,16 @@ class OffLoopSigner:
     def _submit(self) -> None:
         """One frame to the least busy worker for every signature asked for since the last."""
         batch, self._batch = self._batch, []
-        if not self._workers:  # every worker died: their error already stops the send
-            _set_error([f for _, f in batch], DeliveryError("no signing process is left"))
+        self._send_batch(batch)
+
+    def _send_batch(self, batch: list[tuple[bytes, asyncio.Future[bytes]]]) -> None:
+        if not self._workers:  # every worker died: signed here, on the event loop
+            for data, future in batch:
+                if not future.done():
+                    future.set_result(self.signer.key.sign(data))
             return
         worker = min(self._workers, key=lambda w: w.load)
-        worker.waiting.append([future for _, future in batch])
+        worker.waiting.append(batch)
         worker.outgoing += pack([data for data, _ in batch])
         self._flush(worker)
 
@@ -227,25 +235,27 @@ class OffLoopSigner:
                 break
             kind, body = worker.incoming[:1], bytes(worker.incoming[5 : 5 + n])
             del worker.incoming[: 5 + n]
-            futures = worker.waiting.popleft()
+            batch = worker.waiting.popleft()
             if kind == OK:
-                for future, raw in zip(futures, unpack(body), strict=True):
+                for (_, future), raw in zip(batch, unpack(body), strict=True):
                     if not future.done():
                         future.set_result(raw)
             else:
-                _set_error(futures, DeliveryError(f"DKIM signing failed: {body.decode()}"))
+                error = DeliveryError(f"DKIM signing failed: {body.decode()}")
+                _set_error([future for _, future in batch], error)
 
     def _fail(self, worker: _Worker, why: str) -> None:
+        """A worker is gone (killed, say): what it had yet to sign goes to the others, or is
+        signed here once none is left. Nothing is lost and the send goes on."""
         if self._loop is not None:
             self._loop.remove_reader(worker.sock.fileno())
             if worker.writing:
                 self._loop.remove_writer(worker.sock.fileno())
-        while worker.waiting:
-            _set_error(worker.waiting.popleft(), DeliveryError(
-                why, hint="run `newsletter send` again to resume (the journal is complete)"
-            ))
         self._workers.remove(worker)
         worker.sock.close()
+        self.lost.append(why)
+        while worker.waiting:
+            self._send_batch(worker.waiting.popleft())
 
     def close(self) -> None:
         """Close the sockets (each worker then exits) and wait for the workers, bounded."""
