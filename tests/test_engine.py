@@ -9,7 +9,7 @@ import asyncio
 import random
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable
 from pathlib import Path
 
 import pytest
@@ -59,11 +59,19 @@ class MemoryTransport:
         self.closed = False
 
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        wire_ready: bool = False,
+        before_data: Awaitable[None] | None = None,
     ) -> Outcome:
         await asyncio.sleep(0)  # another connection may run meanwhile, as on a socket
         queued = self.script.get(recipient)
         outcome = queued.pop(0) if queued else SENT
+        if before_data is not None and outcome.command not in ("MAIL", "RCPT"):
+            await before_data  # the message itself leaves after its `sending` commit
         if outcome.status is Status.SENT:
             self.delivered.append(recipient)
         return outcome
@@ -288,11 +296,19 @@ def test_an_interrupt_finishes_the_messages_in_flight_and_exits_130(
 
     class Interrupting(MemoryTransport):
         async def send(
-            self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
+            self,
+            sender: str,
+            recipient: str,
+            data: bytes,
+            *,
+            wire_ready: bool = False,
+            before_data: Awaitable[None] | None = None,
         ) -> Outcome:
             if len(self.delivered) >= 3:
                 stop.set()  # what the CLI's SIGINT handler does
-            return await super().send(sender, recipient, data, wire_ready=wire_ready)
+            return await super().send(
+                sender, recipient, data, wire_ready=wire_ready, before_data=before_data
+            )
 
     delivered: list[str] = []
 

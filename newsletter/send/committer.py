@@ -27,6 +27,10 @@ WRITER_MODULE = "newsletter.send.journal_writer"
 CLOSE_WAIT = 10.0  # seconds a writer has to finish and exit once its stdin is closed
 
 
+class JournalError(DeliveryError):
+    """The send journal could not be written: everything stops (the journal is the guarantee)."""
+
+
 class WriterError(Exception):
     """The writer process could not commit a batch, or is gone."""
 
@@ -216,7 +220,7 @@ class GroupCommitter:
                     for _, fut in batch:
                         if not fut.done():
                             fut.set_exception(
-                                DeliveryError(
+                                JournalError(
                                     f"the send journal could not be written: {exc}",
                                     path=str(self.journal.path),
                                     hint="check the disk; run send again to resume",

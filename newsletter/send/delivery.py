@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.errors import DeliveryError
 from newsletter.send.classify import classify
-from newsletter.send.committer import GroupCommitter
+from newsletter.send.committer import GroupCommitter, JournalError
 from newsletter.send.engine import (
     SYSTEM_CLOCK,
     Clock,
@@ -34,7 +34,7 @@ from newsletter.send.journal import Journal, Status, Write
 from newsletter.send.letters import Letter, Outgoing, Transport
 from newsletter.send.relays import RelayPool
 from newsletter.send.subscribers import Subscriber
-from newsletter.send.transport import Outcome, RelayUnusable
+from newsletter.send.transport import Outcome
 
 if TYPE_CHECKING:
     pass
@@ -195,13 +195,23 @@ class _Delivery:
         pool.succeeded(lane.relay)
         return False
 
-    async def _send(self, lane: _Lane, sender: str, sub: Subscriber, data: bytes) -> Outcome:
+    async def _data(self, sub: Subscriber, message_id: str) -> bytes:
+        outgoing = self.outgoing
+        if isinstance(outgoing, Outgoing):
+            return await outgoing.data_async(sub, message_id=message_id)
+        return outgoing.data(sub)
+
+    async def _send(
+        self, lane: _Lane, sender: str, sub: Subscriber, data: bytes, commit: Awaitable[None]
+    ) -> Outcome:
         """The transport's send; with several relays, a fatal relay error (a refused login,
         TLS refused) takes that relay out for the send and defers the message to the others."""
         try:
-            return await lane.transport.send(sender, sub.email, data, wire_ready=True)
+            return await lane.transport.send(
+                sender, sub.email, data, wire_ready=True, before_data=commit
+            )
         except DeliveryError as exc:
-            if self.pool is None or not self.pool.several:
+            if self.pool is None or not self.pool.several or isinstance(exc, JournalError):
                 raise
             self.pool.give_up(lane.relay, exc.message)
             await lane.transport.close()
@@ -222,40 +232,23 @@ class _Delivery:
         attempts = job.attempts + 1
         relay = lane.relay or None
         mark = Write(sub.email, Status.SENDING, attempts, message_id=message_id, relay=relay)
-        writes = (lane.pending, mark) if lane.pending else (mark,)
-        outgoing = self.outgoing
-        if isinstance(outgoing, Outgoing) and outgoing.off_loop is not None:
-            # Signed in a worker process while the journal commits: neither waits for the other.
-            signing = asyncio.ensure_future(outgoing.data_async(sub, message_id=message_id))
-            try:
-                await self.committer.write(*writes)
-            except BaseException:
-                signing.cancel()
-                await asyncio.gather(signing, return_exceptions=True)
-                raise
-            lane.pending = None
-            try:
-                data = await signing
-            except BaseException:  # not sent: the row goes back to pending, not `sending`
+        # The commit runs while the message is built (and signed) and its envelope (MAIL, RCPT,
+        # DATA) is answered: the transport writes the message itself only once it is done.
+        commit = asyncio.ensure_future(
+            self.committer.write(*((lane.pending, mark) if lane.pending else (mark,)))
+        )
+        lane.pending = None
+        try:
+            data = await self._data(sub, message_id)
+            outcome = await self._send(lane, self.outgoing.sender(sub), sub, data, commit)
+            await commit
+        except BaseException as exc:
+            journal_failed = await _outcome_of(commit, exc)
+            if not journal_failed and isinstance(exc, DeliveryError):
+                # Not sent (TLS, login, signing): the row goes back to pending, not `sending`.
                 lane.pending = Write(
                     sub.email, Status.DEFERRED, job.attempts, None, "", message_id, relay
                 )
-                raise
-        else:
-            data = (
-                outgoing.data(sub, message_id=message_id)
-                if isinstance(outgoing, Outgoing)
-                else outgoing.data(sub)
-            )
-            await self.committer.write(*writes)
-        lane.pending = None
-        try:
-            outcome = await self._send(lane, self.outgoing.sender(sub), sub, data)
-        except RelayUnusable:
-            # Nothing left (TLS, login): the row goes back to pending, not `sending` (#13).
-            lane.pending = Write(
-                sub.email, Status.DEFERRED, job.attempts, None, "", message_id, relay
-            )
             raise
         self.limiter.completed()
         if lane.limiter is not None:
@@ -360,6 +353,15 @@ async def deliver(
     if delivery.fatal:
         raise delivery.fatal[0]
     return delivery.report
+
+
+async def _outcome_of(commit: asyncio.Future[None], error: BaseException) -> bool:
+    """After `error` in a message's trip: wait for its journal commit (cancelled if the send
+    itself is); True if the commit failed (that error then stops everything)."""
+    if isinstance(error, asyncio.CancelledError):
+        commit.cancel()
+    results = await asyncio.gather(commit, return_exceptions=True)
+    return isinstance(results[0], JournalError)
 
 
 def _lanes(

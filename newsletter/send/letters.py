@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -17,8 +18,17 @@ if TYPE_CHECKING:
 
 class Transport(Protocol):
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
-    ) -> Outcome: ...
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        wire_ready: bool = False,
+        before_data: Awaitable[None] | None = None,
+    ) -> Outcome:
+        """`before_data`: awaited before the message itself is written (the journal's commit
+        of its `sending` mark); if it raises, nothing is written and the error propagates."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+from collections.abc import Awaitable
 from typing import Literal, NamedTuple, cast
 
 import aiosmtplib
@@ -161,7 +162,13 @@ class SmtpTransport:
             ) from None
 
     async def send(
-        self, sender: str, recipient: str, data: bytes, *, wire_ready: bool = False
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        wire_ready: bool = False,
+        before_data: Awaitable[None] | None = None,
     ) -> Outcome:
         """Send one message to one recipient; never raises for a per-message problem.
 
@@ -175,7 +182,9 @@ class SmtpTransport:
             await self.close()
         self._command = None  # the command a refusal answered
         try:
-            return await self._transact(sender, recipient, data, wire_ready=wire_ready)
+            return await self._transact(
+                sender, recipient, data, wire_ready=wire_ready, before_data=before_data
+            )
         except DeliveryError:
             raise
         except Refused as refused:
@@ -201,7 +210,13 @@ class SmtpTransport:
             return Outcome(Status.DEFERRED, None, _describe(exc, self._where), self._command)
 
     async def _transact(
-        self, sender: str, recipient: str, data: bytes, *, wire_ready: bool
+        self,
+        sender: str,
+        recipient: str,
+        data: bytes,
+        *,
+        wire_ready: bool,
+        before_data: Awaitable[None] | None = None,
     ) -> Outcome:
         """MAIL, RCPT, DATA on the (re)opened connection, then the message; a refusal raises
         Refused, naming its command."""
@@ -234,6 +249,13 @@ class SmtpTransport:
                     await wire.send(b".\r\n", timeout=timeout)
                 raise Refused(command, reply)
         self._command = "DATA"
+        if before_data is not None:
+            try:
+                await before_data
+            except BaseException:  # the relay waits for the message: it must not get one
+                self._wire = None
+                wire.close()
+                raise
         (reply,) = await wire.send(payload, timeout=timeout)
         self._sent_on_connection += 1
         if reply.code != SMTPStatus.completed:
