@@ -49,9 +49,10 @@ class WriterProcess:
         proc: subprocess.Popen[bytes] | None = None,
     ) -> None:
         self.proc = proc
-        self._pipes = pipes  # (read, write), attached to the event loop at the first batch
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
+        self._pipes = pipes  # (read, write); answers read by the event loop from the first batch
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._incoming = bytearray()
+        self._answer: asyncio.Future[bytes] | None = None  # the next answer's payload
         self.gone: str | None = None  # why it can take no more batches
 
     @classmethod
@@ -81,21 +82,45 @@ class WriterProcess:
     def pid(self) -> int | None:
         return None if self.proc is None else self.proc.pid
 
-    async def _connect(self, read_fd: int, write_fd: int) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader()
-        await loop.connect_read_pipe(
-            lambda: asyncio.StreamReaderProtocol(reader),
-            os.fdopen(os.dup(read_fd), "rb", buffering=0),
-        )
-        transport, protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(os.dup(write_fd), "wb", buffering=0)
-        )
-        self.reader = reader
-        self.writer = asyncio.StreamWriter(transport, protocol, reader, loop)
-        self._close_pipes()  # the transports own duplicates
+    def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Answers are read by the event loop itself (no stream objects: a few per commit)."""
+        assert self._pipes is not None
+        read_fd = self._pipes[0]
+        os.set_blocking(read_fd, False)
+        loop.add_reader(read_fd, self._readable, read_fd)
+        self._loop = loop
+
+    def _readable(self, read_fd: int) -> None:
+        try:
+            chunk = os.read(read_fd, 1 << 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            chunk = b""
+        answer = self._answer
+        if not chunk:  # the writer is gone
+            self._stop_listening()
+            if answer is not None and not answer.done():
+                answer.set_exception(EOFError())
+                answer.exception()  # retrieved: its commit may have stopped at the write
+            return
+        self._incoming += chunk
+        if len(self._incoming) < HEADER.size:
+            return
+        (size,) = HEADER.unpack_from(self._incoming)
+        if len(self._incoming) >= HEADER.size + size:
+            payload = bytes(self._incoming[HEADER.size : HEADER.size + size])
+            del self._incoming[: HEADER.size + size]
+            if answer is not None and not answer.done():
+                answer.set_result(payload)
+
+    def _stop_listening(self) -> None:
+        if self._loop is not None and self._pipes is not None and not self._loop.is_closed():
+            self._loop.remove_reader(self._pipes[0])
+        self._loop = None
 
     def _close_pipes(self) -> None:
+        self._stop_listening()
         if self.proc is not None:
             for stream in (self.proc.stdin, self.proc.stdout):
                 if stream is not None:
@@ -106,20 +131,29 @@ class WriterProcess:
         self._pipes = None
 
     async def commit(self, rows: Sequence[DeliveryRow]) -> None:
-        """Return once the writer has committed `rows`; WriterError if it could not."""
+        """Return once the writer has committed `rows`; WriterError if it could not.
+
+        One batch at a time: the pipe is empty when a frame is written, so the (blocking)
+        write never waits for more than the writer's next read."""
         if self.gone is not None:
             raise WriterError(self.gone)
-        if self._pipes is not None:
-            await self._connect(*self._pipes)
-        assert self.reader is not None and self.writer is not None
+        if self._pipes is None:
+            raise WriterError("the journal writer is closed")
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._listen(loop)
+        self._answer = loop.create_future()
         try:
-            self.writer.write(frame(marshal.dumps(list(rows))))
-            await self.writer.drain()  # waits only if the pipe is full
-            (size,) = HEADER.unpack(await self.reader.readexactly(HEADER.size))
-            answer = marshal.loads(await self.reader.readexactly(size))
-        except (asyncio.IncompleteReadError, ConnectionError):
+            data = frame(marshal.dumps(list(rows)))
+            while data:
+                data = data[os.write(self._pipes[1], data) :]
+            payload = await self._answer
+        except (EOFError, OSError):
             self.gone = await self._why_gone()
             raise WriterError(self.gone) from None
+        finally:
+            self._answer = None
+        answer = marshal.loads(payload)
         if answer is not None:
             raise WriterError(str(answer))
 
@@ -147,8 +181,6 @@ class WriterProcess:
     async def close(self) -> None:
         """Close its input and wait for it to exit (killed if it takes longer than
         CLOSE_WAIT); a shared writer exits once every worker has closed its input."""
-        if self.writer is not None:
-            self.writer.close()
         self._close_pipes()
         if self.proc is None:
             return
