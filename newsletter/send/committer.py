@@ -199,15 +199,22 @@ class GroupCommitter:
     """Commits journal writes from all workers together, off the event loop."""
 
     def __init__(
-        self, journal: Journal, *, writer: Literal["process", "thread"] | None = None
+        self,
+        journal: Journal,
+        *,
+        writer: Literal["process", "thread"] | None = None,
+        process: WriterProcess | None = None,
     ) -> None:
+        """`process`: a writer started before the send (early, or shared by the worker
+        processes of a NEWSLETTER_SEND_PROCESSES send); else one is started at the first
+        commit."""
         self.journal = journal
         if writer is None:
             # The writer process runs `Journal.commit`'s SQL; another commit must be called.
             own_commit = type(journal).commit is not Journal.commit
             writer = "thread" if own_commit or str(journal.path) == ":memory:" else "process"
         self.writer: Literal["process", "thread"] = writer
-        self.process: WriterProcess | None = journal.writer if writer == "process" else None
+        self.process: WriterProcess | None = process if writer == "process" else None
         self._queue: list[tuple[list[Write], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None

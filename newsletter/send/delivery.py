@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from newsletter.errors import DeliveryError
 from newsletter.send.classify import classify
-from newsletter.send.committer import GroupCommitter, JournalError
+from newsletter.send.committer import GroupCommitter, JournalError, WriterProcess
 from newsletter.send.engine import (
     SYSTEM_CLOCK,
     Clock,
@@ -317,6 +317,7 @@ async def deliver(
     clock: Clock = SYSTEM_CLOCK,
     rng: random.Random | None = None,
     pool: RelayPool | None = None,
+    writer: WriterProcess | None = None,
 ) -> DeliveryReport:
     """Send to every recipient, one worker per transport. See the module docstring.
 
@@ -326,7 +327,7 @@ async def deliver(
     Raises DeliveryError if the journal cannot be written (after every worker has stopped
     and committed what it could), or any other error a worker met.
     """
-    committer = GroupCommitter(journal)
+    committer = GroupCommitter(journal, process=writer)
     delivery = _Delivery(
         Queue(recipients, clock=clock, limit=limit, rng=rng),
         committer=committer,

@@ -17,14 +17,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from newsletter.errors import DeliveryError
 from newsletter.layout import Layout
 from newsletter.send.digests import DigestSet, digest
-
-if TYPE_CHECKING:
-    from newsletter.send.committer import WriterProcess
 from newsletter.send.journal_sql import DeliveryRow, apply, connect
 
 
@@ -111,9 +108,6 @@ class Journal:
             self.db.executescript(SCHEMA)
             self._migrate()
         self._lock_file: IO[str] | None = None
-        # The process that commits for the send (committer.py), when started before the
-        # send's committer: early, or shared by the workers of a NEWSLETTER_SEND_PROCESSES send.
-        self.writer: WriterProcess | None = None
 
     def _migrate(self) -> None:
         """A journal from before issue 14 gets the nullable `relay` column (rows keep NULL)."""

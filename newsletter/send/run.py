@@ -258,7 +258,6 @@ async def send_list(
     if off_loop is not None:
         outgoing = dataclasses.replace(outgoing, off_loop=off_loop)
     journal = Journal.open(layout, outgoing.template.issue_id)
-    journal.writer = writer
     try:
         journal.lock()
         if not journal.knows_issue() and not options.resend:
@@ -279,7 +278,7 @@ async def send_list(
             result.report = await deliver_readers(
                 outgoing, journal, layout=layout, settings=settings, options=options,
                 result=result, share=Share(0, 1), stop=stop, on_start=on_start,
-                on_progress=on_progress,
+                on_progress=on_progress, writer=writer,
             )
         result.totals = journal.counts()
         final = result.totals[Status.SENT] + result.totals[Status.FAILED]

@@ -14,6 +14,7 @@ from pathlib import Path
 from newsletter.layout import Layout
 from newsletter.send import changes, suppressions
 from newsletter.send.classify import enhanced_code
+from newsletter.send.committer import WriterProcess
 from newsletter.send.delivery import DeliveryReport, HardBounceHook, ProgressHook, deliver
 from newsletter.send.digests import DigestSet, digest
 from newsletter.send.engine import Policy
@@ -66,14 +67,12 @@ async def deliver_share(
     outgoing = outgoing_for(template, settings=settings, layout=layout)
     result = SendResult(issue_id=issue_id, report=DeliveryReport())
     journal = Journal.open(layout, issue_id)
-    if writer_link is not None:
-        from newsletter.send.committer import WriterProcess
-
-        journal.writer = WriterProcess.attach(*writer_link)
+    writer = WriterProcess.attach(*writer_link) if writer_link is not None else None
     try:
         report = await deliver_readers(
             outgoing, journal, layout=layout, settings=settings, options=options,
             result=result, share=share, stop=stop, on_start=None, on_progress=on_progress,
+            writer=writer,
         )
     finally:
         journal.close()
@@ -92,7 +91,9 @@ async def deliver_readers(
     stop: asyncio.Event | None,
     on_start: Callable[[SendResult], None] | None,
     on_progress: ProgressHook | None,
+    writer: WriterProcess | None = None,
 ) -> DeliveryReport:
+    """`writer`: the journal writer process, if one was started before (committer.py)."""
     from newsletter.send.relays import RelayPool, load_relays
     from newsletter.send.transport import SmtpTransport
 
@@ -118,6 +119,7 @@ async def deliver_readers(
             for r in relays
         },
         pool=pool,
+        writer=writer,
         rate=settings.rate_per_second / share.count,
         policy=Policy(
             max_attempts=settings.max_attempts,
