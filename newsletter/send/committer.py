@@ -225,10 +225,14 @@ class GroupCommitter:
         self._task = asyncio.create_task(self._run())
 
     async def write(self, *writes: Write) -> None:
+        await self.submit(*writes)
+
+    def submit(self, *writes: Write) -> asyncio.Future[None]:
+        """`write` without waiting: the future is done once the rows are committed."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queue.append((list(writes), future))
         self._wake.set()
-        await future
+        return future
 
     async def _commit(self, writes: list[Write]) -> None:
         if self.writer == "thread":

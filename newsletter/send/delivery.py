@@ -234,9 +234,7 @@ class _Delivery:
         mark = Write(sub.email, Status.SENDING, attempts, message_id=message_id, relay=relay)
         # The commit runs while the message is built (and signed) and its envelope (MAIL, RCPT,
         # DATA) is answered: the transport writes the message itself only once it is done.
-        commit = asyncio.ensure_future(
-            self.committer.write(*((lane.pending, mark) if lane.pending else (mark,)))
-        )
+        commit = self.committer.submit(*((lane.pending, mark) if lane.pending else (mark,)))
         lane.pending = None
         try:
             data = await self._data(sub, message_id)
