@@ -285,7 +285,7 @@ class SmtpTransport:
 
 def _address(address: str) -> bytes:
     """An envelope address as bytes; a control character would end the command early."""
-    if any(c in address for c in "\r\n\0"):
+    if not address.isprintable():  # CR, LF, NUL, any control character
         raise SMTPException(f"an address with a control character: {address!r}")
     return address.encode()
 
