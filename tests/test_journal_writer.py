@@ -23,7 +23,7 @@ from newsletter.errors import DeliveryError
 from newsletter.layout import Layout
 from newsletter.send.committer import GroupCommitter
 from newsletter.send.journal import Journal, Status, Write
-from newsletter.send.journal_writer import HEADER, frame
+from newsletter.send.pipes import HEADER, frame
 
 WRITER = "newsletter.send.journal_writer"
 

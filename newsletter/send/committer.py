@@ -21,7 +21,7 @@ from typing import Literal
 from newsletter.errors import DeliveryError
 from newsletter.send.journal import Journal, Write
 from newsletter.send.journal_sql import DeliveryRow
-from newsletter.send.journal_writer import HEADER, frame
+from newsletter.send.pipes import frame, frames
 
 WRITER_MODULE = "newsletter.send.journal_writer"
 CLOSE_WAIT = 10.0  # seconds a writer has to finish and exit once its stdin is closed
@@ -105,12 +105,7 @@ class WriterProcess:
                 answer.exception()  # retrieved: its commit may have stopped at the write
             return
         self._incoming += chunk
-        if len(self._incoming) < HEADER.size:
-            return
-        (size,) = HEADER.unpack_from(self._incoming)
-        if len(self._incoming) >= HEADER.size + size:
-            payload = bytes(self._incoming[HEADER.size : HEADER.size + size])
-            del self._incoming[: HEADER.size + size]
+        for payload in frames(self._incoming):  # one answer: one batch is in flight
             if answer is not None and not answer.done():
                 answer.set_result(payload)
 

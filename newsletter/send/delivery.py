@@ -14,7 +14,6 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from newsletter.errors import DeliveryError
 from newsletter.send.classify import classify
@@ -35,9 +34,6 @@ from newsletter.send.letters import Letter, Outgoing, Transport
 from newsletter.send.relays import RelayPool
 from newsletter.send.subscribers import Subscriber
 from newsletter.send.transport import Outcome
-
-if TYPE_CHECKING:
-    pass
 
 
 @dataclass

@@ -30,8 +30,8 @@ from typing import Any
 from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.layout import Layout
 from newsletter.send.delivery import DeliveryReport, ProgressHook
+from newsletter.send.pipes import exit_with_parent
 from newsletter.send.share import Share
-from newsletter.send.signing import exit_with_parent
 from newsletter.send.transport import Outcome
 from newsletter.settings import Settings
 
@@ -177,7 +177,9 @@ async def deliver_in_processes(
     return total, parent.counts
 
 
-def _start_writer(spec: ShareSpec, processes: int) -> tuple[Any, list[tuple[int, int]]]:
+def _start_writer(
+    spec: ShareSpec, processes: int
+) -> tuple[subprocess.Popen[bytes], list[tuple[int, int]]]:
     """One journal writer for all the workers (two SQLite writers would wait on each other's
     locks), with a pair of pipes per worker; the workers' ends, (read, write) each."""
     from newsletter.send.committer import WRITER_MODULE
@@ -203,7 +205,7 @@ def _start_writer(spec: ShareSpec, processes: int) -> tuple[Any, list[tuple[int,
     return proc, links
 
 
-async def _wait_writer(writer: Any, parent: _Parent) -> None:
+async def _wait_writer(writer: subprocess.Popen[bytes], parent: _Parent) -> None:
     """The shared writer exits once every worker has closed its pipes; bounded."""
     try:
         code = await asyncio.wait_for(asyncio.to_thread(writer.wait), 10)

@@ -293,9 +293,9 @@ async def send_list(
 
 
 def _signing_workers(outgoing: Outgoing, writer: WriterProcess | None) -> OffLoopSigner | None:
-    """RSA's key operation in worker processes, forked before the journal is opened and
-    locked (a worker must not inherit the lock), closing the early journal writer's pipes
-    (it would not end while a worker held them)."""
+    """The DKIM key operation in worker processes (with a spare core), forked before the
+    journal is opened and locked (a worker must not inherit the lock), closing the early
+    journal writer's pipes (it would not end while a worker held them)."""
     from newsletter.send.signing import OffLoopSigner, spare_cores
 
     if not (outgoing.signer and OffLoopSigner.worth_it(outgoing.signer)):

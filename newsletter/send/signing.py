@@ -21,15 +21,14 @@ import asyncio
 import multiprocessing
 import os
 import socket
-import struct
 from collections import deque
 from dataclasses import dataclass, field
 
 from newsletter.errors import DeliveryError
 from newsletter.send.dkim import DkimKey, Signer
+from newsletter.send.pipes import HEADER, frame, frames
 
-_LENGTH = struct.Struct("!I")
-OK, ERROR = b"S", b"E"
+OK, ERROR = b"S", b"E"  # the first byte of a worker's answer
 
 
 def spare_cores() -> int:
@@ -37,37 +36,15 @@ def spare_cores() -> int:
     return max((os.cpu_count() or 1) - 1, 0)
 
 
-def exit_with_parent() -> None:
-    """In a worker process: exit as soon as the parent is gone (killed with SIGKILL, say)."""
-    import threading
-    import time
-
-    parent = os.getppid()
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
-
-
-# -- frames: a 4-byte length, then items, each a 4-byte length and its bytes ------------------
-
+# -- frames (pipes.py): a request is a frame of framed items; an answer, a frame of OK and
+# framed signatures, or of ERROR and the reason
 
 def pack(items: list[bytes]) -> bytes:
-    body = b"".join(_LENGTH.pack(len(item)) + item for item in items)
-    return _LENGTH.pack(len(body)) + body
+    return frame(b"".join(frame(item) for item in items))
 
 
-def unpack(body: bytes | memoryview) -> list[bytes]:
-    items: list[bytes] = []
-    pos = 0
-    while pos < len(body):
-        (n,) = _LENGTH.unpack_from(body, pos)
-        items.append(bytes(body[pos + 4 : pos + 4 + n]))
-        pos += 4 + n
-    return items
+def unpack(body: bytes) -> list[bytes]:
+    return list(frames(bytearray(body)))
 
 
 # -- the worker's side -------------------------------------------------------------------------
@@ -87,16 +64,15 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
 def _serve(sock: socket.socket, key: DkimKey) -> None:
     """A worker: sign each frame's items until the socket closes; a failure is reported."""
     while True:
-        head = _recv_exactly(sock, 4)
-        body = _recv_exactly(sock, _LENGTH.unpack(head)[0]) if head else None
+        head = _recv_exactly(sock, HEADER.size)
+        body = _recv_exactly(sock, HEADER.unpack(head)[0]) if head else None
         if body is None:
             return
         try:
-            reply = OK + pack([key.sign(item) for item in unpack(body)])
+            reply = OK + b"".join(frame(key.sign(item)) for item in unpack(body))
         except Exception as exc:  # the key cannot sign this: the send stops with the reason
-            text = f"{type(exc).__name__}: {exc}".encode()
-            reply = ERROR + _LENGTH.pack(len(text)) + text
-        sock.sendall(reply)
+            reply = ERROR + f"{type(exc).__name__}: {exc}".encode()
+        sock.sendall(frame(reply))
 
 
 def _worker_main(sock: socket.socket, others: list[int], key: DkimKey) -> None:
@@ -230,12 +206,8 @@ class OffLoopSigner:
             self._fail(worker, f"a signing process died ({reason}, exit code {code})")
             return
         worker.incoming += chunk
-        while len(worker.incoming) >= 5:
-            (n,) = _LENGTH.unpack_from(worker.incoming, 1)
-            if len(worker.incoming) < 5 + n:
-                break
-            kind, body = worker.incoming[:1], bytes(worker.incoming[5 : 5 + n])
-            del worker.incoming[: 5 + n]
+        for answer in frames(worker.incoming):
+            kind, body = answer[:1], answer[1:]
             batch = worker.waiting.popleft()
             if kind == OK:
                 for (_, future), raw in zip(batch, unpack(body), strict=True):

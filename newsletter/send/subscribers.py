@@ -108,15 +108,14 @@ def _cell(row: list[str], i: int | None) -> str:
 
 def _row(record: Record, header: Header) -> Subscriber | InvalidRow:
     row, line = record.cells, record.line
-    cell = _cell
-    raw_email = cell(row, header.email)
+    raw_email = _cell(row, header.email)
     if not raw_email:
         return InvalidRow(line, "no address")
     try:
         address = check_address(raw_email)
     except ValueError as exc:
         return InvalidRow(line, f"invalid address '{raw_email}': {exc}")
-    raw_status = cell(row, header.status)
+    raw_status = _cell(row, header.status)
     status = status_of(raw_status)
     if status is None:
         column = header.names[header.status] if header.status is not None else "status"
@@ -126,11 +125,11 @@ def _row(record: Record, header: Header) -> Subscriber | InvalidRow:
             "or abonné, désinscrit, rebond)",
             email=address,
         )
-    first = cell(row, header.first_name)
-    last = cell(row, header.name)
+    first = _cell(row, header.first_name)
+    last = _cell(row, header.name)
     # "Prénom;Nom" in a spreadsheet: the display name is both, the greeting the first name
     name = f"{first} {last}".strip() if header.first_name is not None else last
-    fields = {n: cell(row, i) for i, n in header.extra}
+    fields = {n: _cell(row, i) for i, n in header.extra}
     if header.first_name is not None:
         fields["first_name"] = first
     if "\r" in name or "\n" in name:
