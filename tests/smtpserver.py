@@ -197,5 +197,12 @@ class TestServer:
     def received(self) -> list[Received]:
         return self.handler.received
 
+    def wait_received(self, n: int, *, seconds: float = 30) -> int:
+        """Wait (bounded) until `n` messages have arrived; how many have."""
+        deadline = time.monotonic() + seconds
+        while len(self.handler.received) < n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(self.handler.received)
+
     def recipients(self) -> list[str]:
         return self.handler.recipients()

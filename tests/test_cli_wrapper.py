@@ -209,9 +209,7 @@ def test_a_second_ctrl_c_leaves_at_once_with_130(built: Path) -> None:
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        deadline = time.monotonic() + 30
-        while not server.received and time.monotonic() < deadline:
-            time.sleep(0.01)
+        server.wait_received(1)
         proc.send_signal(signal.SIGINT)
         time.sleep(0.1)
         proc.send_signal(signal.SIGINT)

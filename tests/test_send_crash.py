@@ -8,7 +8,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from conftest import RunCli
@@ -27,9 +26,7 @@ def test_sigkill_then_resume_mails_everyone_once_but_the_reported_in_flight(
         env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4")}
         cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while len(server.received) < n // 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        server.wait_received(n // 3)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         killed_at = len(server.received)

@@ -67,9 +67,7 @@ def test_sigkill_of_a_multi_process_send_then_resume_skips_nobody(built: Path) -
                                           NEWSLETTER_SEND_PROCESSES="2")}
         cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 30
-        while len(server.received) < n // 3 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        server.wait_received(n // 3)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
         time.sleep(1.5)  # the workers see their parent gone and stop
@@ -112,9 +110,7 @@ def test_ctrl_c_stops_every_process_after_its_messages_in_flight(built: Path) ->
         cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
-        deadline = time.monotonic() + 30
-        while len(server.received) < 10 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        server.wait_received(10)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, out.decode() + err.decode()

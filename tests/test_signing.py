@@ -182,9 +182,7 @@ def test_a_signing_worker_killed_mid_send_costs_nothing(built: Path, key_file: P
         cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        deadline = time.monotonic() + 30
-        while len(server.received) < 5 and time.monotonic() < deadline:
-            time.sleep(0.01)
+        server.wait_received(5)
         workers = _forked_children(proc.pid)
         assert workers, "no signing worker found"
         for pid in workers:
