@@ -30,6 +30,7 @@ from typing import Any
 from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.layout import Layout
 from newsletter.send.delivery import DeliveryReport, ProgressHook
+from newsletter.send.letters import Outgoing
 from newsletter.send.pipes import exit_with_parent
 from newsletter.send.share import Share
 from newsletter.send.transport import Outcome
@@ -40,12 +41,13 @@ PROGRESS_EVERY = 0.2  # seconds between a process's progress messages
 
 @dataclass(frozen=True)
 class ShareSpec:
-    """What a worker process needs to mail its share (pickled to it)."""
+    """What a worker process needs to mail its share (inherited: the workers are forked)."""
 
     root: str
     issue_id: str
     settings: Settings
     options: Any  # run.SendOptions (not imported here: run imports this module)
+    outgoing: Outgoing  # built and checked once, by the parent: the workers are forked
 
 
 def _child(
@@ -97,7 +99,7 @@ async def _child_send(
 
     layout = Layout.at(spec.root)
     return await deliver_share(
-        layout, spec.issue_id, settings=spec.settings, options=spec.options,
+        layout, spec.outgoing, settings=spec.settings, options=spec.options,
         share=share, stop=stop, on_progress=progress, writer_link=link,
     )
 

@@ -268,7 +268,7 @@ async def send_list(
         if processes > 1:
             if on_start is not None:
                 on_start(result)
-            spec = ShareSpec(str(layout.root), result.issue_id, settings, options)
+            spec = ShareSpec(str(layout.root), result.issue_id, settings, options, outgoing)
             result.report, counts = await deliver_in_processes(
                 spec, processes=processes, stop=stop, on_progress=on_progress
             )

@@ -52,7 +52,7 @@ class Share:
 
 async def deliver_share(
     layout: Layout,
-    issue_id: str,
+    outgoing: Outgoing,
     *,
     settings: Settings,
     options: SendOptions,
@@ -63,8 +63,7 @@ async def deliver_share(
 ) -> tuple[DeliveryReport, dict[str, int]]:
     """One worker process's part of a send (processes.py): its share of the list, journaled
     through its own connection to the journal (the parent holds the lock)."""
-    template = MessageTemplate.from_build(layout.build_dir(issue_id), settings=settings)
-    outgoing = outgoing_for(template, settings=settings, layout=layout)
+    issue_id = outgoing.template.issue_id
     result = SendResult(issue_id=issue_id, report=DeliveryReport())
     journal = Journal.open(layout, issue_id)
     writer = WriterProcess.attach(*writer_link) if writer_link is not None else None
