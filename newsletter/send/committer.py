@@ -16,7 +16,6 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
 
 from newsletter.errors import DeliveryError
 from newsletter.send.journal import Journal, Write
@@ -193,23 +192,15 @@ class WriterProcess:
 class GroupCommitter:
     """Commits journal writes from all workers together, off the event loop."""
 
-    def __init__(
-        self,
-        journal: Journal,
-        *,
-        writer: Literal["process", "thread"] | None = None,
-        process: WriterProcess | None = None,
-    ) -> None:
+    def __init__(self, journal: Journal, *, process: WriterProcess | None = None) -> None:
         """`process`: a writer started before the send (early, or shared by the worker
         processes of a NEWSLETTER_SEND_PROCESSES send); else one is started at the first
         commit."""
         self.journal = journal
-        if writer is None:
-            # The writer process runs `Journal.commit`'s SQL; another commit must be called.
-            own_commit = type(journal).commit is not Journal.commit
-            writer = "thread" if own_commit or str(journal.path) == ":memory:" else "process"
-        self.writer: Literal["process", "thread"] = writer
-        self.process: WriterProcess | None = process if writer == "process" else None
+        # The writer process runs `Journal.commit`'s SQL: a journal with a `commit` of its
+        # own (a test's disk that fails) must have it called, in a thread.
+        self.in_thread = type(journal).commit is not Journal.commit
+        self.process = None if self.in_thread else process
         self._queue: list[tuple[list[Write], asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -230,7 +221,7 @@ class GroupCommitter:
         return future
 
     async def _commit(self, writes: list[Write]) -> None:
-        if self.writer == "thread":
+        if self.in_thread:
             await asyncio.to_thread(self.journal.commit, writes)
             return
         if self.process is None:
