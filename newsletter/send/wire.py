@@ -66,8 +66,8 @@ class Wire(asyncio.BufferedProtocol):
         self._partial = b""  # an unfinished line
         self._lines: list[bytes] = []  # the lines of an unfinished multi-line reply
         self._lost: WireError | None = None
-        # One timer per connection, not one per command: the deadline of the oldest write
-        # still waiting for its replies, checked when the timer fires.
+        # One timer per connection, not one per write: the deadline of the last write (a
+        # transaction waits for one write's replies at a time), checked when it fires.
         self._deadline = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
