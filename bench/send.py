@@ -141,6 +141,9 @@ def run(argv: Sequence[str | Path], *, env: dict[str, str], timeout: float) -> R
         proc = subprocess.Popen(
             [str(a) for a in argv], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
             env=env, start_new_session=True,
+            # Not the repository: a --baseline tree from before the writer was started with
+            # `python -P` would take its journal writer from ./newsletter, this tree's.
+            cwd=tempfile.gettempdir(),
         )
         timed_out = threading.Event()
 

@@ -94,6 +94,32 @@ def test_concurrent_writes_are_committed_in_order_by_a_writer_process(tmp_path: 
     journal.close()
 
 
+def test_the_writer_is_our_code_even_from_a_folder_holding_a_newsletter_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`python -m` looks in the current directory first: a `newsletter` package there (a
+    checkout of another version, a folder of the user's) must not be the writer we run."""
+    decoy = tmp_path / "here" / "newsletter" / "send"
+    decoy.mkdir(parents=True)
+    (decoy.parent / "__init__.py").write_text("")
+    (decoy / "__init__.py").write_text("")
+    (decoy / "journal_writer.py").write_text("import sys\nsys.exit(3)\n")
+    monkeypatch.chdir(decoy.parent.parent)
+    journal = Journal(tmp_path / "state" / "newsletter.db", "2026-11")
+    committer = GroupCommitter(journal)
+
+    async def main() -> None:
+        committer.start()
+        try:
+            await committer.write(Write("a@example.fr", Status.SENT, 1))
+        finally:
+            await committer.close()
+
+    asyncio.run(main())  # the decoy would exit 3 at once: the commit would fail
+    assert {r.email: r.status for r in journal.rows()} == {"a@example.fr": Status.SENT}
+    journal.close()
+
+
 def test_a_batch_the_writer_refuses_fails_its_writers_and_the_next_batch_is_written(
     tmp_path: Path,
 ) -> None:

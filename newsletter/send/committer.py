@@ -1,7 +1,7 @@
 """The journal's writes from every connection, committed together off the event loop.
 
 By default the commits run in a writer process (`journal_writer`, one per send, shown by
-`ps` as `python -m newsletter.send.journal_writer`): SQLite's CPU and fsync then run on
+`ps` as `python -P -m newsletter.send.journal_writer`): SQLite's CPU and fsync then run on
 another core, and the event loop only writes a frame to a pipe and reads the answer. A
 journal whose `commit` is its own (a test's disk that fails) is committed in a thread.
 At most one batch is in flight, so the rows reach the file in the order they were written.
@@ -23,6 +23,9 @@ from newsletter.send.journal_sql import DeliveryRow
 from newsletter.send.pipes import frame, frames
 
 WRITER_MODULE = "newsletter.send.journal_writer"
+# -P: the writer's code comes from where this process's does (site-packages, PYTHONPATH),
+# never from a `newsletter` folder in the directory the send was started in.
+WRITER_COMMAND = (sys.executable, "-P", "-m", WRITER_MODULE)
 CLOSE_WAIT = 10.0  # seconds a writer has to finish and exit once its stdin is closed
 
 
@@ -58,7 +61,7 @@ class WriterProcess:
     def spawn(cls, path: Path) -> WriterProcess:
         """Started now, without an event loop or a thread (the signing workers fork later)."""
         proc = subprocess.Popen(
-            [sys.executable, "-m", WRITER_MODULE, str(path)],
+            [*WRITER_COMMAND, str(path)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,  # a crash's traceback: its last line names it

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -184,7 +183,7 @@ def _start_writer(
 ) -> tuple[subprocess.Popen[bytes], list[tuple[int, int]]]:
     """One journal writer for all the workers (two SQLite writers would wait on each other's
     locks), with a pair of pipes per worker; the workers' ends, (read, write) each."""
-    from newsletter.send.committer import WRITER_MODULE
+    from newsletter.send.committer import WRITER_COMMAND
 
     links: list[tuple[int, int]] = []
     writer_fds: list[int] = []
@@ -196,8 +195,7 @@ def _start_writer(
     path = Layout.at(spec.root).journal_path
     try:
         proc = subprocess.Popen(
-            [sys.executable, "-m", WRITER_MODULE, str(path),
-             "--fds", ",".join(map(str, writer_fds))],
+            [*WRITER_COMMAND, str(path), "--fds", ",".join(map(str, writer_fds))],
             pass_fds=writer_fds, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
