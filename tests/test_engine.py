@@ -17,7 +17,7 @@ import pytest
 from newsletter.errors import DeliveryError
 from newsletter.send.classify import Verdict, classify
 from newsletter.send.delivery import DeliveryReport, deliver
-from newsletter.send.engine import Decision, Policy, RateLimiter, RunState, decide
+from newsletter.send.engine import Decision, Policy, Queue, RateLimiter, RunState, decide
 from newsletter.send.journal import Journal, Status, Write
 from newsletter.send.options import SendResult
 from newsletter.send.progress import SendProgress
@@ -395,3 +395,30 @@ def test_the_limiter_spaces_messages_on_the_injected_clock() -> None:
 def test_decide_is_pure() -> None:
     verdict = Verdict.DEFERRED
     assert decide(LATER, verdict, 1, POLICY) == decide(LATER, verdict, 1, POLICY)
+
+
+def test_reading_ahead_returns_each_reader_once_and_next_hands_them_out_in_order() -> None:
+    readers = [Subscriber(email=f"r{i}@example.fr") for i in range(7)]
+    queue = Queue(iter(readers), clock=FakeClock(), limit=5)
+    first = queue.read_ahead(2)
+    assert [r.email for r in first] == ["r0@example.fr", "r1@example.fr"]
+    assert queue.read_ahead(2) == []  # already known: not returned again
+    job = queue.next()
+    assert not isinstance(job, float) and job is not None and job.subscriber is readers[0]
+    assert [r.email for r in queue.read_ahead(3)] == ["r2@example.fr", "r3@example.fr"]
+    # the limit counts what was read ahead: 1 taken + 3 ahead + 1 more = 5, never a 6th
+    assert [r.email for r in queue.read_ahead(10)] == ["r4@example.fr"]
+    taken = []
+    while (job := queue.next()) is not None:
+        assert not isinstance(job, float)
+        taken.append(job.subscriber.email)
+    assert taken == [f"r{i}@example.fr" for i in range(1, 5)] and queue.taken == 5
+
+
+def test_a_queue_read_to_its_end_ahead_is_finished_only_once_those_are_taken() -> None:
+    queue = Queue(iter([Subscriber(email="a@example.fr")]), clock=FakeClock())
+    assert [r.email for r in queue.read_ahead(4)] == ["a@example.fr"]
+    assert not queue.finished  # the source is done, one reader is still to send
+    job = queue.next()
+    assert job is not None and not isinstance(job, float)
+    assert queue.finished and queue.next() is None

@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
+from base64 import b64encode
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import rsa
+from smtpserver import Faults, TestServer
+from test_relays import readers
 
 from newsletter.send.dkim import Signer, load_key
 from newsletter.send.signing import OffLoopSigner, pack, unpack
@@ -70,6 +75,31 @@ def test_signatures_from_the_workers_equal_the_ones_made_here(key_file: Path) ->
     expected = [signer.sign(MESSAGE + b"%d\r\n" % i, now=t) for i, t in enumerate(now)]
     assert signed == expected  # RSA PKCS#1 v1.5 is deterministic: the same bytes
     assert not any(_alive(pid) for pid in pids)  # close() waited for them
+
+
+def test_messages_signed_ahead_are_the_same_and_the_unused_are_dropped_at_close(
+    key_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    signer = _signer(key_file)
+    pool = OffLoopSigner(signer, processes=1).start()
+
+    async def sign_ahead() -> list[bytes]:
+        for i in range(6):
+            pool.sign_ahead(f"<m{i}>", MESSAGE + b"%d\r\n" % i)
+        taken = [pool.signed_ahead(f"<m{i}>") for i in range(4)]
+        assert pool.signed_ahead("<m0>") is None  # each is taken once
+        assert pool.signed_ahead("<never>") is None
+        return [await future for future in taken if future is not None]
+
+    try:
+        signed = asyncio.run(sign_ahead())
+    finally:
+        pool.close()
+    stamps = [int(raw.split(b"t=")[1].split(b";")[0]) for raw in signed]
+    assert len(signed) == 4
+    assert signed == [signer.sign(MESSAGE + b"%d\r\n" % i, now=t) for i, t in enumerate(stamps)]
+    assert pool.signed_ahead("<m4>") is None  # signed ahead, never taken: dropped at close
+    assert "never retrieved" not in caplog.text
 
 
 def test_a_killed_worker_hands_its_work_over_and_nothing_is_lost(key_file: Path) -> None:
@@ -158,28 +188,39 @@ def _forked_children(pid: int) -> list[int]:
     return found
 
 
+def _signed_send(built: Path, key_file: Path, server: TestServer, concurrency: int) -> tuple[
+    list[str], dict[str, str]
+]:
+    """The command that sends 2026-11 from `built` through `server`, signed with
+    `key_file`, and its environment."""
+    (built / "keys").mkdir(exist_ok=True)
+    (built / "keys" / "k.pem").write_bytes(key_file.read_bytes())
+    env = {**os.environ, **server.env(
+        NEWSLETTER_SMTP_CONCURRENCY=str(concurrency), NEWSLETTER_DKIM_KEY_FILE="keys/k.pem",
+        NEWSLETTER_DKIM_SELECTOR="nl",
+    )}
+    return [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)], env
+
+
+def _all_verified(key_file: Path, server: TestServer) -> bool:
+    """Every message the server received carries a DKIM signature dkimpy verifies."""
+    import dkim
+    from test_dkim import dns
+
+    public = ser.load_pem_private_key(key_file.read_bytes(), None).public_key()
+    spki = public.public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
+    lookup = dns({"nl._domainkey.coeursurparis.example": b"v=DKIM1; k=rsa; p=" + b64encode(spki)})
+    return all(dkim.verify(r.raw, dnsfunc=lookup) for r in server.received)
+
+
 def test_a_signing_worker_killed_mid_send_costs_nothing(built: Path, key_file: Path) -> None:
     """The send goes on (signing on the event loop), every message still signed and
     verified by dkimpy, everyone mailed once, exit 0."""
-    import collections
-    from base64 import b64encode
-
-    import dkim
-    from smtpserver import Faults, TestServer
-    from test_dkim import dns
-    from test_relays import readers
-
     emails = readers(built, 60)
-    (built / "keys").mkdir(exist_ok=True)
-    (built / "keys" / "k.pem").write_bytes(key_file.read_bytes())
     server = TestServer(Faults(delay=0.03))
     server.start()
     try:
-        env = {**os.environ, **server.env(
-            NEWSLETTER_SMTP_CONCURRENCY="2", NEWSLETTER_DKIM_KEY_FILE="keys/k.pem",
-            NEWSLETTER_DKIM_SELECTOR="nl",
-        )}
-        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        cmd, env = _signed_send(built, key_file, server, concurrency=2)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
         server.wait_received(5)
@@ -194,7 +235,36 @@ def test_a_signing_worker_killed_mid_send_costs_nothing(built: Path, key_file: P
     assert "Sent 2026-11: 60 sent, 0 failed" in out
     counts = collections.Counter(server.recipients())
     assert sorted(counts) == emails and set(counts.values()) == {1}
-    public = ser.load_pem_private_key(key_file.read_bytes(), None).public_key()
-    spki = public.public_bytes(ser.Encoding.DER, ser.PublicFormat.SubjectPublicKeyInfo)
-    lookup = dns({"nl._domainkey.coeursurparis.example": b"v=DKIM1; k=rsa; p=" + b64encode(spki)})
-    assert all(dkim.verify(r.raw, dnsfunc=lookup) for r in server.received)
+    assert _all_verified(key_file, server)
+
+
+def test_a_signed_send_stopped_by_its_limit_mails_only_those_and_the_rest_next_run(
+    built: Path, key_file: Path
+) -> None:
+    """Messages are signed ahead of their turn: those past --limit are signed and never
+    sent, never journaled; the next run mails exactly the others, every message verified
+    by dkimpy, nobody twice."""
+    emails = readers(built, 40)
+    server = TestServer()
+    server.start()
+    try:
+        cmd, env = _signed_send(built, key_file, server, concurrency=4)
+        first = subprocess.run([*cmd, "--limit", "7"], env=env, capture_output=True, text=True,
+                               timeout=60)
+        with sqlite3.connect(built / "state" / "newsletter.db") as db:
+            journaled = db.execute("SELECT status, count(*) FROM deliveries GROUP BY status")
+            after_first = dict(journaled.fetchall())
+        mailed_first = len(server.received)
+        second = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        server.stop()
+    assert first.returncode == 3, first.stdout + first.stderr  # readers left: documented 3
+    assert "Sent 2026-11: 7 sent, 0 failed" in first.stdout
+    assert mailed_first == 7 and after_first == {"sent": 7}  # nothing signed ahead went out
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "Sent 2026-11: 33 sent, 0 failed" in second.stdout
+    for run in (first, second):
+        assert "never retrieved" not in run.stderr and "destroyed" not in run.stderr
+    counts = collections.Counter(server.recipients())
+    assert sorted(counts) == emails and set(counts.values()) == {1}
+    assert _all_verified(key_file, server)

@@ -126,6 +126,7 @@ class _Delivery:
         self.report = DeliveryReport(clock=clock, started=clock.now(), limiter=limiter)
         self.failures_in_row = 0
         self.fatal: list[BaseException] = []
+        self.lanes = 1  # how many connections send (set once they are known)
 
     async def deliver_all(self, lane: _Lane) -> None:
         """One worker: jobs from the queue until it is empty or the send stops."""
@@ -194,7 +195,14 @@ class _Delivery:
     async def _data(self, sub: Subscriber, message_id: str) -> bytes:
         outgoing = self.outgoing
         if isinstance(outgoing, Outgoing):
-            return await outgoing.data_async(sub, message_id=message_id)
+            # Signed: the next readers' messages are signed while this one travels, so
+            # that no connection waits for a signature; in chunks of one per connection
+            # (a chunk is one trip to a signing worker), the next asked for while the
+            # last is signed.
+            ahead: list[Subscriber] = []
+            if outgoing.signs_ahead and self.queue.ahead <= self.lanes:
+                ahead = self.queue.read_ahead(2 * self.lanes)
+            return await outgoing.data_async(sub, message_id=message_id, ahead=ahead)
         return outgoing.data(sub)
 
     async def _send(
@@ -337,6 +345,7 @@ async def deliver(
     committer.start()
     try:
         lanes = _lanes(transports, pool, clock)
+        delivery.lanes = len(lanes)
         await asyncio.gather(*(delivery.deliver_all(lane) for lane in lanes))
     finally:
         await committer.close()

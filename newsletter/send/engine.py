@@ -146,6 +146,7 @@ class Queue:
         self._limit = limit
         self._rng = rng or random.Random()
         self._retries: list[_Retry] = []
+        self._ahead: deque[Subscriber] = deque()  # read from the source, not yet taken
         self._seq = 0
         self.taken = 0
         self.in_flight = 0
@@ -155,6 +156,9 @@ class Queue:
         now = self._clock.now()
         if self._retries and self._retries[0].due <= now:
             return heapq.heappop(self._retries).job
+        if self._ahead:
+            self.taken += 1
+            return Job(self._ahead.popleft(), 0)
         if self._source is not None and (self._limit is None or self.taken < self._limit):
             sub = next(self._source, None)
             if sub is not None:
@@ -165,6 +169,27 @@ class Queue:
             return max(self._retries[0].due - now, 0.0)
         return self.IN_FLIGHT_POLL if self.in_flight else None
 
+    def read_ahead(self, count: int) -> list[Subscriber]:
+        """Read the source until the next `count` fresh recipients are known (within the
+        limit), so that their messages can be made early; returns those read by this call
+        (each recipient is returned once). `next` hands them out in the same order."""
+        fresh: list[Subscriber] = []
+        while self._source is not None and len(self._ahead) < count:
+            if self._limit is not None and self.taken + len(self._ahead) >= self._limit:
+                break
+            sub = next(self._source, None)
+            if sub is None:
+                self._source = None
+                break
+            self._ahead.append(sub)
+            fresh.append(sub)
+        return fresh
+
+    @property
+    def ahead(self) -> int:
+        """Recipients read ahead and not yet taken."""
+        return len(self._ahead)
+
     def retry(self, job: Job, delay: float) -> None:
         """Try `job` again after `delay`, jittered by ±50% so connections do not retry in step."""
         self._seq += 1
@@ -174,7 +199,9 @@ class Queue:
     @property
     def finished(self) -> bool:
         """Nothing left to hand out, now or later (the list read to its end, no retry due)."""
-        return self._source is None and not self._retries and not self.in_flight
+        return (
+            self._source is None and not self._ahead and not self._retries and not self.in_flight
+        )
 
     @property
     def waiting(self) -> int:

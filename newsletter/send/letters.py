@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -63,11 +63,32 @@ class Outgoing:
         # Signed here and only here, right after personalising: nothing touches the bytes after.
         return self.signer.sign(data) if self.signer is not None else data
 
-    async def data_async(self, sub: Subscriber, *, message_id: str | None = None) -> bytes:
-        """`data`, with the DKIM key operation off the event loop when a pool is set up."""
-        if self.off_loop is None:
+    @property
+    def signs_ahead(self) -> bool:
+        """Whether `data_async` gains from knowing the next readers (their messages are then
+        signed while this one's travels)."""
+        return self.off_loop is not None
+
+    async def data_async(
+        self,
+        sub: Subscriber,
+        *,
+        message_id: str | None = None,
+        ahead: Iterable[Subscriber] = (),
+    ) -> bytes:
+        """`data`, with the DKIM key operation off the event loop when a pool is set up;
+        `ahead`: readers whose messages the send will ask for next, signed from now on."""
+        off_loop = self.off_loop
+        if off_loop is None:
             return self.data(sub, message_id=message_id)
-        return await self.off_loop.sign(self.template.personalize(sub, message_id=message_id))
+        message_id = message_id or self.message_id(sub)
+        signed = off_loop.signed_ahead(message_id)
+        if signed is None:
+            signed = off_loop.submit(self.template.personalize(sub, message_id=message_id))
+        for reader in ahead:
+            next_id = self.message_id(reader)
+            off_loop.sign_ahead(next_id, self.template.personalize(reader, message_id=next_id))
+        return await signed
 
     def message_id(self, sub: Subscriber) -> str:
         return self.template.message_id(sub)

@@ -13,6 +13,11 @@ and no pickling on the loop's side (a ProcessPoolExecutor's
 feeder and result threads took the GIL about as long as the RSA operation it moved). A
 worker reads until its socket closes, so it never outlives the send, even one killed with
 SIGKILL.
+
+Signing ahead: the engine asks for the next readers' messages while it sends this one's
+(`sign_ahead`), so that the worker always has the next signatures to make and a connection
+rarely waits for one: the key operation then overlaps the SMTP round trips instead of adding
+to them. What is signed ahead and never used (the send stopped) is dropped at `close`.
 """
 
 from __future__ import annotations
@@ -84,11 +89,25 @@ def _worker_main(sock: socket.socket, others: list[int], key: DkimKey) -> None:
 # -- the loop's side ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class _Item:
+    """One message to sign: what the key signs, and what `Signer.finish` needs then."""
+
+    signed_data: bytes
+    unsigned: bytes  # the DKIM-Signature header up to b=
+    message: bytes
+    future: asyncio.Future[bytes]  # the signed message
+
+    def done(self, raw_signature: bytes) -> None:
+        if not self.future.done():
+            self.future.set_result(Signer.finish(self.unsigned, raw_signature, self.message))
+
+
 @dataclass
 class _Worker:
     process: multiprocessing.process.BaseProcess
     sock: socket.socket
-    waiting: deque[list[tuple[bytes, asyncio.Future[bytes]]]] = field(default_factory=deque)
+    waiting: deque[list[_Item]] = field(default_factory=deque)
     outgoing: bytearray = field(default_factory=bytearray)
     incoming: bytearray = field(default_factory=bytearray)
     writing: bool = False
@@ -108,7 +127,8 @@ class OffLoopSigner:
         self.processes = processes
         self.close_in_worker = close_in_worker or []  # inherited descriptors not theirs
         self._workers: list[_Worker] = []
-        self._batch: list[tuple[bytes, asyncio.Future[bytes]]] = []
+        self._batch: list[_Item] = []
+        self._ahead: dict[str, asyncio.Future[bytes]] = {}  # by message id
         self._loop: asyncio.AbstractEventLoop | None = None
         self.lost: list[str] = []  # why a worker went away, if one did
 
@@ -139,20 +159,34 @@ class OffLoopSigner:
             self._workers.append(_Worker(process, ours))
         return self
 
-    async def sign(self, message: bytes) -> bytes:
+    def submit(self, message: bytes) -> asyncio.Future[bytes]:
+        """`message` signed, as a future: its key operation goes to a worker with the
+        others asked for in the same turn of the event loop."""
         unsigned, signed_data = self.signer.prepare(message)
+        loop = asyncio.get_running_loop()
+        item = _Item(signed_data, unsigned, message, loop.create_future())
         if not self._workers:
-            raw = self.signer.key.sign(signed_data)
-        else:
-            loop = asyncio.get_running_loop()
-            if self._loop is None:
-                self._listen(loop)
-            future: asyncio.Future[bytes] = loop.create_future()
-            self._batch.append((signed_data, future))
-            if len(self._batch) == 1:  # the first of a batch: sent once the loop goes round
-                loop.call_soon(self._submit)
-            raw = await future
-        return Signer.finish(unsigned, raw, message)
+            item.done(self.signer.key.sign(signed_data))
+            return item.future
+        if self._loop is None:
+            self._listen(loop)
+        self._batch.append(item)
+        if len(self._batch) == 1:  # the first of a batch: sent once the loop goes round
+            loop.call_soon(self._submit)
+        return item.future
+
+    async def sign(self, message: bytes) -> bytes:
+        return await self.submit(message)
+
+    def sign_ahead(self, message_id: str, message: bytes) -> None:
+        """Start signing a message the send will ask for soon (`signed_ahead` takes it)."""
+        future = self.submit(message)
+        future.add_done_callback(_seen)  # its error, if any, is raised where it is taken
+        self._ahead[message_id] = future
+
+    def signed_ahead(self, message_id: str) -> asyncio.Future[bytes] | None:
+        """The message signed ahead under this id, if one was (each is taken once)."""
+        return self._ahead.pop(message_id, None)
 
     def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -164,15 +198,15 @@ class OffLoopSigner:
         batch, self._batch = self._batch, []
         self._send_batch(batch)
 
-    def _send_batch(self, batch: list[tuple[bytes, asyncio.Future[bytes]]]) -> None:
+    def _send_batch(self, batch: list[_Item]) -> None:
         if not self._workers:  # every worker died: signed here, on the event loop
-            for data, future in batch:
-                if not future.done():
-                    future.set_result(self.signer.key.sign(data))
+            for item in batch:
+                if not item.future.done():
+                    item.done(self.signer.key.sign(item.signed_data))
             return
         worker = min(self._workers, key=lambda w: w.load)
         worker.waiting.append(batch)
-        worker.outgoing += pack([data for data, _ in batch])
+        worker.outgoing += pack([item.signed_data for item in batch])
         self._flush(worker)
 
     def _flush(self, worker: _Worker) -> None:
@@ -210,12 +244,11 @@ class OffLoopSigner:
             kind, body = answer[:1], answer[1:]
             batch = worker.waiting.popleft()
             if kind == OK:
-                for (_, future), raw in zip(batch, unpack(body), strict=True):
-                    if not future.done():
-                        future.set_result(raw)
+                for item, raw in zip(batch, unpack(body), strict=True):
+                    item.done(raw)
             else:
                 error = DeliveryError(f"DKIM signing failed: {body.decode()}")
-                _set_error([future for _, future in batch], error)
+                _set_error([item.future for item in batch], error)
 
     def _fail(self, worker: _Worker, why: str) -> None:
         """A worker is gone (killed, say): what it had yet to sign goes to the others, or is
@@ -231,7 +264,11 @@ class OffLoopSigner:
             self._send_batch(worker.waiting.popleft())
 
     def close(self) -> None:
-        """Close the sockets (each worker then exits) and wait for the workers, bounded."""
+        """Close the sockets (each worker then exits) and wait for the workers, bounded;
+        drop what was signed ahead and not used."""
+        for future in self._ahead.values():
+            future.cancel()
+        self._ahead.clear()
         for worker in self._workers:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(worker.sock.fileno())
@@ -244,6 +281,11 @@ class OffLoopSigner:
                 worker.process.kill()
                 worker.process.join(timeout=5)
         self._workers = []
+
+
+def _seen(future: asyncio.Future[bytes]) -> None:
+    if not future.cancelled():
+        future.exception()  # retrieved: asyncio does not log it as never retrieved
 
 
 def _set_error(futures: list[asyncio.Future[bytes]], error: BaseException) -> None:
