@@ -102,6 +102,24 @@ def test_messages_signed_ahead_are_the_same_and_the_unused_are_dropped_at_close(
     assert "never retrieved" not in caplog.text
 
 
+def test_a_message_signed_too_long_before_its_turn_is_signed_again(key_file: Path) -> None:
+    """A slow rate or a pause: its Date and t= would be stale; it is not handed out."""
+    pool = OffLoopSigner(_signer(key_file), processes=1, max_age=0.05).start()
+
+    async def late() -> tuple[bool, bool]:
+        pool.sign_ahead("<fresh>", MESSAGE)
+        pool.sign_ahead("<late>", MESSAGE)
+        fresh = pool.signed_ahead("<fresh>")
+        await asyncio.sleep(0.1)
+        return fresh is not None, pool.signed_ahead("<late>") is None
+
+    try:
+        fresh_taken, late_refused = asyncio.run(late())
+    finally:
+        pool.close()
+    assert fresh_taken and late_refused
+
+
 def test_a_killed_worker_hands_its_work_over_and_nothing_is_lost(key_file: Path) -> None:
     """Its batch waiting for a signature is signed elsewhere (here, once no worker is left):
     the same signatures as made here."""

@@ -17,7 +17,9 @@ SIGKILL.
 Signing ahead: the engine asks for the next readers' messages while it sends this one's
 (`sign_ahead`), so that the worker always has the next signatures to make and a connection
 rarely waits for one: the key operation then overlaps the SMTP round trips instead of adding
-to them. What is signed ahead and never used (the send stopped) is dropped at `close`.
+to them. What is signed ahead and never used (the send stopped) is dropped at `close`; a
+message whose turn comes more than `max_age` seconds after it was signed (a slow rate, a
+relay's pause) is signed again, so that its Date and DKIM t= say when it left.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import asyncio
 import multiprocessing
 import os
 import socket
+import time
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -120,15 +123,24 @@ class _Worker:
 class OffLoopSigner:
     """`Signer.sign`, awaitable, with the key operation in `processes` worker processes."""
 
+    MAX_AGE = 30.0  # seconds a message signed ahead may wait for its turn
+
     def __init__(
-        self, signer: Signer, *, processes: int, close_in_worker: list[int] | None = None
+        self,
+        signer: Signer,
+        *,
+        processes: int,
+        close_in_worker: list[int] | None = None,
+        max_age: float = MAX_AGE,
     ) -> None:
         self.signer = signer
         self.processes = processes
+        self.max_age = max_age
         self.close_in_worker = close_in_worker or []  # inherited descriptors not theirs
         self._workers: list[_Worker] = []
         self._batch: list[_Item] = []
-        self._ahead: dict[str, asyncio.Future[bytes]] = {}  # by message id
+        # by message id: the signed message to come, and when it was asked for (monotonic)
+        self._ahead: dict[str, tuple[asyncio.Future[bytes], float]] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.lost: list[str] = []  # why a worker went away, if one did
 
@@ -182,11 +194,16 @@ class OffLoopSigner:
         """Start signing a message the send will ask for soon (`signed_ahead` takes it)."""
         future = self.submit(message)
         future.add_done_callback(_seen)  # its error, if any, is raised where it is taken
-        self._ahead[message_id] = future
+        self._ahead[message_id] = (future, time.monotonic())
 
     def signed_ahead(self, message_id: str) -> asyncio.Future[bytes] | None:
-        """The message signed ahead under this id, if one was (each is taken once)."""
-        return self._ahead.pop(message_id, None)
+        """The message signed ahead under this id, if one was, not longer than `max_age`
+        ago (each is taken once)."""
+        future, asked = self._ahead.pop(message_id, (None, 0.0))
+        if future is not None and time.monotonic() - asked > self.max_age:
+            future.cancel()  # dated too long before it leaves: signed again
+            return None
+        return future
 
     def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -266,7 +283,7 @@ class OffLoopSigner:
     def close(self) -> None:
         """Close the sockets (each worker then exits) and wait for the workers, bounded;
         drop what was signed ahead and not used."""
-        for future in self._ahead.values():
+        for future, _ in self._ahead.values():
             future.cancel()
         self._ahead.clear()
         for worker in self._workers:
