@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import os
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -187,6 +190,10 @@ class TestServer:
         env.update(extra)
         return env
 
+    def process_env(self, **extra: str) -> dict[str, str]:
+        """`env` on top of this process's environment: for a send run as a process."""
+        return {**os.environ, **self.env(**extra)}
+
     # -- passthrough for the tests --------------------------------------------------------------
 
     @property
@@ -206,3 +213,9 @@ class TestServer:
 
     def recipients(self) -> list[str]:
         return self.handler.recipients()
+
+
+def send_command(root: Path) -> list[str]:
+    """`newsletter send 2026-11` on `root`, as a process of its own (for the tests that
+    signal it, kill it or watch its children)."""
+    return [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(root)]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RunCli
-from smtpserver import Faults, TestServer
+from smtpserver import Faults, TestServer, send_command
 
 from newsletter.cli import ExitCode as CliExitCode
 from newsletter.errors import ExitCode
@@ -204,8 +203,8 @@ def test_a_second_ctrl_c_leaves_at_once_with_130(built: Path) -> None:
     server = TestServer(Faults(delay=0.3))  # each message takes long enough to be in flight
     server.start()
     try:
-        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="2")}
-        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="2")
+        cmd = send_command(built)
         proc = subprocess.Popen(
             cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from conftest import RunCli, mailable
-from smtpserver import Faults, TestServer
+from smtpserver import Faults, TestServer, send_command
 
 from newsletter.errors import DeliveryError
 from newsletter.layout import Layout
@@ -190,8 +190,8 @@ def slow_send(built: Path, n: int) -> tuple[TestServer, list[str], dict[str, str
     (built / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
     server = TestServer(Faults(delay=0.02))  # slow enough to act part-way
     server.start()
-    env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4")}
-    cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+    env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4")
+    cmd = send_command(built)
     return server, cmd, env
 
 

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import collections
-import os
 import re
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 from conftest import RunCli
-from smtpserver import Faults, TestServer
+from smtpserver import Faults, TestServer, send_command
 
 
 def test_sigkill_then_resume_mails_everyone_once_but_the_reported_in_flight(
@@ -23,8 +21,8 @@ def test_sigkill_then_resume_mails_everyone_once_but_the_reported_in_flight(
     server = TestServer(Faults(delay=0.02))  # slow enough to be killed part-way
     server.start()
     try:
-        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4")}
-        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4")
+        cmd = send_command(built)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         server.wait_received(n // 3)
         proc.send_signal(signal.SIGKILL)

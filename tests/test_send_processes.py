@@ -8,7 +8,6 @@ import re
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import dkim
 from conftest import RunCli
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import rsa
-from smtpserver import Faults, TestServer
+from smtpserver import Faults, TestServer, send_command
 from test_dkim import dns
 from test_relays import readers
 
@@ -63,9 +62,8 @@ def test_sigkill_of_a_multi_process_send_then_resume_skips_nobody(built: Path) -
     server = TestServer(Faults(delay=0.02))  # slow enough to be killed part-way
     server.start()
     try:
-        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4",
-                                          NEWSLETTER_SEND_PROCESSES="2")}
-        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4", NEWSLETTER_SEND_PROCESSES="2")
+        cmd = send_command(built)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         server.wait_received(n // 3)
         proc.send_signal(signal.SIGKILL)
@@ -105,9 +103,8 @@ def test_ctrl_c_stops_every_process_after_its_messages_in_flight(built: Path) ->
     server = TestServer(Faults(delay=0.03))
     server.start()
     try:
-        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4",
-                                          NEWSLETTER_SEND_PROCESSES="2")}
-        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4", NEWSLETTER_SEND_PROCESSES="2")
+        cmd = send_command(built)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
         server.wait_received(10)
@@ -176,9 +173,8 @@ def test_the_worker_processes_share_one_journal_writer(built: Path) -> None:
     server = TestServer(Faults(delay=0.02))
     server.start()
     try:
-        env = {**os.environ, **server.env(NEWSLETTER_SMTP_CONCURRENCY="4",
-                                          NEWSLETTER_SEND_PROCESSES="2")}
-        cmd = [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)]
+        env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4", NEWSLETTER_SEND_PROCESSES="2")
+        cmd = send_command(built)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         seen: set[int] = set()
         deadline = time.monotonic() + 30

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from conftest import RunCli
-from smtpserver import TestServer, free_port
+from smtpserver import TestServer, free_port, send_command
 
 from newsletter.layout import Layout
 from newsletter.send import changes
@@ -304,7 +304,7 @@ def test_a_running_send_stops_mailing_a_reader_unsubscribed_in_the_middle(
 
     env = {**os.environ, **running.env, "NEWSLETTER_SMTP_CONCURRENCY": "1"}
     sending = subprocess.Popen(
-        [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(running.root)],
+        send_command(running.root),
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     try:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from browser import chromium
 from playwright.sync_api import BrowserContext, Page
+from smtpserver import send_command
 from test_serve import Running, confirm_link, running, statuses
 
 __all__ = ["running"]  # the fixture, imported so that pytest finds it here
@@ -91,7 +91,7 @@ def test_subscribe_confirm_and_unsubscribe_by_clicks_in_french(
 
         # A process: Playwright's sync API keeps an event loop running in this thread.
         sent = subprocess.run(
-            [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(running.root)],
+            send_command(running.root),
             env={**os.environ, **running.env}, capture_output=True, text=True, timeout=60,
         )
         assert sent.returncode == 0, sent.stderr

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import rsa
-from smtpserver import Faults, TestServer
+from smtpserver import Faults, TestServer, send_command
 from test_relays import readers
 
 from newsletter.send.dkim import Signer, load_key
@@ -213,11 +213,11 @@ def _signed_send(built: Path, key_file: Path, server: TestServer, concurrency: i
     `key_file`, and its environment."""
     (built / "keys").mkdir(exist_ok=True)
     (built / "keys" / "k.pem").write_bytes(key_file.read_bytes())
-    env = {**os.environ, **server.env(
+    env = server.process_env(
         NEWSLETTER_SMTP_CONCURRENCY=str(concurrency), NEWSLETTER_DKIM_KEY_FILE="keys/k.pem",
         NEWSLETTER_DKIM_SELECTOR="nl",
-    )}
-    return [sys.executable, "-m", "newsletter", "send", "2026-11", "--root", str(built)], env
+    )
+    return send_command(built), env
 
 
 def _all_verified(key_file: Path, server: TestServer) -> bool:
