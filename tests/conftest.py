@@ -92,6 +92,14 @@ def run_cli() -> RunCli:
     return run
 
 
+def readers(root: Path, n: int) -> list[str]:
+    """A list file of `n` readers (lecteur000@example.fr, ...) in `root`; their addresses."""
+    emails = [f"lecteur{i:03d}@example.fr" for i in range(n)]
+    rows = "".join(f"{e},Lecteur {i}\n" for i, e in enumerate(emails))
+    (root / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
+    return emails
+
+
 def mailable(root: Path) -> list[str]:
     """The addresses the list file says must be mailed, computed from the file itself."""
     with open(root / "subscribers.csv", encoding="utf-8-sig", newline="") as f:

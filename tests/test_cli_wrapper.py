@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RunCli
+from conftest import RunCli, readers
 from smtpserver import Faults, TestServer, send_command
 
 from newsletter.cli import ExitCode as CliExitCode
@@ -198,8 +198,7 @@ def test_the_report_groups_the_problems(built: Path) -> None:
 
 def test_a_second_ctrl_c_leaves_at_once_with_130(built: Path) -> None:
     n = 40
-    rows = "".join(f"lecteur{i:03d}@example.fr,Lecteur {i}\n" for i in range(n))
-    (built / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
+    readers(built, n)
     server = TestServer(Faults(delay=0.3))  # each message takes long enough to be in flight
     server.start()
     try:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import RunCli, mailable
+from conftest import RunCli, mailable, readers
 from smtpserver import Faults, TestServer, send_command
 
 from newsletter.errors import DeliveryError
@@ -186,8 +186,7 @@ def test_a_send_journals_every_recipient_through_the_writer(
 
 
 def slow_send(built: Path, n: int) -> tuple[TestServer, list[str], dict[str, str]]:
-    rows = "".join(f"lecteur{i:03d}@example.fr,Lecteur {i}\n" for i in range(n))
-    (built / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
+    readers(built, n)
     server = TestServer(Faults(delay=0.02))  # slow enough to act part-way
     server.start()
     env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4")
@@ -222,7 +221,7 @@ def test_a_killed_writer_stops_the_send_with_one_line_and_a_rerun_mails_the_rest
     finally:
         server.stop()
     counts = collections.Counter(server.recipients())
-    assert sorted(counts) == [f"lecteur{i:03d}@example.fr" for i in range(n)]  # nobody skipped
+    assert sorted(counts) == mailable(built)  # nobody skipped
     assert all(c <= 2 for c in counts.values())
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import RunCli
+from conftest import RunCli, readers
 from smtpserver import Faults, TestServer
 
 from newsletter.cli import ExitCode
@@ -33,13 +33,6 @@ def env(*relays: dict[str, object], **extra: str) -> dict[str, str]:
         "NEWSLETTER_SMTP_TIMEOUT": "5",
         **extra,
     }
-
-
-def readers(root: Path, n: int) -> list[str]:
-    emails = [f"lecteur{i:03d}@example.fr" for i in range(n)]
-    rows = "".join(f"{e},Lecteur {i}\n" for i, e in enumerate(emails))
-    (root / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
-    return emails
 
 
 @pytest.fixture

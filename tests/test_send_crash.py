@@ -8,7 +8,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from conftest import RunCli
+from conftest import RunCli, readers
 from smtpserver import Faults, TestServer, send_command
 
 
@@ -16,8 +16,7 @@ def test_sigkill_then_resume_mails_everyone_once_but_the_reported_in_flight(
     built: Path, run_cli: RunCli
 ) -> None:
     n = 60
-    rows = "".join(f"lecteur{i:03d}@example.fr,Lecteur {i}\n" for i in range(n))
-    (built / "subscribers.csv").write_text("email,name\n" + rows, encoding="utf-8")
+    emails = readers(built, n)
     server = TestServer(Faults(delay=0.02))  # slow enough to be killed part-way
     server.start()
     try:
@@ -36,7 +35,7 @@ def test_sigkill_then_resume_mails_everyone_once_but_the_reported_in_flight(
         server.stop()
 
     counts = collections.Counter(server.recipients())
-    assert sorted(counts) == [f"lecteur{i:03d}@example.fr" for i in range(n)]  # nobody skipped
+    assert sorted(counts) == emails  # nobody skipped
     twice = sorted(a for a, c in counts.items() if c > 1)
     assert all(c <= 2 for c in counts.values())
     m = re.search(r"(\d+) message\(s\) were in flight when the last send stopped", resumed.stdout)

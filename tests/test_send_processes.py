@@ -12,12 +12,11 @@ import time
 from pathlib import Path
 
 import dkim
-from conftest import RunCli
+from conftest import RunCli, readers
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import rsa
 from smtpserver import Faults, TestServer, send_command
 from test_dkim import dns
-from test_relays import readers
 
 from newsletter.layout import Layout
 

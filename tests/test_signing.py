@@ -15,10 +15,10 @@ from base64 import b64encode
 from pathlib import Path
 
 import pytest
+from conftest import readers
 from cryptography.hazmat.primitives import serialization as ser
 from cryptography.hazmat.primitives.asymmetric import rsa
 from smtpserver import Faults, TestServer, send_command
-from test_relays import readers
 
 from newsletter.send.dkim import Signer, load_key
 from newsletter.send.signing import OffLoopSigner, pack, unpack

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import RunCli
+from conftest import RunCli, readers
 from smtpserver import Faults, TestServer
-from test_relays import readers
 
 from newsletter.send.journal import Status
 from newsletter.send.transport import SmtpTransport
