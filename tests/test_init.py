@@ -93,6 +93,8 @@ def test_init_never_overwrites(tmp_path: Path, run_cli: RunCli) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        ([], "error: --name, --from: missing (pass --name and --from; stdin is not a terminal, "
+         "so nothing is asked)\n"),
         (["--from", "lettre@lyon.fr"], "error: --name: missing (the newsletter's name, e.g. Ma "
          "Lettre)\n"),
         (["--name", "X"], "error: --from: missing (pass --from; stdin is not a terminal, so "

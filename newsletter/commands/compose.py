@@ -69,6 +69,14 @@ def init_command(
 
     directory = dir  # click names the parameter after the DIR of the usage line
     root = directory or Path(".")
+    if sender is None and not sys.stdin.isatty():  # every missing value in one error
+        from newsletter.errors import ConfigError
+
+        missing = ["--name", "--from"] if name is None else ["--from"]
+        raise ConfigError(
+            "missing", field=", ".join(missing),
+            hint=f"pass {' and '.join(missing)}; stdin is not a terminal, so nothing is asked",
+        )
     who = identity(
         name=_ask(name, "--name", "Newsletter name", default="" if sender else None),
         sender=_ask(sender, "--from", "From address (you@your-domain)"),
