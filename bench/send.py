@@ -395,7 +395,7 @@ def source_send(eml_lf: Path, count: int, concurrency: int, sink: Sink, budget: 
 
 def bench_throughput(
     root: Path, tmp: Path, *, count: int, repeat: int, budget: Budget,
-    variants_wanted: Sequence[str] = VARIANTS, baseline: Path | None = None,
+    variants_wanted: Sequence[str] = VARIANTS, baseline: Path | None = None, steady: int = 0,
 ) -> None:
     print(f"(1) messages/s, {count:,} recipients of {ISSUE_ID}, into smtp-sink on 127.0.0.1; "
           f"whole processes, median of {repeat}, alternated")
@@ -404,6 +404,9 @@ def bench_throughput(
         return
     subscribers = tmp / f"subscribers-{count}.csv"
     write_subscribers(subscribers, count)
+    big = tmp / f"subscribers-{steady}.csv"
+    if steady:
+        write_subscribers(big, steady)
     one = tmp / "subscribers-1.csv"
     write_subscribers(one, 1)
     eml = root / "build" / ISSUE_ID / "email.eml"
@@ -428,6 +431,10 @@ def bench_throughput(
                      if not label.endswith(("2 relays", "2 procs"))]
     ours: dict[str, list[Run]] = {v[0]: [] for v in variants}
     theirs: dict[str, list[float]] = {v[0]: [] for v in variants}
+    # The same rows with `steady` recipients: the rate between the two sizes is the speed
+    # once started, for both tools (what a list large enough for speed to matter sees).
+    ours_big: dict[str, list[Run]] = {v[0]: [] for v in variants}
+    theirs_big: dict[str, list[float]] = {v[0]: [] for v in variants}
     fixed: list[float] = []
     with Sink(tmp) as sink, Sink(tmp, "smtp-sink-2.out") as sink2:
         try:
@@ -445,13 +452,16 @@ def bench_throughput(
                                    NEWSLETTER_DKIM_SELECTOR="bench")
                     # Alternate who goes first, so that neither always meets a warmer machine.
                     order = ("ours", "theirs") if (r + i) % 2 == 0 else ("theirs", "ours")
-                    for who in order:
-                        if who == "ours":
-                            ours[label].append(newsletter_send(
-                                root, subscribers, count, env, [sink, sink2] if two else sink,
-                                budget))
-                        else:
-                            theirs[label].append(source_send(eml_lf, count, c, sink, budget))
+                    sizes = [(count, subscribers, ours, theirs)]
+                    if steady and _steady_row(label):
+                        sizes.append((steady, big, ours_big, theirs_big))
+                    for n, path, mine, other in sizes:
+                        for who in order:
+                            if who == "ours":
+                                mine[label].append(newsletter_send(
+                                    root, path, n, env, [sink, sink2] if two else sink, budget))
+                            else:
+                                other[label].append(source_send(eml_lf, n, c, sink, budget))
                 fixed.append(newsletter_send(
                     root, one, 1, send_env(base, sink.port, 1), sink, budget).seconds)
         except OutOfTime:
@@ -482,9 +492,49 @@ def bench_throughput(
     if fixed:
         print(f"    fixed cost of a send process (1 recipient, start-up + list check + journal): "
               f"{fixed_s:.2f} s")
+    if steady:
+        print_steady(variants, count, steady, ours, theirs, ours_big, theirs_big)
     print(f"    message {size:.1f} KB; both reuse each connection for all its messages; "
           "smtp-source speaks HELO, newsletter EHLO + MAIL SIZE; +dkim: every message signed "
           "(RSA 2048 or Ed25519), smtp-source sends the same unsigned bytes")
+
+
+def _steady_row(label: str) -> bool:
+    """Rows also timed with the --steady list: concurrency 16, one relay, one process."""
+    return label.removesuffix(" before") in ("16", "16+dkim rsa", "16+dkim ed")
+
+
+def print_steady(
+    variants: Sequence[tuple[str, int, Path | None]], count: int, steady: int,
+    ours: dict[str, list[Run]], theirs: dict[str, list[float]],
+    ours_big: dict[str, list[Run]], theirs_big: dict[str, list[float]],
+) -> None:
+    """The speed once started: (steady - count) messages over the difference of the median
+    times at the two sizes, for each tool; start-up (Python's imports, the list check, the
+    journal) and the last connections' goodbyes cancel out."""
+    extra = steady - count
+    print(f"    at {steady:,} recipients, and the steady rate: the {extra:,} messages between "
+          f"{count:,} and {steady:,}, over the difference of the median times")
+    print(f"    {'conc':>21}  {'newsletter':>17}  {'smtp-source':>17}  {'ratio':>5}  "
+          f"{'steady newsletter':>17}  {'steady smtp-source':>18}  {'ratio':>5}")
+    for label, _c, _key in variants:
+        if not (ours_big[label] and theirs_big[label] and ours[label] and theirs[label]):
+            continue
+        t_ours = statistics.median(r.seconds for r in ours_big[label])
+        t_theirs = statistics.median(theirs_big[label])
+        d_ours = t_ours - statistics.median(r.seconds for r in ours[label])
+        d_theirs = t_theirs - statistics.median(theirs[label])
+        if d_ours <= 0 or d_theirs <= 0:
+            continue
+        ratio = d_theirs / d_ours
+        target = ""
+        if label in TARGETS:
+            goal, stretch = TARGETS[label]
+            verdict = "stretch met" if ratio >= stretch else "ok" if ratio >= goal else "MISSED"
+            target = f"  target >= {goal} (stretch {stretch}): {verdict}"
+        print(f"    {label:>21}  {steady / t_ours:7.0f}/s {t_ours:6.2f} s  "
+              f"{steady / t_theirs:7.0f}/s {t_theirs:6.2f} s  {t_theirs / t_ours:5.2f}  "
+              f"{extra / d_ours:15.0f}/s  {extra / d_theirs:16.0f}/s  {ratio:5.2f}{target}")
 
 
 def write_dkim_keys(tmp: Path) -> dict[str, Path]:
@@ -826,6 +876,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--baseline", type=Path,
                         help="a source tree of the package (e.g. `git archive main`): each "
                         "variant also runs with its code (PYTHONPATH), as '<variant> before'")
+    parser.add_argument("--steady", type=int, default=15_000,
+                        help="(1) also sends this many recipients at concurrency 16 (unsigned, "
+                        "RSA, Ed25519), for the rate once started (default 15,000; 0: not)")
     parser.add_argument("--skip", action="append", default=[], choices=("1", "2", "3"),
                         help="leave out a part (may be repeated)")
     args = parser.parse_args(argv)
@@ -834,8 +887,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not NEWSLETTER_BIN.exists():
         sys.exit(f"{NEWSLETTER_BIN} not found: run this with the venv's python")
     count, repeat, calls, sizes = 3000, args.repeat, 5000, (10_000, 1_000_000)
+    steady = args.steady
     if args.quick:
         count, repeat, calls, sizes = 300, 1, 500, (2_000, 20_000)
+        steady = min(steady, 1500)
+    if steady and steady <= count:
+        parser.error(f"--steady must be more than the {count:,} recipients of (1), or 0")
     # The in-process part loads settings like the CLI does: from the temporary root only.
     for name in [k for k in os.environ if k.startswith("NEWSLETTER_")]:
         del os.environ[name]
@@ -848,7 +905,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if "1" not in args.skip:
                 bench_throughput(root, tmp, count=count, repeat=repeat, budget=budget,
                                  variants_wanted=args.variants.split(","),
-                                 baseline=args.baseline)
+                                 baseline=args.baseline, steady=steady)
             if "2" not in args.skip:
                 bench_personalize(root, calls=calls)
                 bench_transactions(root, tmp, count=count, repeat=repeat)
