@@ -77,6 +77,25 @@ def test_signatures_from_the_workers_equal_the_ones_made_here(key_file: Path) ->
     assert not any(_alive(pid) for pid in pids)  # close() waited for them
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="Linux scheduling policy")
+def test_workers_run_as_batch_jobs_and_the_event_loop_does_not(key_file: Path) -> None:
+    """The workers' wake-ups must not preempt the event loop or the journal writer: they run
+    SCHED_BATCH; the sending process itself keeps the normal policy."""
+    pool = OffLoopSigner(_signer(key_file), processes=2).start()
+    try:
+        deadline = time.monotonic() + 10  # each sets it first thing once forked
+        policies = [os.sched_getscheduler(pid) for pid in pool.pids]
+        while policies != [os.SCHED_BATCH] * 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+            policies = [os.sched_getscheduler(pid) for pid in pool.pids]
+        here = os.sched_getscheduler(0)
+        asyncio.run(pool.sign(MESSAGE))  # and they still sign
+    finally:
+        pool.close()
+    assert policies == [os.SCHED_BATCH, os.SCHED_BATCH]
+    assert here == os.SCHED_OTHER
+
+
 def test_messages_signed_ahead_are_the_same_and_the_unused_are_dropped_at_close(
     key_file: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
