@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -219,3 +220,30 @@ def test_a_second_ctrl_c_leaves_at_once_with_130(built: Path) -> None:
         "stopping: finishing the messages in flight (Ctrl-C again to quit now)\ninterrupted\n"
     )
     assert len(server.received) < n
+
+
+PLUGINS_SEEN = """
+import os, sys
+from newsletter.cli import main
+sys.argv = ["newsletter", "--version"]
+try:
+    main()
+finally:
+    print("PYDANTIC_DISABLE_PLUGINS=" + repr(os.environ.get("PYDANTIC_DISABLE_PLUGINS")))
+"""
+
+
+@pytest.mark.parametrize(("given", "seen"), [(None, "'__all__'"), ("", "''"), ("1", "'1'")])
+def test_the_command_skips_pydantic_plugins_unless_told_otherwise(
+    given: str | None, seen: str
+) -> None:
+    """pydantic scans every installed distribution for plugins before its first model (~20
+    ms of each start): the command turns that off, but keeps a value the user set."""
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    if given is not None:
+        env["PYDANTIC_DISABLE_PLUGINS"] = given
+    out = subprocess.run(
+        [sys.executable, "-c", PLUGINS_SEEN], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0, out.stderr
+    assert f"PYDANTIC_DISABLE_PLUGINS={seen}" in out.stdout
