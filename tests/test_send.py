@@ -233,6 +233,26 @@ def test_a_finished_issue_is_not_sent_twice(
     assert len(smtp_server.received) == n
 
 
+@pytest.mark.parametrize("dry", [False, True])
+def test_a_list_with_nobody_to_mail_says_so(
+    ready: Path, smtp_server: TestServer, run_cli: RunCli, dry: bool
+) -> None:
+    """A new folder's list has only its header (and a reader who left): the send names the
+    list, not "all 0 recipient(s) already have an outcome"."""
+    (ready / "subscribers.csv").write_text(
+        "email,name,status\nparti@example.fr,Parti,unsubscribed\n", encoding="utf-8"
+    )
+    result = send(run_cli, ready, smtp_server, *(["--dry-run"] if dry else []))
+    assert result.exit_code == ExitCode.OK, result.stdout
+    head = "Dry run of 2026-11: nothing" if dry else "Nothing"
+    assert result.stdout.splitlines() == [
+        f"{head} to send: subscribers.csv has no reader to mail "
+        "(a row needs a valid address and the status subscribed)",
+        "  1 not subscribed",
+    ]
+    assert smtp_server.received == []
+
+
 def test_limit_then_resume_mails_everyone_once(
     ready: Path, smtp_server: TestServer, run_cli: RunCli
 ) -> None:

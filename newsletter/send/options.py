@@ -37,4 +37,5 @@ class SendResult:
     # failed for another reason than a hard bounce now suppressed: `send` exits 3 (issue 12)
     other_failures: int = 0
     list_warning: str = ""  # e.g. the list was read as Windows-1252
+    list_file: str = ""  # as the user knows it (relative to the folder)
     totals: dict[str, int] = field(default_factory=dict)

@@ -82,6 +82,14 @@ class SendProgress:
             why = r.failures[0][1].reply if r.failures else "?"
             _out(f"Test message to {result.test_to}: {'sent' if ok else 'not sent: ' + why}")
             return ExitCode.OK if ok else ExitCode.SOME_RECIPIENTS_FAILED
+        if result.mailable == 0:  # not "all 0 recipient(s) already have an outcome"
+            head = f"Dry run of {self.issue_id}: nothing" if result.dry_run else "Nothing"
+            _out(
+                f"{head} to send: {result.list_file or 'the list'} has no reader to mail "
+                "(a row needs a valid address and the status subscribed)"
+            )
+            self._list_counts(result)
+            return ExitCode.OK
         if result.dry_run:
             size = result.totals.get("bytes", 0)
             _out(

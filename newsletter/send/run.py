@@ -159,6 +159,7 @@ async def _send_issue(
         not_subscribed=summary.not_subscribed,
         duplicates=summary.duplicates,
         list_warning=summary.warning,
+        list_file=layout.rel(options.subscribers),
         dry_run=options.dry_run,
         test_to=options.test_to,
     )
