@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from base64 import b64encode
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -283,3 +284,92 @@ def test_inconsistent_headers_and_a_bad_key(
         "ok      bounce-mx: bounces.coeursurparis.example: MX 10 mx.coeursurparis.example.",
         "5 ok, 1 warning(s), 5 error(s)",
     ]
+
+
+# -- several relays (issue 14): each listed relay is checked, never the NEWSLETTER_SMTP_* one --
+
+
+def relay_lines(stdout: str) -> list[str]:
+    codes = ("relays:", "relay:", "tls:", "login:")
+    return [line for line in stdout.splitlines() if line[8:].startswith(codes)]
+
+
+def test_each_relay_of_newsletter_toml_is_checked(
+    newsletter_root: Path, relay: TestServer, run_cli: RunCli
+) -> None:
+    down = TestServer()  # never started: nothing listens on its port
+    elsewhere = TestServer()  # NEWSLETTER_SMTP_PORT points here: never asked, as never sent to
+    with (newsletter_root / "newsletter.toml").open("a", encoding="utf-8") as toml:
+        toml.write(
+            f'\n[[relay]]\nname = "bureau"\nhost = "127.0.0.1"\nport = {relay.port}\n'
+            f'tls = "none"\nweight = 3\nconcurrency = 8\n'
+            f'daily_quota = 50000\n'
+            f'\n[[relay]]\nhost = "127.0.0.1"\nport = {down.port}\ntls = "none"\n'
+        )
+    result = run_cli(
+        "doctor", root=newsletter_root,
+        env=elsewhere.env(NEWSLETTER_SMTP_TIMEOUT="2"),
+    )
+    assert result.exit_code == ExitCode.USER_ERROR
+    lines = relay_lines(result.stdout)
+    assert lines[:2] == [
+        "ok      relays: 2 from [[relay]] in newsletter.toml: bureau (weight 3, 8 "
+        f"connection(s), 50000 a day), 127.0.0.1:{down.port} (weight 1, 4 connection(s))",
+        relay_line(relay).replace(f"127.0.0.1:{relay.port}", f"bureau (127.0.0.1:{relay.port})"),
+    ]
+    assert lines[2] == "ok      tls: bureau: none (a relay on this machine)"
+    assert lines[3].startswith(f"error   relay: 127.0.0.1:{down.port} does not answer: ")
+    assert lines[3].endswith("(check its host, port and tls in [[relay]] in newsletter.toml)")
+    assert len(lines) == 4
+    assert f":{elsewhere.port}" not in result.stdout
+
+
+def test_relays_of_the_environment_log_in_and_never_show_the_password(
+    newsletter_root: Path, relay: TestServer, run_cli: RunCli
+) -> None:
+    wrong = "not-the-password-42"
+    relays = [
+        {"name": "a", "host": "127.0.0.1", "port": relay.port, "tls": "none",
+         "username": USER, "password": PASSWORD},
+        {"name": "b", "host": "127.0.0.1", "port": relay.port, "tls": "none",
+         "username": USER, "password": wrong, "rate": 2.5},
+    ]
+    result = run_cli(
+        "doctor", root=newsletter_root,
+        env=relay.env(NEWSLETTER_SMTP_RELAYS=json.dumps(relays)),
+    )
+    assert result.exit_code == ExitCode.USER_ERROR
+    assert relay_lines(result.stdout) == [
+        "ok      relays: 2 from NEWSLETTER_SMTP_RELAYS: a (weight 1, 4 connection(s)), "
+        "b (weight 1, 4 connection(s), 2.5/s)",
+        relay_line(relay).replace(f"127.0.0.1:{relay.port}", f"a (127.0.0.1:{relay.port})"),
+        "ok      tls: a: none (a relay on this machine)",
+        f"ok      login: a: the relay accepts user '{USER}'",
+        relay_line(relay).replace(f"127.0.0.1:{relay.port}", f"b (127.0.0.1:{relay.port})"),
+        "ok      tls: b: none (a relay on this machine)",
+        f"error   login: b: the relay refused the login for user '{USER}' (535 5.7.8 "
+        "Authentication credentials invalid): check its username and password in "
+        "NEWSLETTER_SMTP_RELAYS",
+    ]
+    assert wrong not in result.stdout + result.stderr
+    assert PASSWORD not in result.stdout + result.stderr
+    assert relay.received == []
+
+
+def test_a_bad_relay_list_is_one_finding_and_the_other_checks_still_run(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    secret = "never-shown-secret"
+    bad = json.dumps([{"host": "127.0.0.1", "pasword": secret}])
+    result = run_cli("doctor", root=newsletter_root, env={"NEWSLETTER_SMTP_RELAYS": bad})
+    assert result.exit_code == ExitCode.USER_ERROR
+    assert result.stderr == ""
+    lines = result.stdout.splitlines()
+    assert lines[0] == (
+        "error   relays: NEWSLETTER_SMTP_RELAYS: relay 1: pasword: Extra inputs are not "
+        'permitted (a JSON list such as [{"host": "smtp.example.org", "port": 587, '
+        '"weight": 2}])'
+    )
+    assert relay_lines(result.stdout) == lines[:1]
+    assert any(line[8:].startswith("dkim:") for line in lines)  # the rest is checked
+    assert secret not in result.stdout

@@ -222,3 +222,13 @@ def test_relays_from_newsletter_toml_without_passwords(
     assert "newsletter.toml: [[relay]].password: relay 3: a secret does not belong" in (
         refused.stderr), refused.stderr
     assert PASSWORD not in refused.stderr
+    # A login without its password could only be refused by the relay: said before sending.
+    toml.write_text(tables + '[[relay]]\nhost = "c.example"\nusername = "lettre"\n',
+                    encoding="utf-8")
+    refused = run_cli("send", "2026-11", root=built)
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().splitlines()[-1].endswith(
+        "newsletter.toml: [[relay]].username: relay 3: a login needs its password, which does "
+        "not belong in newsletter.toml (list the relays that log in in NEWSLETTER_SMTP_RELAYS, "
+        "in .env)"
+    ), refused.stderr

@@ -1,8 +1,9 @@
 """`newsletter doctor`: the settings checked end to end, without sending anything.
 
-    relay       the relay answers EHLO (NEWSLETTER_SMTP_HOST, _PORT)
+    relays      the relays listed (NEWSLETTER_SMTP_RELAYS or [[relay]]), when they are
+    relay       the relay answers EHLO (NEWSLETTER_SMTP_HOST, _PORT), or each listed one
     tls         STARTTLS offered and negotiated (starttls), implicit TLS (tls), or none
-    login       the relay accepts the login, when NEWSLETTER_SMTP_USERNAME is set
+    login       the relay accepts the login, when a username is set
     from        the From domain can be signed for (not a free-mail domain)
     dkim        the key loads; its domain is aligned with From's; it matches the TXT record
                 <selector>._domainkey.<domain> when DNS answers ("could not check" otherwise)
@@ -20,6 +21,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import aiosmtplib
 
@@ -29,6 +32,9 @@ from newsletter.layout import Layout
 from newsletter.send import doctor_dns, reachable
 from newsletter.send.doctor_dns import Resolver, check_domain
 from newsletter.settings import Settings
+
+if TYPE_CHECKING:
+    from newsletter.send.relays import Relay
 
 TxtResolver = Callable[[str], list[str] | None]
 
@@ -76,7 +82,7 @@ async def diagnose(
     resolver: Resolver | None = None,
 ) -> list[Finding]:
     """Every check, in order; never raises for what it checks."""
-    checks = await check_relay(settings)
+    checks = await check_relays(layout, settings)
     checks += check_sender(settings)
     checks += check_dkim(layout, settings, resolve=resolve or resolve_txt)
     checks += check_headers(settings)
@@ -87,14 +93,65 @@ async def diagnose(
     return checks
 
 
-# -- the relay ---------------------------------------------------------------------------------
+# -- the relays --------------------------------------------------------------------------------
 
 
-async def check_relay(settings: Settings) -> list[Finding]:
-    from newsletter.send.transport import login
+@dataclass(frozen=True)
+class _Target:
+    """One relay to check, and how its findings name it and its fix: the one relay of the
+    NEWSLETTER_SMTP_* settings (the defaults), or one listed in NEWSLETTER_SMTP_RELAYS or
+    newsletter.toml's [[relay]] tables."""
 
-    s = settings
-    where = f"{s.smtp_host}:{s.smtp_port}"
+    settings: Settings  # pointed at this relay
+    where: str  # host:port, or "name (host:port)"
+    prefix: str = ""  # "name: " before the tls and login findings of a listed relay
+    fix_address: str = "check NEWSLETTER_SMTP_HOST, NEWSLETTER_SMTP_PORT and NEWSLETTER_SMTP_TLS"
+    tls_in: str = ""  # where a listed relay's tls is set
+    fix_login: str | None = None  # None: the hint of transport.login, about the settings
+
+
+async def check_relays(layout: Layout, settings: Settings) -> list[Finding]:
+    """The relay of the NEWSLETTER_SMTP_* settings, or each listed relay (side by side)."""
+    from newsletter.send.relays import listed_relays
+
+    try:
+        listed = listed_relays(settings, project_file=layout.toml_file)
+    except NewsletterError as exc:
+        return [Finding("relays", "error", str(exc))]
+    if listed is None:
+        s = settings
+        return await check_relay(_Target(s, f"{s.smtp_host}:{s.smtp_port}"))
+    targets = []
+    for r in listed.relays:
+        address = f"{r.host}:{r.port}"
+        where = f"{r.name} ({address})" if r.name else address
+        targets.append(
+            _Target(
+                r.settings(settings),
+                where,
+                prefix=f"{r.label}: ",
+                fix_address=f"check its host, port and tls in {listed.where}",
+                tls_in=listed.where,
+                fix_login=f"check its username and password in {listed.where}",
+            )
+        )
+    found = await asyncio.gather(*(check_relay(t) for t in targets))
+    shares = ", ".join(_share(r) for r in listed.relays)
+    summary = Finding("relays", "ok", f"{len(listed.relays)} from {listed.where}: {shares}")
+    return [summary, *(f for findings in found for f in findings)]
+
+
+def _share(relay: Relay) -> str:
+    parts = [f"weight {relay.weight:g}", f"{relay.concurrency} connection(s)"]
+    if relay.rate:
+        parts.append(f"{relay.rate:g}/s")
+    if relay.daily_quota is not None:
+        parts.append(f"{relay.daily_quota} a day")
+    return f"{relay.label} ({', '.join(parts)})"
+
+
+async def check_relay(target: _Target) -> list[Finding]:
+    s, where = target.settings, target.where
     smtp = aiosmtplib.SMTP(
         hostname=s.smtp_host,
         port=s.smtp_port,
@@ -108,36 +165,19 @@ async def check_relay(settings: Settings) -> list[Finding]:
         await smtp.ehlo()
     except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
         smtp.close()
-        hint = " (check NEWSLETTER_SMTP_HOST, NEWSLETTER_SMTP_PORT and NEWSLETTER_SMTP_TLS)"
-        return [Finding("relay", "error", f"{where} does not answer: {_reason(exc)}{hint}")]
+        why = f"{where} does not answer: {_reason(exc)} ({target.fix_address})"
+        return [Finding("relay", "error", why)]
     try:
         checks.append(Finding("relay", "ok", f"{where} answers EHLO ({_offers(smtp)})"))
-        checks.append(await _check_tls(smtp, settings))
-        if checks[-1].severity == "error":
+        tls = await _check_tls(smtp, target)
+        checks.append(replace(tls, message=target.prefix + tls.message))
+        if tls.severity == "error":
             if s.smtp_username:
                 why = "not tried without TLS (the password would cross in clear)"
-                checks.append(Finding("login", "warning", why))
+                checks.append(Finding("login", "warning", target.prefix + why))
             return checks
         if s.smtp_username:
-            if not smtp.supports_extension("auth"):
-                checks.append(
-                    Finding(
-                        "login",
-                        "error",
-                        f"the relay offers no AUTH, yet NEWSLETTER_SMTP_USERNAME is set "
-                        f"('{s.smtp_username}')",
-                    )
-                )
-            else:
-                try:
-                    await login(smtp, settings)
-                    checks.append(
-                        Finding("login", "ok", f"the relay accepts user '{s.smtp_username}'")
-                    )
-                except NewsletterError as exc:
-                    checks.append(Finding("login", "error", f"{exc.message}: {exc.hint}"))
-                except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-                    checks.append(Finding("login", "error", f"login failed: {_reason(exc)}"))
+            checks.append(await _check_login(smtp, target))
         return checks
     finally:
         try:
@@ -146,25 +186,44 @@ async def check_relay(settings: Settings) -> list[Finding]:
             smtp.close()
 
 
-async def _check_tls(smtp: aiosmtplib.SMTP, settings: Settings) -> Finding:
+async def _check_login(smtp: aiosmtplib.SMTP, target: _Target) -> Finding:
+    from newsletter.send.transport import login
+
+    s, prefix = target.settings, target.prefix
+    if not smtp.supports_extension("auth"):
+        key = "its username" if prefix else "NEWSLETTER_SMTP_USERNAME"
+        why = f"the relay offers no AUTH, yet {key} is set ('{s.smtp_username}')"
+        return Finding("login", "error", prefix + why)
+    try:
+        await login(smtp, s)
+    except NewsletterError as exc:
+        return Finding("login", "error", f"{prefix}{exc.message}: {target.fix_login or exc.hint}")
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        return Finding("login", "error", f"{prefix}login failed: {_reason(exc)}")
+    return Finding("login", "ok", f"{prefix}the relay accepts user '{s.smtp_username}'")
+
+
+async def _check_tls(smtp: aiosmtplib.SMTP, target: _Target) -> Finding:
+    settings = target.settings
     mode = settings.smtp_tls
     if mode == "tls":
         return Finding("tls", "ok", f"implicit TLS ({_tls_version(smtp)})")
     if mode == "none":
         if settings.smtp_host in LOCAL_HOSTS:
             return Finding("tls", "ok", "none (a relay on this machine)")
+        fix = (f"its tls to starttls or tls in {target.tls_in}" if target.tls_in
+               else "NEWSLETTER_SMTP_TLS=starttls or tls")
         return Finding(
-            "tls",
-            "warning",
-            "none: the login and the messages cross the network in clear "
-            "(set NEWSLETTER_SMTP_TLS=starttls or tls)",
+            "tls", "warning", f"none: the login and the messages cross the network in clear "
+            f"(set {fix})"
         )
     if not smtp.supports_extension("starttls"):
+        tls = f"tls, in {target.tls_in}" if target.tls_in else "NEWSLETTER_SMTP_TLS=tls"
         return Finding(
             "tls",
             "error",
-            "the relay does not offer STARTTLS (use port 587 with starttls, port 465 with "
-            "NEWSLETTER_SMTP_TLS=tls, or none for a relay on this machine only)",
+            f"the relay does not offer STARTTLS (use port 587 with starttls, port 465 with "
+            f"{tls}, or none for a relay on this machine only)",
         )
     try:
         await smtp.starttls()

@@ -2,16 +2,18 @@
 
     load_relays(settings)  -> [Relay]   NEWSLETTER_SMTP_RELAYS (a JSON list), else one relay
                                          from the NEWSLETTER_SMTP_* settings (the simple case)
+    listed_relays(settings) -> RelayList | None   the listed ones and where, for `doctor`
     RelayPool                            shares by weight; takes a failing relay out for a while
 
 `NEWSLETTER_SMTP_RELAYS` is a JSON list of objects, for example
 `[{"name": "a", "host": "smtp.a.example", "port": 587, "username": "u", "password": "p",
 "concurrency": 8, "rate": 20, "daily_quota": 50000, "weight": 3}, {"host": "10.0.0.5"}]`.
-Every key but `host` is optional; the defaults are those of the NEWSLETTER_SMTP_* settings.
+Every key but `host` is optional (port 587, starttls, 4 connections, weight 1: the `Relay` model).
 A password is a secret: it is never in an error, a log line or the journal.
 
 Without NEWSLETTER_SMTP_RELAYS, newsletter.toml may list relays as `[[relay]]` tables with
-the same keys, but no `password` (a secret does not belong in that committed file).
+the same keys, but no `password` (a secret does not belong in that committed file) and so no
+`username`.
 """
 
 from __future__ import annotations
@@ -72,35 +74,53 @@ class Relay(BaseModel):
 
 
 def load_relays(settings: Settings, *, project_file: Path | None = None) -> list[Relay]:
-    """The relays of a send: NEWSLETTER_SMTP_RELAYS, else the `[[relay]]` tables of
-    newsletter.toml (`project_file`), else the one relay of the NEWSLETTER_SMTP_* settings.
-    A bad list is a ConfigError naming the relay and the key, never a password."""
+    """The relays of a send: those listed (`listed_relays`), else the one relay of the
+    NEWSLETTER_SMTP_* settings."""
+    listed = listed_relays(settings, project_file=project_file)
+    if listed is not None:
+        return listed.relays
+    return [
+        Relay(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            tls=settings.smtp_tls,
+            username=settings.smtp_username,
+            password=settings.smtp_password,
+            concurrency=settings.smtp_concurrency,
+            rate=0.0,  # NEWSLETTER_RATE_PER_SECOND applies to the whole send already
+            daily_quota=None,
+            weight=1.0,
+        )
+    ]
+
+
+@dataclass(frozen=True)
+class RelayList:
+    """Relays as the user listed them, and where: what a fix must name."""
+
+    relays: list[Relay]
+    where: str  # NEWSLETTER_SMTP_RELAYS, or [[relay]] in newsletter.toml
+
+
+def listed_relays(settings: Settings, *, project_file: Path | None = None) -> RelayList | None:
+    """NEWSLETTER_SMTP_RELAYS, else the `[[relay]]` tables of newsletter.toml
+    (`project_file`); None when neither lists any (the simple case). A bad list is a
+    ConfigError naming the relay and the key, never a password."""
     raw = settings.smtp_relays.strip()
     if not raw:
         tables = _project_relays(project_file) if project_file is not None else None
-        if project_file is not None and tables is not None:
-            return parse_relays(tables, where="[[relay]]", path=project_file.name,
-                                hint="see docs/sending.md, Several relays", secrets=False)
-        return [
-            Relay(
-                host=settings.smtp_host,
-                port=settings.smtp_port,
-                tls=settings.smtp_tls,
-                username=settings.smtp_username,
-                password=settings.smtp_password,
-                concurrency=settings.smtp_concurrency,
-                rate=0.0,  # NEWSLETTER_RATE_PER_SECOND applies to the whole send already
-                daily_quota=None,
-                weight=1.0,
-            )
-        ]
+        if project_file is None or tables is None:
+            return None
+        relays = parse_relays(tables, where="[[relay]]", path=project_file.name,
+                              hint="see docs/sending.md, Several relays", secrets=False)
+        return RelayList(relays, f"[[relay]] in {project_file.name}")
     hint = 'a JSON list such as [{"host": "smtp.example.org", "port": 587, "weight": 2}]'
     try:
         items = json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"not JSON: {exc.msg} at character {exc.pos}", field=SETTING,
                           hint=hint) from None
-    return parse_relays(items, where=SETTING, hint=hint)
+    return RelayList(parse_relays(items, where=SETTING, hint=hint), SETTING)
 
 
 def parse_relays(
@@ -113,10 +133,13 @@ def parse_relays(
                           hint=hint)
     relays: list[Relay] = []
     for n, item in enumerate(items, 1):
-        if not secrets and isinstance(item, dict) and "password" in item:
+        if not secrets and isinstance(item, dict) and ("password" in item or "username" in item):
+            # Its password cannot be here, so its login could only be refused, relay by relay.
+            key = "password" if "password" in item else "username"
+            why = ("a secret does not belong in newsletter.toml" if key == "password"
+                   else "a login needs its password, which does not belong in newsletter.toml")
             raise ConfigError(
-                f"relay {n}: a secret does not belong in newsletter.toml", path=path,
-                field=f"{where}.password",
+                f"relay {n}: {why}", path=path, field=f"{where}.{key}",
                 hint="list the relays that log in in NEWSLETTER_SMTP_RELAYS, in .env",
             )
         try:

@@ -100,8 +100,7 @@ async def deliver_readers(
     suppression_path = layout.resolve(settings.suppressions)
     suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
     rel = layout.rel(options.subscribers)
-    project_file = layout.root / "newsletter.toml"
-    relays = [share.of_relay(r) for r in load_relays(settings, project_file=project_file)]
+    relays = [share.of_relay(r) for r in load_relays(settings, project_file=layout.toml_file)]
     pool = RelayPool(relays, used_today=journal.sent_today())
     if on_start is not None:
         on_start(result)
