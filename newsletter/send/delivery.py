@@ -53,7 +53,8 @@ class DeliveryReport:
     failures: list[tuple[str, Outcome]] = field(default_factory=list)
     by_relay: dict[str, int] = field(default_factory=dict)  # sent through each relay
     relay_outages: list[tuple[str, str]] = field(default_factory=list)  # (relay, why)
-    rerouted: list[str] = field(default_factory=list)  # in flight on a failing relay, resent
+    # Written whole, then the connection failed before the reply: sent again, maybe twice.
+    unanswered: list[str] = field(default_factory=list)
 
     @property
     def done(self) -> int:
@@ -277,9 +278,10 @@ class _Delivery:
         run = RunState(self.stop.is_set(), report.sender_problem, self.failures_in_row)
         verdict = classify(outcome.code, outcome.detail, command=outcome.command)
         decision = decide(outcome, verdict, job.attempts, self.policy, run)
+        if outcome.unanswered:
+            report.unanswered.append(job.subscriber.email)
         if relay_fault and decision.retry_in is not None:
             decision = decision._replace(retry_in=0.0)
-            report.rerouted.append(job.subscriber.email)
         else:
             self.failures_in_row = decision.failures_in_row
         if decision.throttle:

@@ -115,7 +115,7 @@ def _pack(report: DeliveryReport) -> dict[str, Any]:
         "failures": [(email, tuple(outcome)) for email, outcome in report.failures],
         "by_relay": report.by_relay,
         "relay_outages": report.relay_outages,
-        "rerouted": report.rerouted,
+        "unanswered": report.unanswered,
     }
 
 
@@ -129,7 +129,7 @@ def _add(total: DeliveryReport, part: dict[str, Any]) -> None:
         total.by_relay[relay] = total.by_relay.get(relay, 0) + n
     total.relay_outages += [o for o in map(tuple, part["relay_outages"])
                             if o not in total.relay_outages]
-    total.rerouted += part["rerouted"]
+    total.unanswered += part["unanswered"]
 
 
 async def deliver_in_processes(

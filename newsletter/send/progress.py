@@ -181,15 +181,17 @@ class SendProgress:
 
 
 def _print_relays(r: DeliveryReport) -> None:
-    """Several relays (issue 14): who took how many, who was taken out, what went twice."""
+    """Several relays (issue 14): who took how many, who was taken out; then the messages
+    that may arrive twice (with one relay too)."""
     if len(r.by_relay) > 1 or r.relay_outages:
         ranked = sorted(r.by_relay.items(), key=lambda kv: (-kv[1], kv[0]))
         _out("  sent by relay: " + ", ".join(f"{name} {n}" for name, n in ranked))
     for name, why in r.relay_outages:
         _out(f"  relay {name} was taken out: {why}")
-    if r.rerouted:
-        shown = ", ".join(r.rerouted[:20]) + (" …" if len(r.rerouted) > 20 else "")
+    unanswered = list(dict.fromkeys(r.unanswered))  # once each, even if it happened twice
+    if unanswered:
+        shown = ", ".join(unanswered[:20]) + (" …" if len(unanswered) > 20 else "")
         _out(
-            f"  {len(r.rerouted)} message(s) in flight on a failing relay went out again "
-            f"through another (a copy may have arrived twice): {shown}"
+            f"  {len(unanswered)} message(s) lost their connection after being written, before "
+            f"the relay answered, and are sent again (a copy may arrive twice): {shown}"
         )

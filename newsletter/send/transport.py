@@ -35,6 +35,9 @@ class Outcome(NamedTuple):
     code: int | None
     detail: str
     command: Command | None = None  # what the reply answered: a MAIL refusal is the sender's
+    # The message was written and the connection failed before its reply: the relay may have
+    # taken it (RFC 1047), so sending it again may deliver a second copy.
+    unanswered: bool = False
 
     @property
     def reply(self) -> str:
@@ -94,6 +97,7 @@ class SmtpTransport:
         self._size = False
         self._sent_on_connection = 0
         self._command: Command | None = None
+        self._written = False  # the current message went out whole: only its reply is awaited
 
     @property
     def _where(self) -> str:
@@ -181,6 +185,7 @@ class SmtpTransport:
         if self._wire is not None and limit and self._sent_on_connection >= limit:
             await self.close()
         self._command = None  # the command a refusal answered
+        self._written = False
         try:
             return await self._transact(
                 sender, recipient, data, wire_ready=wire_ready, before_data=before_data
@@ -207,7 +212,8 @@ class SmtpTransport:
             ) from None
         except (WireError, SMTPException, OSError, TimeoutError) as exc:
             await self.close()
-            return Outcome(Status.DEFERRED, None, _describe(exc, self._where), self._command)
+            return Outcome(Status.DEFERRED, None, _describe(exc, self._where), self._command,
+                           unanswered=self._written)
 
     async def _transact(
         self,
@@ -256,6 +262,7 @@ class SmtpTransport:
                 self._wire = None
                 wire.close()
                 raise
+        self._written = True  # from here on, a lost connection leaves the outcome unknown
         (reply,) = await wire.send(payload, timeout=timeout)
         self._sent_on_connection += 1
         if reply.code != SMTPStatus.completed:
