@@ -373,3 +373,21 @@ def test_a_bad_relay_list_is_one_finding_and_the_other_checks_still_run(
     assert relay_lines(result.stdout) == lines[:1]
     assert any(line[8:].startswith("dkim:") for line in lines)  # the rest is checked
     assert secret not in result.stdout
+
+
+def test_without_a_from_its_domain_is_not_checked(
+    newsletter_root: Path, relay: TestServer, run_cli: RunCli, domain_dns: DnsServer
+) -> None:
+    """A new folder without `from`: one error that says what to add, not a page of checks of
+    an empty domain (`spf:  has no SPF record`, `_dmarc.`, `newsletter.`)."""
+    toml = newsletter_root / "newsletter.toml"
+    toml.write_text(
+        "".join(line for line in toml.read_text(encoding="utf-8").splitlines(keepends=True)
+                if not line.startswith("from ")),
+        encoding="utf-8",
+    )
+    result = run_cli("doctor", root=newsletter_root, env=relay.env())
+    assert result.exit_code == ExitCode.USER_ERROR
+    codes = [line[8:].partition(":")[0] for line in result.stdout.splitlines()[:-1]]
+    assert codes == ["relay", "tls", "from", "dkim", "unsubscribe"]
+    assert "error   from: no sender: add from = " in result.stdout

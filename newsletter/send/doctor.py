@@ -86,8 +86,9 @@ async def diagnose(
     checks += check_sender(settings)
     checks += check_dkim(layout, settings, resolve=resolve or resolve_txt)
     checks += check_headers(settings)
-    checks += check_return_path(settings)
-    checks += check_domain(layout, settings, resolver=resolver or doctor_dns.default_resolver())
+    if settings.sender_domain:  # without a From (an error above) its domain has nothing to check
+        checks += check_return_path(settings)
+        checks += check_domain(layout, settings, resolver=resolver or doctor_dns.default_resolver())
 
     checks += await asyncio.to_thread(reachable.check_public_url, settings)  # serve (#10)
     return checks
@@ -351,7 +352,9 @@ def check_headers(settings: Settings) -> list[Finding]:
     checks: list[Finding] = []
     list_id = settings.effective_list_id
     domain = settings.sender_domain
-    if any(c in list_id for c in "<> @\t"):
+    if not domain:
+        pass  # no From: the `from` check says so (and List-Id is made from its domain)
+    elif any(c in list_id for c in "<> @\t"):
         checks.append(
             Finding(
                 "list-id",
