@@ -7,6 +7,7 @@ the variables without the prefix (`from`, `language`, `smtp_port`...); secrets s
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tomllib
@@ -17,6 +18,7 @@ from typing import Any, Literal
 from urllib.parse import quote
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
@@ -356,6 +358,9 @@ def _line_of_key(text: str, key: str) -> int | None:
     return None
 
 
+_ENV_NAME = re.compile(r"\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=")
+
+
 def read_env_file(layout: Layout) -> dict[str, str | None]:
     """`<root>/.env` as python-dotenv reads it ({} without one); not UTF-8: a ConfigError
     naming the line (python-dotenv would raise UnicodeDecodeError)."""
@@ -364,7 +369,7 @@ def read_env_file(layout: Layout) -> dict[str, str | None]:
     except FileNotFoundError:
         return {}
     try:
-        data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"not UTF-8 ({exc.reason} at byte {exc.start})",
@@ -372,4 +377,19 @@ def read_env_file(layout: Layout) -> dict[str, str | None]:
             line=data[: exc.start].count(b"\n") + 1,
             hint="save the file as UTF-8",
         ) from None
+    # python-dotenv skips a line it cannot read with a warning on stderr (once per reader), and
+    # the setting on it is silently unset: one error naming the line instead.
+    # The line is never shown: it may hold a secret.
+    for binding in parse_stream(io.StringIO(text)):
+        if binding.error:
+            named = _ENV_NAME.match(binding.original.string)
+            raise ConfigError(
+                "its value cannot be read (an unclosed quote?)" if named
+                else "not a NAME=value line",
+                path=".env",
+                line=binding.original.line,
+                field=named[1] if named else None,
+                hint="write NAME=value, quoting a value that has spaces or #; start a comment "
+                "with #",
+            )
     return dotenv_values(layout.env_file, encoding="utf-8")

@@ -69,3 +69,30 @@ def test_a_windows_1252_env_file_is_one_error_naming_it(built: Path, run_cli: Ru
     (line,) = result.stderr.splitlines()
     assert line.startswith("error: .env:1: not UTF-8")
     assert "save the file as UTF-8" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("NEWSLETTER_SMTP_HOST=relay.example\nthis line is the password hunter2\n",
+         "error: .env:2: not a NAME=value line"),
+        ('# the relay\nexport NEWSLETTER_SMTP_PASSWORD="hunter2 no closing quote\n',
+         "error: .env:2: NEWSLETTER_SMTP_PASSWORD: its value cannot be read (an unclosed "
+         "quote?)"),
+    ],
+    ids=["bare-line", "unclosed-quote"],
+)
+def test_an_env_line_that_cannot_be_read_is_one_error_that_never_shows_it(
+    built: Path, run_cli: RunCli, text: str, error: str
+) -> None:
+    """python-dotenv skipped such a line with a warning printed three times, unsetting the
+    setting silently, and the command went on (exit 0)."""
+    (built / ".env").write_text(text, encoding="utf-8")
+    result = run_cli("send", "2026-11", "--dry-run", root=built)
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{error} (write NAME=value, quoting a value that has spaces or #; start a comment "
+        "with #)"
+    ]
+    assert "hunter2" not in result.stdout + result.stderr
+    assert not (built / "state").exists()  # nothing was started
