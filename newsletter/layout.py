@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from newsletter.errors import ConfigError
+from newsletter.errors import ConfigError, IssueError
 
 #: The file that makes a folder a newsletter folder (as mkdocs.yml does for mkdocs).
 PROJECT_FILE = "newsletter.toml"
@@ -106,6 +106,21 @@ class Layout:
 
     def issue_file(self, issue_id: str) -> Path:
         return self.issues_dir / f"{issue_id}.toml"
+
+    def issue_ids(self) -> list[str]:
+        """The issues with a file in issues/, sorted."""
+        return sorted(p.stem for p in self.issues_dir.glob("*.toml"))
+
+    def unknown_issue(self, issue_id: str) -> IssueError | None:
+        """An error naming the known issues when `issue_id` has neither an issue file nor a
+        build (a typo, most likely); None when it has either."""
+        if self.issue_file(issue_id).is_file() or self.build_dir(issue_id).is_dir():
+            return None
+        return IssueError(
+            "issue file not found",
+            path=self.rel(self.issue_file(issue_id)),
+            hint=f"known issues: {', '.join(self.issue_ids()) or 'none'}",
+        )
 
     def resolve(self, path: str | Path) -> Path:
         """A user-given path: relative ones are relative to the root."""

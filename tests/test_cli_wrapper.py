@@ -247,3 +247,34 @@ def test_the_command_skips_pydantic_plugins_unless_told_otherwise(
     )
     assert out.returncode == 0, out.stderr
     assert f"PYDANTIC_DISABLE_PLUGINS={seen}" in out.stdout
+
+
+@pytest.mark.parametrize("command", ["report", "open"])
+def test_an_issue_that_does_not_exist_is_an_error_naming_the_known_ones(
+    built: Path, run_cli: RunCli, command: str
+) -> None:
+    """`report 2062-11` (a typo) said "never sent" with exit 0, and `open` told to build it."""
+    result = run_cli(command, "2062-11", root=built)
+    assert result.exit_code == ExitCode.USER_ERROR
+    known = ", ".join(sorted(p.stem for p in (built / "issues").glob("*.toml")))
+    assert result.stderr == (
+        f"error: issues/2062-11.toml: issue file not found (known issues: {known})\n"
+    )
+
+
+@pytest.mark.parametrize(("browser", "code"), [("true", 0), ("false", 1)])
+def test_open_says_opened_only_when_a_browser_started(
+    built: Path, browser: str, code: int
+) -> None:
+    """In a child process: the browser command is read from BROWSER once per process."""
+    env = {**os.environ, "BROWSER": browser}
+    result = newsletter("open", "2026-11", "--root", str(built), env=env)
+    assert result.returncode == code, result.stderr
+    if code == 0:
+        assert result.stdout == "Opened build/2026-11/email.html\n"
+    else:
+        assert result.stdout == ""
+        assert result.stderr == (
+            "error: build/2026-11/email.html: no browser could be started (open the file "
+            "yourself, or set BROWSER to your browser's command)\n"
+        )

@@ -117,6 +117,9 @@ def report_command(
     issue_id = issue_id_from_arg(issue)
     report = read_report(layout, issue_id)
     if report is None:
+        unknown = layout.unknown_issue(issue_id)
+        if unknown is not None:
+            raise unknown
         out(f"{issue_id}: never sent")
         return
     print_report(report)

@@ -70,14 +70,20 @@ def built_at(layout: Layout, issue_id: str) -> dt.datetime | None:
 def open_built(layout: Layout, issue_id: str) -> Path:
     """Open `build/<id>/email.html` in the default browser, as built (placeholders unfilled).
 
-    Raises BuildError when the issue has not been built.
+    Raises IssueError for an unknown issue, BuildError when it has not been built or no
+    browser could be started.
     """
     path = layout.build_dir(issue_id) / "email.html"
     if not path.is_file():
-        raise BuildError(
+        raise layout.unknown_issue(issue_id) or BuildError(
             "the issue has not been built",
             path=layout.rel(path),
             hint=f"run newsletter build-issue {issue_id}",
         )
-    webbrowser.open(path.as_uri())
+    if not webbrowser.open(path.as_uri()):
+        raise BuildError(
+            "no browser could be started",
+            path=layout.rel(path),
+            hint="open the file yourself, or set BROWSER to your browser's command",
+        )
     return path
