@@ -187,3 +187,66 @@ def test_the_worker_processes_share_one_journal_writer(built: Path) -> None:
     assert len(seen) == 1, seen
     assert sorted(server.recipients()) == emails
     assert _writers_of(built) == []
+
+
+def _forked_children(pid: int) -> list[int]:
+    """The children of `pid` running its own command line: forked, not started anew (the
+    journal writer is `python -m newsletter.send.journal_writer`)."""
+    def cmdline(p: int | str) -> bytes:
+        try:
+            return Path(f"/proc/{p}/cmdline").read_bytes()
+        except OSError:
+            return b""
+
+    mine = cmdline(pid)
+    children = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid and cmdline(entry.name) == mine:
+                children.append(int(entry.name))
+    return children
+
+
+def test_ctrl_c_of_a_signed_send_finishes_in_flight_and_mails_nobody_twice(built: Path) -> None:
+    """The DKIM signing workers are forked from the send: a terminal's Ctrl-C reached them
+    too, and each caught it through the parent's inherited wakeup descriptor, so the send saw
+    a second Ctrl-C and quit at once: rows left `sending` though their messages had been
+    accepted, mailed again by the next run."""
+    n = 80
+    emails = readers(built, n)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (built / "dkim.pem").write_bytes(
+        key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
+    )
+    server = TestServer(Faults(delay=0.03))
+    server.start()
+    try:
+        env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4",
+                                 NEWSLETTER_DKIM_KEY_FILE="dkim.pem",
+                                 NEWSLETTER_DKIM_SELECTOR="nl")
+        cmd = send_command(built)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                start_new_session=True)
+        server.wait_received(10)
+        assert _forked_children(proc.pid), "no signing worker: nothing is tested"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 130, out.decode() + err.decode()
+        assert b"Interrupted: " in out, out.decode() + err.decode()
+        db = sqlite3.connect(Layout.at(built).journal_path)
+        try:
+            statuses = collections.Counter(s for (s,) in db.execute(
+                "SELECT status FROM deliveries"))
+        finally:
+            db.close()
+        assert statuses["sending"] == 0 and statuses["sent"] == len(server.received) < n
+        resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert "in flight" not in resumed.stdout
+    finally:
+        server.stop()
+    assert server.recipients() == emails  # once each

@@ -6,7 +6,9 @@ Imports nothing heavy: the journal writer starts in a few tens of ms.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import struct
 import threading
 import time
@@ -42,3 +44,24 @@ def exit_with_parent() -> None:
         os._exit(1)  # a commit cut short is rolled back by SQLite: the parent never saw it
 
     threading.Thread(target=watch, daemon=True).start()
+
+
+@contextlib.contextmanager
+def ctrl_c_ignored() -> Iterator[None]:
+    """Fork helpers inside this: a terminal's Ctrl-C reaches the whole process group, and a
+    helper must ignore it from its first instruction on (the send finishes what is in flight,
+    then tells its helpers to stop)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def as_helper_process() -> None:
+    """First thing in a forked helper: Ctrl-C ignored, SIGTERM ends it, and the wakeup
+    descriptor of the parent's event loop, inherited, dropped: a signal caught here would
+    otherwise reach the parent's loop too, as a second Ctrl-C (which quits at once)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)

@@ -19,7 +19,6 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.layout import Layout
 from newsletter.send.delivery import DeliveryReport, ProgressHook
 from newsletter.send.letters import Outgoing
-from newsletter.send.pipes import exit_with_parent
+from newsletter.send.pipes import as_helper_process, ctrl_c_ignored, exit_with_parent
 from newsletter.send.share import Share
 from newsletter.send.transport import Outcome
 from newsletter.settings import Settings
@@ -53,9 +52,7 @@ def _child(
     spec: ShareSpec, share: Share, conn: Connection, link: tuple[int, int], others: list[int]
 ) -> None:
     """A worker process (forked): its share, then its report to the parent."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already so (see below); the parent tells us
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.set_wakeup_fd(-1)  # the parent's event loop's, inherited: not ours to wake
+    as_helper_process()  # the parent tells us when to stop
     for fd in others:  # the other workers' pipe ends: each closes when its owner ends
         os.close(fd)
     exit_with_parent()  # a parent killed with SIGKILL: the journal names what was in flight
@@ -225,10 +222,7 @@ def _spawn(
     ctx = multiprocessing.get_context("fork")
     children: list[tuple[int, Any, Connection]] = []
     everyone = [fd for link in links for fd in link]
-    # A terminal's Ctrl-C reaches the whole process group: the workers ignore it from their
-    # first instruction on, and stop when the parent tells them.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
+    with ctrl_c_ignored():  # the workers stop when the parent tells them
         for i in range(processes):
             mine, theirs = ctx.Pipe()
             # A fork inherits every descriptor: the parent's ends of this worker's pipe and
@@ -242,8 +236,6 @@ def _spawn(
             proc.start()
             theirs.close()
             children.append((i, proc, mine))
-    finally:
-        signal.signal(signal.SIGINT, previous)
     return children
 
 

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 
 from newsletter.errors import DeliveryError
 from newsletter.send.dkim import DkimKey, Signer
-from newsletter.send.pipes import HEADER, frame, frames
+from newsletter.send.pipes import HEADER, as_helper_process, ctrl_c_ignored, frame, frames
 
 OK, ERROR = b"S", b"E"  # the first byte of a worker's answer
 
@@ -85,6 +85,7 @@ def _serve(sock: socket.socket, key: DkimKey) -> None:
 
 
 def _worker_main(sock: socket.socket, others: list[int], key: DkimKey) -> None:
+    as_helper_process()  # Ctrl-C is the parent's: it stops us by closing the socket
     for fd in others:  # the parent's ends: only the parent may hold them open
         os.close(fd)
     _run_as_batch_job()
@@ -172,16 +173,18 @@ class OffLoopSigner:
         ctx = multiprocessing.get_context("fork")
         pairs = [socket.socketpair() for _ in range(self.processes)]
         mine = [ours for ours, _ in pairs]
-        for ours, theirs in pairs:
-            process = ctx.Process(
-                target=_worker_main,
-                args=(theirs, [s.fileno() for s in mine] + self.close_in_worker, self.signer.key),
-                daemon=True,
-            )
-            process.start()
-            theirs.close()
-            ours.setblocking(False)
-            self._workers.append(_Worker(process, ours))
+        with ctrl_c_ignored():
+            for ours, theirs in pairs:
+                process = ctx.Process(
+                    target=_worker_main,
+                    args=(theirs, [s.fileno() for s in mine] + self.close_in_worker,
+                          self.signer.key),
+                    daemon=True,
+                )
+                process.start()
+                theirs.close()
+                ours.setblocking(False)
+                self._workers.append(_Worker(process, ours))
         return self
 
     def submit(self, message: bytes) -> asyncio.Future[bytes]:
