@@ -251,3 +251,43 @@ def test_relays_from_newsletter_toml_without_passwords(
         "not belong in newsletter.toml (list the relays that log in in NEWSLETTER_SMTP_RELAYS, "
         "in .env)"
     ), refused.stderr
+
+
+# -- one message outside a send (--test-to, serve's confirmation) goes through the relays too --
+
+
+def test_a_test_message_goes_through_the_relays_and_passes_over_one_down(
+    built: Path, run_cli: RunCli, servers: list[TestServer]
+) -> None:
+    """It went through NEWSLETTER_SMTP_HOST/PORT (here: nothing listens), never a relay."""
+    b = start(servers)
+    down = TestServer()  # never started
+    nowhere = TestServer()  # NEWSLETTER_SMTP_PORT: never started either
+    result = run_cli(
+        "send", "2026-11", "--test-to", "relecture@example.org", root=built,
+        env=nowhere.env(**env(relay(down, "a", weight=3), relay(b, "b"))),
+    )
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == (
+        "Test message to relecture@example.org: sent (through relay b)"
+    )
+    assert b.recipients() == ["relecture@example.org"]
+    assert b.messages[0]["Subject"].startswith("[TEST] ")
+    assert not Layout.at(built).journal_path.exists()  # a test leaves no trace
+
+
+def test_the_confirmation_of_a_sign_up_goes_through_the_relays(
+    built: Path, servers: list[TestServer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve` sent it through NEWSLETTER_SMTP_HOST/PORT only: with the relays listed in
+    NEWSLETTER_SMTP_RELAYS (where a password goes), every sign-up was lost."""
+    from test_serve import in_thread
+
+    b = start(servers)
+    nowhere = TestServer()  # NEWSLETTER_SMTP_PORT: nothing listens
+    relays = env(relay(b, "b"))
+    with in_thread(built, nowhere, monkeypatch, **relays) as running, running.client() as http:
+        answer = http.post("/subscribe", data={"email": "zoe@example.org", "name": "Zoé"})
+        assert answer.status_code == 200
+    assert b.recipients() == ["zoe@example.org"]
+    assert "Confirmez" in b.messages[0]["Subject"]

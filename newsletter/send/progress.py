@@ -80,7 +80,9 @@ class SendProgress:
         if result.test_to:
             ok = r.sent == 1
             why = r.failures[0][1].reply if r.failures else "?"
-            _out(f"Test message to {result.test_to}: {'sent' if ok else 'not sent: ' + why}")
+            through = "".join(f" (through relay {name})" for name in r.by_relay)
+            status = "sent" + through if ok else "not sent: " + why
+            _out(f"Test message to {result.test_to}: {status}")
             return ExitCode.OK if ok else ExitCode.SOME_RECIPIENTS_FAILED
         if result.mailable == 0:  # not "all 0 recipient(s) already have an outcome"
             head = f"Dry run of {self.issue_id}: nothing" if result.dry_run else "Nothing"

@@ -197,18 +197,20 @@ async def send_test(
     result: SendResult,
 ) -> SendResult:
     """--test-to: the first reader's message (name, fields), to `to` only; nothing journaled."""
-    from newsletter.send.transport import SmtpTransport
+    from newsletter.send.relays import load_relays
+    from newsletter.send.single import send_one
 
     rel = layout.rel(options.subscribers)
     first = next(unique_mailable(options.subscribers, rel=rel), SAMPLE_READER)
     address = check_test_address(to)
     reader = Subscriber(email=address, name=first.name, fields=first.fields)
     data = outgoing.data(reader)
-    transport = SmtpTransport(settings)
-    try:
-        outcome = await transport.send(outgoing.sender(reader), address, data, wire_ready=True)
-    finally:
-        await transport.close()
+    relays = load_relays(settings, project_file=layout.toml_file)
+    outcome, relay = await send_one(
+        outgoing.sender(reader), address, data, relays=relays, settings=settings, wire_ready=True
+    )
+    if len(relays) > 1:
+        result.report.by_relay[relay] = 1
     result.report.count(address, Status(outcome.status), outcome)
     result.report.finished = result.report.clock.now()
     return result

@@ -37,6 +37,7 @@ from newsletter.labels import SERVICE_LABELS
 from newsletter.layout import Layout
 from newsletter.send import changes as changelog
 from newsletter.send.dkim import Signer
+from newsletter.send.relays import load_relays
 from newsletter.send.single import send_notice
 from newsletter.send.subscribers import check_address
 from newsletter.settings import Settings
@@ -77,6 +78,7 @@ class Service:
         self.words = SERVICE_LABELS[settings.language]
         self.newsletter = archive_pages.newsletter_name(settings.sender)
         self.signer = Signer.from_settings(settings, layout=layout)
+        self.relays = load_relays(settings, project_file=layout.toml_file)  # a bad list: now
         self.changes = changelog.Changes(changelog.path_in(layout.state_dir))
         self.changes.apply(self.list_path)  # what a killed server recorded but did not apply
         self.writer = Writer(self.changes, self.list_path)
@@ -214,7 +216,8 @@ class Service:
             now=now,
         )
         outcome = await send_notice(
-            data, recipient=email, settings=self.settings, signer=self.signer
+            data, recipient=email, settings=self.settings, signer=self.signer,
+            relays=self.relays,
         )
         if outcome.code is None or outcome.code >= 400:
             log.warning("confirmation to a reader not sent: %s", outcome.reply)
