@@ -61,3 +61,38 @@ def test_a_tls_problem_stops_at_once_and_leaves_nothing_in_flight(
         assert server.recipients() == mailable(built)
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("auth", "password", "line"),
+    [
+        (None, "some-password",
+         "error: NEWSLETTER_SMTP_USERNAME: the relay 127.0.0.1:{port} offers no AUTH, yet user "
+         "'lettre' is set (unset the username if the relay needs no login; otherwise use its "
+         "submission port (587 with starttls, 465 with tls): many offer AUTH only over TLS)"),
+        (("lettre", "some-password"), "",
+         "error: NEWSLETTER_SMTP_PASSWORD: no password for user 'lettre' (set "
+         "NEWSLETTER_SMTP_PASSWORD in .env (with several relays: the relay's password in "
+         "NEWSLETTER_SMTP_RELAYS))"),
+    ],
+    ids=["relay-without-auth", "no-password"],
+)
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS")
+def test_a_login_that_cannot_happen_stops_at_once(
+    built: Path, run_cli: RunCli, auth: tuple[str, str] | None, password: str, line: str
+) -> None:
+    """It was retried as a temporary failure, recipient after recipient (13 s for one reader,
+    exit 3; a big list churned until 25 failures in a row)."""
+    server = TestServer(auth=auth)
+    server.start()
+    try:
+        env = server.env(NEWSLETTER_SMTP_USERNAME="lettre", NEWSLETTER_SMTP_PASSWORD=password,
+                         NEWSLETTER_MAX_ATTEMPTS="3")
+        stopped = run_cli("send", "2026-11", root=built, env=env)
+        assert stopped.exit_code == 1, stopped.stdout + stopped.stderr
+        assert stopped.stderr.splitlines() == [line.format(port=server.port)]
+        assert server.received == []
+        assert Status.SENDING not in rows_by_status(built)
+        assert "some-password" not in stopped.stdout + stopped.stderr
+    finally:
+        server.stop()

@@ -191,10 +191,6 @@ async def _check_login(smtp: aiosmtplib.SMTP, target: _Target) -> Finding:
     from newsletter.send.transport import login
 
     s, prefix = target.settings, target.prefix
-    if not smtp.supports_extension("auth"):
-        key = "its username" if prefix else "NEWSLETTER_SMTP_USERNAME"
-        why = f"the relay offers no AUTH, yet {key} is set ('{s.smtp_username}')"
-        return Finding("login", "error", prefix + why)
     try:
         await login(smtp, s)
     except NewsletterError as exc:

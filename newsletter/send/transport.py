@@ -298,12 +298,30 @@ def _address(address: str) -> bytes:
 
 
 async def login(smtp: aiosmtplib.SMTP, settings: Settings) -> None:
-    """AUTH with the configured user; a refusal is a DeliveryError that never shows the password.
+    """AUTH with the configured user; a refusal, a relay without AUTH or no password is a
+    RelayUnusable (the send stops, or takes that relay out) that never shows the password.
 
     Also used by `newsletter doctor`, so that the password is read in this module only.
     """
+    user, password = settings.smtp_username, settings.smtp_password.get_secret_value()
+    if not password:
+        raise RelayUnusable(
+            f"no password for user '{user}'",
+            field="NEWSLETTER_SMTP_PASSWORD",
+            hint="set NEWSLETTER_SMTP_PASSWORD in .env (with several relays: the relay's "
+            "password in NEWSLETTER_SMTP_RELAYS)",
+        )
+    if not smtp.supports_extension("auth"):
+        # aiosmtplib raises a bare SMTPException: it would be retried as a temporary failure
+        raise RelayUnusable(
+            f"the relay {settings.smtp_host}:{settings.smtp_port} offers no AUTH, yet user "
+            f"'{user}' is set",
+            field="NEWSLETTER_SMTP_USERNAME",
+            hint="unset the username if the relay needs no login; otherwise use its "
+            "submission port (587 with starttls, 465 with tls): many offer AUTH only over TLS",
+        )
     try:
-        await smtp.login(settings.smtp_username, settings.smtp_password.get_secret_value())
+        await smtp.login(user, password)
     except SMTPAuthenticationError as exc:
         raise RelayUnusable(
             f"the relay refused the login for user '{settings.smtp_username}' "
