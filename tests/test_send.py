@@ -330,6 +330,32 @@ def test_dry_run_and_test_to_leave_no_trace(
     assert len(smtp_server.received) == 1 + len(subscribed(ready))
 
 
+def test_a_dry_run_counts_what_the_send_would_mail_now(
+    ready: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    """It counted the whole list: suppressed readers, and those already mailed, too."""
+    from newsletter.send import suppressions
+
+    emails = [r["email"] for r in subscribed(ready)]
+    suppressions.append(ready / "suppressions.csv", [suppressions.Suppression(
+        emails[-1], "hard-bounce", "5.1.1", "2026-10", "2026-10-02")])
+    assert send(run_cli, ready, smtp_server, "--limit", "2").exit_code == 3  # some left
+    journal = Layout.at(ready).journal_path
+    before = journal.read_bytes()
+    dry = send(run_cli, ready, smtp_server, "--dry-run")
+    assert dry.exit_code == 0, dry.stderr
+    left = len(emails) - 2 - 1
+    assert dry.stdout.startswith(
+        f"Dry run of 2026-11: {left} message(s) would be sent ("), dry.stdout
+    assert ", 2 already have an outcome, built in " in dry.stdout
+    assert "1 suppressed address(es) skipped" in dry.stdout
+    assert journal.read_bytes() == before  # read, never written
+    real = send(run_cli, ready, smtp_server)
+    assert f"Sent 2026-11: {left} sent," in real.stdout, real.stdout
+    done = send(run_cli, ready, smtp_server, "--dry-run")
+    assert done.stdout.startswith("Dry run of 2026-11: 0 message(s) would be sent"), done.stdout
+
+
 def test_no_postal_address_refuses_the_send_before_anything_leaves(
     newsletter_root: Path, smtp_server: TestServer, run_cli: RunCli,
     monkeypatch: pytest.MonkeyPatch,

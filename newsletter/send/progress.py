@@ -94,10 +94,12 @@ class SendProgress:
             return ExitCode.OK
         if result.dry_run:
             size = result.totals.get("bytes", 0)
+            done = (f", {result.already_done} already have an outcome"
+                    if result.already_done else "")
             _out(
                 f"Dry run of {self.issue_id}: {r.sent} message(s) would be sent "
-                f"({size / max(r.sent, 1) / 1024:.1f} KB each), built in {r.duration:.1f} s; "
-                "nothing was sent"
+                f"({size / max(r.sent, 1) / 1024:.1f} KB each){done}, built in "
+                f"{r.duration:.1f} s; nothing was sent"
             )
             self._list_counts(result)
             return ExitCode.OK

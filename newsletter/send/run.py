@@ -33,7 +33,13 @@ from newsletter.send.journal import Journal, Status
 from newsletter.send.letters import Outgoing
 from newsletter.send.message import SAMPLE_READER, MessageTemplate, missing_fields
 from newsletter.send.options import SendOptions, SendResult
-from newsletter.send.share import Share, deliver_readers, other_failures, outgoing_for
+from newsletter.send.share import (
+    Share,
+    deliver_readers,
+    other_failures,
+    outgoing_for,
+    still_to_mail,
+)
 from newsletter.send.subscribers import ListSummary, Subscriber, summarize, unique_mailable
 from newsletter.settings import Settings
 
@@ -170,7 +176,7 @@ async def _send_issue(
         )
     if options.dry_run:
         return dry_run(
-            outgoing, options, rel=layout.rel(options.subscribers), result=result,
+            outgoing, options, layout=layout, settings=settings, result=result,
             on_progress=on_progress,
         )
     return await send_list(
@@ -220,14 +226,23 @@ def dry_run(
     outgoing: Outgoing,
     options: SendOptions,
     *,
-    rel: str,
+    layout: Layout,
+    settings: Settings,
     result: SendResult,
     on_progress: ProgressHook | None,
 ) -> SendResult:
-    """--dry-run: everything but the SMTP conversation: each message is built, then dropped."""
+    """--dry-run: everything but the SMTP conversation: each message the send would mail now
+    (not the readers with an outcome already, nor the suppressed) is built, then dropped.
+    The journal is only read, and only if it exists."""
     report = result.report
     size = 0
-    for n, sub in enumerate(unique_mailable(options.subscribers, rel=rel)):
+    journal = Journal.open(layout, result.issue_id) if layout.journal_path.exists() else None
+    try:  # the final outcomes are read now: the journal can close before the list is read
+        readers = still_to_mail(layout, settings, options, result, journal=journal)
+    finally:
+        if journal is not None:
+            journal.close()
+    for n, sub in enumerate(readers):
         if options.limit is not None and n >= options.limit:
             break
         size += len(outgoing.data(sub))

@@ -96,10 +96,8 @@ async def deliver_readers(
     from newsletter.send.relays import RelayPool, load_relays
     from newsletter.send.transport import SmtpTransport
 
-    done = journal.final_digests(include_failed=not options.retry_failed)
     suppression_path = layout.resolve(settings.suppressions)
-    suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
-    rel = layout.rel(options.subscribers)
+    readers = still_to_mail(layout, settings, options, result, journal=journal, share=share)
     relays = [share.of_relay(r) for r in load_relays(settings, project_file=layout.toml_file)]
     pool = RelayPool(relays, used_today=journal.sent_today())
     if on_start is not None:
@@ -109,8 +107,7 @@ async def deliver_readers(
         limit = limit // share.count + (share.index < limit % share.count)
     return await deliver(
         outgoing,
-        _pending(options.subscribers, rel, done, suppressed, result, share,
-                 left=changes.Recent(changes.path_in(layout.state_dir))),
+        readers,
         journal=journal,
         transports={
             r.label: [SmtpTransport(r.settings(settings)) for _ in range(r.concurrency)]
@@ -157,6 +154,26 @@ def other_failures(journal: Journal, suppression_path: Path, layout: Layout) -> 
     """Failed recipients whose address is not suppressed (re-read: this run appended)."""
     now = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
     return sum(digest(row.email) not in now for row in journal.rows([Status.FAILED]))
+
+
+def still_to_mail(
+    layout: Layout,
+    settings: Settings,
+    options: SendOptions,
+    result: SendResult,
+    *,
+    journal: Journal | None,
+    share: Share = Share(0, 1),
+) -> Iterator[Subscriber]:
+    """Whom a send mails now (and a dry run counts): the list's mailable readers but those
+    with a final outcome in `journal` (none without one), the suppressed ones and those who
+    unsubscribed through `serve` since; the ones left out are counted in `result`."""
+    done = journal.final_digests(include_failed=not options.retry_failed) if journal else None
+    suppression_path = layout.resolve(settings.suppressions)
+    suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
+    return _pending(options.subscribers, layout.rel(options.subscribers), done or DigestSet(),
+                    suppressed, result, share,
+                    left=changes.Recent(changes.path_in(layout.state_dir)))
 
 
 def _pending(
