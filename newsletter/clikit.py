@@ -128,8 +128,9 @@ def load_folder(root: Path | None) -> Folder:
     from newsletter.settings import load_settings, unknown_names
 
     layout = Layout.find(Path.cwd()) if root is None else Layout.given(root)
-    for name in unknown_names(layout):
-        err(f"warning: unknown setting {name} (ignored; see .env.example for the names)")
+    for name, close in unknown_names(layout):
+        guess = f"did you mean {close}?" if close else "no setting has this name"
+        err(f"warning: unknown setting {name} (ignored; {guess})")
     return Folder(layout, load_settings(layout))
 
 

@@ -7,6 +7,7 @@ the variables without the prefix (`from`, `language`, `smtp_port`...); secrets s
 
 from __future__ import annotations
 
+import difflib
 import io
 import os
 import re
@@ -239,7 +240,7 @@ def _value_error(layout: Layout, field: str, msg: str) -> ConfigError:
         return ConfigError(msg, path="environment", field=name, hint="fix the variable")
     if layout.env_file.exists() and name in dotenv_values(layout.env_file):
         return ConfigError(
-            msg, path=".env", field=name, hint="fix it in .env; .env.example documents it"
+            msg, path=".env", field=name, hint="fix it in .env"
         )
     key = toml_key(field)
     if layout.toml_file.exists():
@@ -254,12 +255,14 @@ def _value_error(layout: Layout, field: str, msg: str) -> ConfigError:
     return ConfigError(msg, field=name, hint="docs/settings.md documents it")
 
 
-def unknown_names(layout: Layout) -> list[str]:
-    """NEWSLETTER_* names set in the environment or .env that no setting has: likely typos."""
+def unknown_names(layout: Layout) -> list[tuple[str, str | None]]:
+    """NEWSLETTER_* names set in the environment or .env that no setting has (likely typos),
+    each with the known name it is closest to, if one is close."""
     known = {env_name(f) for f in Settings.model_fields}
     names = {k for k in os.environ if k.startswith(PREFIX)}
     names |= {k for k in read_env_file(layout) if k.startswith(PREFIX)}
-    return sorted(names - known)
+    return [(name, next(iter(difflib.get_close_matches(name, known, n=1, cutoff=0.8)), None))
+            for name in sorted(names - known)]
 
 
 # -- newsletter.toml (issue 11): the folder's own non-secret settings ---------------------------

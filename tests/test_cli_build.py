@@ -253,7 +253,7 @@ def test_unknown_setting_in_env_file_is_a_warning(newsletter_root: Path, run_cli
     result = run_cli("build-issue", "2026-11", root=newsletter_root)
     assert result.exit_code == 0
     assert result.stderr == (
-        "warning: unknown setting NEWSLETTER_LANGAGE (ignored; see .env.example for the names)\n"
+        "warning: unknown setting NEWSLETTER_LANGAGE (ignored; did you mean NEWSLETTER_LANGUAGE?)\n"
     )
     html = (newsletter_root / "build" / "2026-11" / "email.html").read_text(encoding="utf-8")
     assert '<html lang="fr"' in html

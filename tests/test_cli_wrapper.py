@@ -133,7 +133,8 @@ def test_unknown_setting_names_are_warned_about_once(built: Path, run_cli: RunCl
     result = run_cli("report", "2026-11", root=built)
     assert result.exit_code == ExitCode.OK
     assert result.stderr == (
-        "warning: unknown setting NEWSLETTER_SMTP_HOTS (ignored; see .env.example for the names)\n"
+        "warning: unknown setting NEWSLETTER_SMTP_HOTS (ignored; did you mean "
+        "NEWSLETTER_SMTP_HOST?)\n"
     )
     assert result.stdout == "2026-11: never sent\n"
 

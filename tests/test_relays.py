@@ -291,3 +291,14 @@ def test_the_confirmation_of_a_sign_up_goes_through_the_relays(
         assert answer.status_code == 200
     assert b.recipients() == ["zoe@example.org"]
     assert "Confirmez" in b.messages[0]["Subject"]
+
+
+def test_the_relays_example_init_writes_is_a_valid_relay_list() -> None:
+    from importlib.resources import files
+
+    from newsletter.send.relays import parse_relays
+
+    text = (files("newsletter") / "theme" / "init" / "env.example").read_text(encoding="utf-8")
+    (line,) = [x for x in text.splitlines() if x.startswith("# NEWSLETTER_SMTP_RELAYS=")]
+    relays = parse_relays(json.loads(line.partition("=")[2]), where="example", hint="")
+    assert [r.label for r in relays] == ["main", "backup"] and relays[0].weight == 3
