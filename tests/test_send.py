@@ -412,7 +412,11 @@ def test_a_relay_that_is_down_stops_the_send_which_resumes_later(
     )
     assert down.exit_code == ExitCode.USER_ERROR
     assert "error: the send stopped: 3 failures in a row" in down.stderr
-    assert "newsletter send 2026-11" in down.stderr
+    assert down.stderr.endswith(
+        "(`newsletter doctor` checks the relay and its settings; then run "
+        "`newsletter send 2026-11` to resume)\n"
+    )
+    assert "done (" not in down.stdout  # no progress line for a send of a second
     up = send(run_cli, ready, smtp_server)
     assert up.exit_code == 0, up.stdout
     assert smtp_server.recipients() == sorted(r["email"] for r in subscribed(ready))

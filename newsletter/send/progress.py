@@ -38,6 +38,7 @@ class SendProgress:
                 + (" …" if len(result.resent_in_flight) > 10 else "")
             )
         self.total = result.mailable
+        self._last_line = time.monotonic()  # the first line after 2 s: a short send has none
         if self.interactive:
             from rich.progress import (
                 BarColumn,
@@ -154,9 +155,9 @@ class SendProgress:
             return ExitCode.USER_ERROR
         if r.stopped:
             sys.stderr.write(
-                f"error: the send stopped: {r.stopped} (check the relay and the "
-                f"NEWSLETTER_SMTP_* settings, then run `newsletter send {self.issue_id}` "
-                "to resume)\n"
+                f"error: the send stopped: {r.stopped} (`newsletter doctor` checks the "
+                + ("relays and their" if r.by_relay or r.relay_outages else "relay and its")
+                + f" settings; then run `newsletter send {self.issue_id}` to resume)\n"
             )
             return ExitCode.USER_ERROR
         if self.interrupted:
