@@ -366,8 +366,8 @@ def test_a_bad_relay_list_is_one_finding_and_the_other_checks_still_run(
     assert result.stderr == ""
     lines = result.stdout.splitlines()
     assert lines[0] == (
-        "error   relays: NEWSLETTER_SMTP_RELAYS: relay 1: pasword: Extra inputs are not "
-        'permitted (a JSON list such as [{"host": "smtp.example.org", "port": 587, '
+        "error   relays: NEWSLETTER_SMTP_RELAYS: relay 1: unknown key 'pasword' (did you mean "
+        'password?) (a JSON list such as [{"host": "smtp.example.org", "port": 587, '
         '"weight": 2}])'
     )
     assert relay_lines(result.stdout) == lines[:1]

@@ -174,7 +174,7 @@ def test_when_every_relay_refuses_the_login_the_send_stops_and_resumes_later(
         ('[{"host": "a.example", "port": 0, "password": "' + PASSWORD + '"}]',
          "relay 1: port: Input should be greater than or equal to 1"),
         ('[{"host": "a.example", "pasword": "' + PASSWORD + '"}]',
-         "relay 1: pasword: Extra inputs are not permitted"),
+         "relay 1: unknown key 'pasword' (did you mean password?)"),
         ('[{"host": "a.example"}, {"host": "a.example", "port": 587}]',
          "two relays are named a.example:587"),
         ("{}", "must be a non-empty list of relays"),
@@ -238,7 +238,8 @@ def test_relays_from_newsletter_toml_without_passwords(
                     encoding="utf-8")
     refused = run_cli("send", "2026-11", root=built)
     assert refused.exit_code == 1
-    assert "newsletter.toml: [[relay]].password: relay 3: a secret does not belong" in (
+    line = len((tables + '[[relay]]\nhost = "c.example"\n').splitlines()) + 1
+    assert f"newsletter.toml:{line}: [[relay]].password: relay 3: a secret does not belong" in (
         refused.stderr), refused.stderr
     assert PASSWORD not in refused.stderr
     # A login without its password could only be refused by the relay: said before sending.
@@ -247,7 +248,8 @@ def test_relays_from_newsletter_toml_without_passwords(
     refused = run_cli("send", "2026-11", root=built)
     assert refused.exit_code == 1
     assert refused.stderr.strip().splitlines()[-1].endswith(
-        "newsletter.toml: [[relay]].username: relay 3: a login needs its password, which does "
+        f"newsletter.toml:{line}: [[relay]].username: relay 3: a login needs its password, "
+        "which does "
         "not belong in newsletter.toml (list the relays that log in in NEWSLETTER_SMTP_RELAYS, "
         "in .env)"
     ), refused.stderr
@@ -302,3 +304,22 @@ def test_the_relays_example_init_writes_is_a_valid_relay_list() -> None:
     (line,) = [x for x in text.splitlines() if x.startswith("# NEWSLETTER_SMTP_RELAYS=")]
     relays = parse_relays(json.loads(line.partition("=")[2]), where="example", hint="")
     assert [r.label for r in relays] == ["main", "backup"] and relays[0].weight == 3
+
+
+@pytest.mark.parametrize("args", [(), ("--dry-run",)])
+def test_a_typo_in_a_relay_table_names_its_line_and_stops_a_dry_run_too(
+    built: Path, run_cli: RunCli, args: tuple[str, ...]
+) -> None:
+    """It said `relay 2: host: Field required`, without a line, and a dry run went on."""
+    toml = built / "newsletter.toml"
+    text = toml.read_text(encoding="utf-8") + (
+        '\n[[relay]]\nhost = "10.0.0.25"\n\n[[relay]]\nname = "secours"\nhots = "10.0.0.26"\n'
+    )
+    toml.write_text(text, encoding="utf-8")
+    line = text.splitlines().index('hots = "10.0.0.26"') + 1
+    result = run_cli("send", "2026-11", *args, root=built)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: newsletter.toml:{line}: [[relay]]: relay 2: unknown key 'hots' (did you mean "
+        "host?) (see docs/sending.md, Several relays)\n"
+    )

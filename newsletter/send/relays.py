@@ -19,8 +19,10 @@ the same keys, but no `password` (a secret does not belong in that committed fil
 from __future__ import annotations
 
 import asyncio
+import difflib
 import json
 import math
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -112,7 +114,8 @@ def listed_relays(settings: Settings, *, project_file: Path | None = None) -> Re
         if project_file is None or tables is None:
             return None
         relays = parse_relays(tables, where="[[relay]]", path=project_file.name,
-                              hint="see docs/sending.md, Several relays", secrets=False)
+                              hint="see docs/sending.md, Several relays", secrets=False,
+                              text=project_file.read_text(encoding="utf-8-sig"))
         return RelayList(relays, f"[[relay]] in {project_file.name}")
     hint = 'a JSON list such as [{"host": "smtp.example.org", "port": 587, "weight": 2}]'
     try:
@@ -124,13 +127,24 @@ def listed_relays(settings: Settings, *, project_file: Path | None = None) -> Re
 
 
 def parse_relays(
-    items: Any, *, where: str, hint: str, path: str | None = None, secrets: bool = True
+    items: Any,
+    *,
+    where: str,
+    hint: str,
+    path: str | None = None,
+    secrets: bool = True,
+    text: str | None = None,
 ) -> list[Relay]:
     """Relays from decoded JSON or the `[[relay]]` tables of newsletter.toml (`secrets`
-    False: a password there is refused, as every secret in that committed file is)."""
+    False: a password there is refused, as every secret in that committed file is; `text`:
+    the file's, so that an error names its line)."""
     if not isinstance(items, list) or not items:
         raise ConfigError("must be a non-empty list of relays", path=path, field=where,
                           hint=hint)
+
+    def line(n: int, key: str | None) -> int | None:
+        return _table_line(text, n, key) if text is not None else None
+
     relays: list[Relay] = []
     for n, item in enumerate(items, 1):
         if not secrets and isinstance(item, dict) and ("password" in item or "username" in item):
@@ -139,16 +153,21 @@ def parse_relays(
             why = ("a secret does not belong in newsletter.toml" if key == "password"
                    else "a login needs its password, which does not belong in newsletter.toml")
             raise ConfigError(
-                f"relay {n}: {why}", path=path, field=f"{where}.{key}",
+                f"relay {n}: {why}", path=path, line=line(n, key), field=f"{where}.{key}",
                 hint="list the relays that log in in NEWSLETTER_SMTP_RELAYS, in .env",
             )
         try:
             relays.append(Relay.model_validate(item))
         except ValidationError as exc:
-            err = exc.errors()[0]
+            # An unknown key first: a typo (`hots`) also makes `host` missing.
+            err = min(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
             key = ".".join(map(str, err["loc"])) or "relay"
-            # err["input"] may be the password: only the message and the key are shown.
-            raise ConfigError(f"relay {n}: {key}: {err['msg']}", path=path, field=where,
+            if err["type"] == "extra_forbidden":
+                close = difflib.get_close_matches(key, list(Relay.model_fields), n=1)
+                why = f"unknown key {key!r}" + (f" (did you mean {close[0]}?)" if close else "")
+            else:  # err["input"] may be the password: only the message and the key are shown
+                why = f"{key}: {err['msg']}"
+            raise ConfigError(f"relay {n}: {why}", path=path, line=line(n, key), field=where,
                               hint=hint) from None
     labels = [r.label for r in relays]
     twice = sorted({x for x in labels if labels.count(x) > 1})
@@ -156,6 +175,24 @@ def parse_relays(
         raise ConfigError(f"two relays are named {twice[0]}", path=path, field=where,
                           hint="give each relay its own `name`")
     return relays
+
+
+def _table_line(text: str, n: int, key: str | None) -> int | None:
+    """The line of `key = …` in the n-th `[[relay]]` table of `text` (of the table's header
+    when the key is not written there): tomllib gives no positions."""
+    tables = 0
+    header = None
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip()
+        if stripped.startswith("["):
+            if tables == n:
+                break  # the next table: the key is not in ours
+            if re.fullmatch(r"\[\[\s*relay\s*\]\]\s*(#.*)?", stripped):
+                tables += 1
+                header = number if tables == n else header
+        elif tables == n and key and re.match(rf"{re.escape(key)}\s*=", stripped):
+            return number
+    return header
 
 
 def _project_relays(path: Path) -> Any:

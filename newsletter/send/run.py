@@ -234,6 +234,9 @@ def dry_run(
     """--dry-run: everything but the SMTP conversation: each message the send would mail now
     (not the readers with an outcome already, nor the suppressed) is built, then dropped.
     The journal is only read, and only if it exists."""
+    from newsletter.send.relays import load_relays
+
+    load_relays(settings, project_file=layout.toml_file)  # a bad list fails the send: here too
     report = result.report
     size = 0
     journal = Journal.open(layout, result.issue_id) if layout.journal_path.exists() else None
