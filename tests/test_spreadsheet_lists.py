@@ -151,3 +151,45 @@ def test_a_date_of_subscription_and_a_postal_address_stay_personalisation_fields
     assert isinstance(sub, Subscriber)
     assert (sub.email, sub.status) == ("a@example.org", "subscribed")
     assert sub.fields == {"Adresse": "12 rue X", "Date d'inscription": "2026-01-02"}
+
+
+def test_excels_sep_line_is_read_and_kept_when_the_list_is_changed(
+    built: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    """Excel writes `sep=;` before the header of a CSV made for another locale: it was read
+    as the header (`no email column in the header 'sep=;'`)."""
+    path = built / "subscribers.csv"
+    export(path, delimiter=";", encoding="cp1252", header=["Adresse e-mail", "Prénom", "Nom",
+                                                           "Statut"])
+    path.write_bytes(b"sep=;\r\n" + path.read_bytes())
+    before = path.read_bytes()
+    result = run_cli("send", "2026-11", root=built, env=smtp_server.env())
+    assert result.exit_code == ExitCode.OK, result.stderr + result.stdout
+    assert smtp_server.recipients() == sorted(r[0] for r in READERS if r[4])
+    gone = run_cli("unsubscribe", "amelie@example.fr", root=built)
+    assert gone.exit_code == 0, gone.stderr
+    lines, old = path.read_bytes().split(b"\r\n"), before.split(b"\r\n")
+    assert lines[:2] == old[:2]  # `sep=;` and the header, as they were
+    assert lines[2] == "amelie@example.fr;Amélie;Durand;Désinscrit".encode("cp1252")
+    assert lines[3:] == old[3:]
+    path.write_bytes(b"sep=;\r\nAdresse;Statut\r\nx@example.fr;Abonn\xe9\r\n")
+    bad = run_cli("send", "2026-11", "--dry-run", root=built)
+    assert bad.stderr == (
+        "error: subscribers.csv:2: no email column in the header 'Adresse;Statut' (read with "
+        "the delimiter ';') (name a column email, e-mail, courriel or 'adresse e-mail')\n"
+    )
+
+
+def test_excels_unicode_text_is_one_error_saying_how_to_save_it(
+    built: Path, run_cli: RunCli
+) -> None:
+    """UTF-16 was read as Windows-1252: `no email column in the header 'ÿþA\\x00d\\x00r…'`."""
+    text = "Adresse e-mail\tPrénom\r\namelie@example.fr\tAmélie\r\n"
+    (built / "subscribers.csv").write_bytes(text.encode("utf-16"))  # a BOM, as Excel writes
+    result = run_cli("send", "2026-11", "--dry-run", root=built)
+    assert result.exit_code == ExitCode.USER_ERROR
+    assert result.stderr == (
+        "error: subscribers.csv:1: UTF-16 text (what Excel saves as 'Unicode Text'), not a CSV "
+        "file (save it as 'CSV UTF-8 (comma delimited)' ('CSV UTF-8 (délimité par des "
+        "virgules)'))\n"
+    )

@@ -143,6 +143,7 @@ class ListFile:
     delimiter: str
     header: Header | None = None
     header_text: str = ""  # the header record's exact text, its line break included
+    preamble: str = ""  # Excel's `sep=;` line before the header, kept as it is
     warning: str = ""  # set when the file was read as Windows-1252
     non_ascii: bool = False  # a UTF-8 multi-byte character was seen
 
@@ -173,6 +174,14 @@ def _lines(handle: BinaryIO, meta: ListFile, rel: str) -> Iterator[str]:
         if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
             meta.encoding = "utf-8-sig"
             raw = raw[3:]
+        elif number == 1 and (raw.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in raw):
+            raise SubscriberError(
+                "UTF-16 text (what Excel saves as 'Unicode Text'), not a CSV file",
+                path=rel,
+                line=1,
+                hint="save it as 'CSV UTF-8 (comma delimited)' ('CSV UTF-8 (délimité par des "
+                "virgules)')",
+            )
         text = _decode(raw, number, meta, rel)
         if "\r" in text[:-2]:  # a lone CR is a line break for csv too (rare: old Mac files)
             yield from _PHYSICAL.findall(text)
@@ -219,7 +228,12 @@ def sniff_delimiter(header_line: str) -> str:
     return best[2] if best[0] else ","
 
 
-def parse_header(cells: list[str], *, rel: str, delimiter: str, text: str) -> Header:
+_SEP_LINE = re.compile(r"sep=([,;\t|])", re.IGNORECASE)
+
+
+def parse_header(
+    cells: list[str], *, rel: str, delimiter: str, text: str, line: int = 1
+) -> Header:
     names = tuple(c.strip().lstrip(BOM) for c in cells)
     found: dict[str, int] = {}
     extra: list[tuple[int, str]] = []
@@ -239,7 +253,7 @@ def parse_header(cells: list[str], *, rel: str, delimiter: str, text: str) -> He
         raise SubscriberError(
             f"several status columns: {', '.join(repr(names[i]) for i in status_like)}",
             path=rel,
-            line=1,
+            line=line,
             hint="keep one status column",
         )
     if "email" not in found:
@@ -248,7 +262,7 @@ def parse_header(cells: list[str], *, rel: str, delimiter: str, text: str) -> He
         raise SubscriberError(
             f"no email column in the header {shown!r} (read with the delimiter {tab})",
             path=rel,
-            line=1,
+            line=line,
             hint="name a column email, e-mail, courriel or 'adresse e-mail'",
         )
     return Header(
@@ -291,10 +305,15 @@ def records(path: Path, *, rel: str, meta: ListFile | None = None) -> Iterator[R
                 line=1,
                 hint="the first line is a header with at least 'email'",
             )
-        meta.delimiter = sniff_delimiter(first)
+        told = _SEP_LINE.fullmatch(first.rstrip("\r\n"))
+        if told:  # Excel's `sep=;`: the delimiter, then the header on the next line
+            meta.preamble = first
+            first = next(lines, "")
+        meta.delimiter = told[1] if told else sniff_delimiter(first)
         meta.header_text = first
         header_cells = next(csv.reader([first], delimiter=meta.delimiter), [])
-        meta.header = parse_header(header_cells, rel=rel, delimiter=meta.delimiter, text=first)
+        meta.header = parse_header(header_cells, rel=rel, delimiter=meta.delimiter, text=first,
+                                   line=2 if told else 1)
         consumed: list[str] = []
 
         def feed() -> Iterator[str]:
@@ -303,7 +322,7 @@ def records(path: Path, *, rel: str, meta: ListFile | None = None) -> Iterator[R
                 yield piece
 
         reader = csv.reader(feed(), delimiter=meta.delimiter)
-        line = 2
+        line = 3 if told else 2
         while True:
             try:
                 cells = next(reader)

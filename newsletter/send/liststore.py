@@ -82,7 +82,8 @@ def _ending(text: str) -> str:
 
 def _write(path: Path, parsed: _Parsed, header_text: str, rows: list[str], *, rel: str) -> None:
     encoding = "utf-8" if parsed.meta.encoding == "utf-8-sig" else parsed.meta.encoding
-    text = ("\ufeff" if parsed.meta.encoding == "utf-8-sig" else "") + header_text + "".join(rows)
+    bom = "\ufeff" if parsed.meta.encoding == "utf-8-sig" else ""
+    text = bom + parsed.meta.preamble + header_text + "".join(rows)
     try:
         data = text.encode(encoding)
     except UnicodeEncodeError as exc:
