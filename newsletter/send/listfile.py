@@ -283,7 +283,7 @@ def _open(path: Path, rel: str) -> BinaryIO:
             "subscriber list not found",
             path=rel,
             hint="pass --subscribers FILE or set NEWSLETTER_SUBSCRIBERS "
-            "(subscribers.example.csv shows the format)",
+            "(a CSV file whose first line is a header with at least an email column)",
         ) from None
 
 
