@@ -5,6 +5,9 @@ feedparser reads all three (a WXR file is RSS 2.0 with `wp:` elements, which it 
 `wp_post_type`, `wp_status`, `wp_post_name`); markdownify turns each post's HTML into Markdown.
 Each file keeps the item's guid (or link) in its front matter as `guid:`, so a second import
 finds the file again: it is rewritten only when its bytes change, never duplicated.
+
+Every post is read and checked before the first file is written (pelican's way: all the
+problems in one run), so a feed with one bad item leaves content/articles/ untouched.
 """
 
 from __future__ import annotations
@@ -22,14 +25,17 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urljoin, urlsplit
 
+import nh3
 import yaml
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, Comment, Tag
+from bs4.element import NavigableString, PageElement
 from markdownify import MarkdownConverter
 
 from newsletter import fsio
+from newsletter.compose import rawhtml
 from newsletter.compose.content import Author, load_authors
 from newsletter.compose.frontmatter import FRONT_MATTER_RE
-from newsletter.errors import ContentError
+from newsletter.errors import ContentError, ErrorGroup, NewsletterError
 from newsletter.layout import Layout
 
 #: A feed larger than this is refused: a blog's feed is a few hundred KB, a WXR a few MB.
@@ -56,13 +62,24 @@ class Imported:
     status: Status
     path: str  # relative to the root
     title: str
+    #: What the conversion could not keep, one line each, naming the source and the item.
+    warnings: tuple[str, ...] = ()
 
 
 def import_feed(source: str, /, *, layout: Layout, options: ImportOptions) -> list[Imported]:
-    """Import every post of `source` (a URL or a file). Raises ContentError naming the item."""
+    """Import every post of `source` (a URL or a file).
+
+    Every post is checked before anything is written: a ContentError naming the item (or an
+    ErrorGroup of all of them, one per problem) leaves content/articles/ as it was. Posts
+    older than `options.since` are left out before they are checked.
+    """
     import feedparser  # late: only this command reads feeds
 
-    parsed: Any = feedparser.parse(fetch(source, layout=layout, timeout=options.timeout))
+    # Not feedparser's sanitizer: it drops iframes without a word, where we make a video a
+    # linked thumbnail and name what we drop. markdownify writes only Markdown (the figures it
+    # keeps as HTML are cleaned with nh3), and the build cleans any raw HTML again.
+    data = fetch(source, layout=layout, timeout=options.timeout)
+    parsed: Any = feedparser.parse(data, sanitize_html=False)
     if not parsed.entries and (parsed.bozo or not parsed.version):
         reason = getattr(parsed.get("bozo_exception"), "args", ["no items"])[0]
         raise ContentError(
@@ -71,19 +88,38 @@ def import_feed(source: str, /, *, layout: Layout, options: ImportOptions) -> li
             hint="give the address of the feed itself, e.g. https://example.org/feed.xml",
         )
     authors = load_authors(layout)
-    existing = _existing_guids(layout)
-    done: list[Imported] = []
-    taken: set[str] = set(existing.values())
+    if options.author is not None and options.author not in authors:
+        raise ContentError(
+            f"--author '{options.author}' is not in content/authors.toml",
+            hint=f"known: {', '.join(sorted(authors)) or 'none'}",
+        )
+    wordpress = "wp_wxr_version" in parsed.feed
+    posts: list[_Post] = []
+    errors: list[NewsletterError] = []
     for n, entry in enumerate(parsed.entries, start=1):
         if not _is_published_post(entry):
             continue
-        post = _post(entry, n=n, source=source, authors=authors, options=options)
-        if options.since is not None and post.date < options.since:
-            continue
+        try:
+            post = _post(entry, n=n, source=source, authors=authors, options=options,
+                         wordpress=wordpress)
+        except ErrorGroup as group:
+            errors.extend(group.errors)
+        except ContentError as exc:
+            errors.append(exc)
+        else:
+            if post is not None:
+                posts.append(post)
+    if errors:  # so that a half-imported feed is never left behind
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+
+    existing = _existing_guids(layout)
+    taken: set[str] = set(existing.values())
+    planned: list[tuple[str, _Post]] = []
+    for post in posts:
         path = existing.get(post.guid) or _free_path(layout, post.slug, taken)
         taken.add(path)
-        done.append(_write(layout, path, post, dry_run=options.dry_run))
-    return done
+        planned.append((path, post))
+    return [_write(layout, path, post, dry_run=options.dry_run) for path, post in planned]
 
 
 def fetch(source: str, /, *, layout: Layout, timeout: float = TIMEOUT_SECONDS) -> bytes:
@@ -142,6 +178,7 @@ class _Post:
     summary: str | None
     tags: list[str]
     body: str
+    warnings: tuple[str, ...]
 
 
 def _post(
@@ -151,32 +188,60 @@ def _post(
     source: str,
     authors: dict[str, Author],
     options: ImportOptions,
-) -> _Post:
+    wordpress: bool,
+) -> _Post | None:
+    """The item as an article, None when it is older than --since.
+
+    Raises a ContentError, or an ErrorGroup when the item has several problems.
+    """
     title = str(entry.get("title") or "").strip()
     where = f"item {n} ({title or 'untitled'})"
+    errors: list[NewsletterError] = []
+    try:
+        date: dt.date | None = _date(entry, where, source)
+    except ContentError as exc:
+        errors.append(exc)
+        date = None
+    # First: --since leaves out the old posts before any of their problems is reported.
+    if options.since is not None and date is not None and date < options.since:
+        return None
     link = str(entry.get("link") or "") or None
     guid = str(entry.get("id") or link or "")
     if not title or not guid:
         missing = "title" if not title else "guid or link"
-        raise ContentError(f"{where} has no {missing}", path=source, hint="fix the feed")
+        errors.append(ContentError(f"{where} has no {missing}", path=source, hint="fix the feed"))
     categories = [t["term"] for t in entry.get("tags", []) if t.get("scheme") != "post_tag"]
-    category = options.category or (categories[0] if categories else None)
+    # The post's own category wins: --category only fills in the posts that have none.
+    category = (categories[0] if categories else None) or options.category
     if not category:
-        raise ContentError(
+        errors.append(ContentError(
             f"{where} has no category", path=source, hint="pass --category NAME"
-        )
+        ))
+    author = _author_key(entry, authors, options.author)
+    if author is None:
+        name = str(entry.get("author") or "").strip() or "(none)"
+        errors.append(ContentError(
+            f"{where}: author '{name}' is not in content/authors.toml",
+            path=source,
+            hint="add the author to content/authors.toml or pass --author KEY",
+        ))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    assert date is not None and category is not None and author is not None  # checked above
     html = _body_html(entry)
+    body, notes = to_markdown(html, base=link or "", wordpress=wordpress)
     return _Post(
         guid=guid,
         slug=_slug(entry, link, title),
         title=title,
-        date=_date(entry, where, source),
+        date=date,
         category=category,
-        author=_author_key(entry, where, source, authors, options.author),
+        author=author,
         url=link,
         summary=_summary(entry, html),
         tags=[t["term"] for t in entry.get("tags", []) if t.get("scheme") == "post_tag"],
-        body=to_markdown(html, base=link or ""),
+        body=body,
+        warnings=tuple(f"{source}: {where}: {note}" for note in notes),
     )
 
 
@@ -211,29 +276,14 @@ def _date(entry: Mapping[str, Any], where: str, source: str) -> dt.date:
 
 
 def _author_key(
-    entry: Mapping[str, Any],
-    where: str,
-    source: str,
-    authors: dict[str, Author],
-    fallback: str | None,
-) -> str:
+    entry: Mapping[str, Any], authors: dict[str, Author], fallback: str | None
+) -> str | None:
     """The key of the item's author in authors.toml (by key or name), else `--author`."""
     name = str(entry.get("author") or "").strip()
     for key, author in authors.items():
         if name and (name == key or name.casefold() == author.name.casefold()):
             return key
-    if fallback is not None:
-        if fallback not in authors:
-            raise ContentError(
-                f"--author '{fallback}' is not in content/authors.toml",
-                hint=f"known: {', '.join(sorted(authors)) or 'none'}",
-            )
-        return fallback
-    raise ContentError(
-        f"{where}: author '{name or '(none)'}' is not in content/authors.toml",
-        path=source,
-        hint="add the author to content/authors.toml or pass --author KEY",
-    )
+    return fallback
 
 
 def _slug(entry: Mapping[str, Any], link: str | None, title: str) -> str:
@@ -257,21 +307,184 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:80].strip("-")
 
 
-_CONVERTER = MarkdownConverter(heading_style="ATX", bullets="-", strip=["script", "style"])
+#: Where WordPress's wpautop starts no paragraph: its block-level tags (`$allblocks`).
+_BLOCK_TAGS = frozenset({
+    "address", "area", "article", "aside", "blockquote", "caption", "col", "colgroup", "dd",
+    "details", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "h1",
+    "h2", "h3", "h4", "h5", "h6", "header", "hgroup", "hr", "legend", "li", "map", "math",
+    "menu", "nav", "ol", "p", "pre", "section", "style", "summary", "table", "tbody", "td",
+    "tfoot", "th", "thead", "tr", "ul",
+})
+#: The blocks whose own text wpautop makes paragraphs of too.
+_FLOW_CONTAINERS = frozenset({"article", "aside", "blockquote", "div", "section"})
+#: A post written in the block editor (Gutenberg): WordPress does not run wpautop on it.
+_BLOCK_EDITOR_RE = re.compile(r"<!--\s*wp:")
 
 
-def to_markdown(html: str, *, base: str) -> str:
-    """The post's HTML as Markdown, links and image sources made absolute against `base`."""
-    soup = BeautifulSoup(html, "html.parser")
+def autop(html: str) -> BeautifulSoup:
+    """The post parsed, with the paragraphs WordPress makes when it shows a classic-editor post
+    (`wpautop`).
+
+    A WXR export holds the post as typed: paragraphs separated by blank lines, line breaks
+    as single newlines. Each run of text and inline tags between block-level elements (and
+    inside a quote or a div) becomes <p> paragraphs at its blank lines, with <br> at its
+    other newlines; blocks, <pre> among them, are left as they are. No maintained library
+    does this (the PHP is a page of regular expressions); it is done on the parsed tree, which
+    markdownify then converts without parsing again.
+    """
+    if _BLOCK_EDITOR_RE.search(html):
+        return BeautifulSoup(html, "html.parser")
+    # The parser keeps a blank line between two tags as a single "\n": mark it first.
+    soup = BeautifulSoup(_BLANK_LINE_RE.sub(f"\n<!--{_BREAK}-->\n", html), "html.parser")
+    _autop_children(soup, soup)
+    for mark in soup.find_all(string=lambda text: isinstance(text, Comment)):
+        if str(mark) == _BREAK:
+            mark.extract()  # in a <pre> or a list: the newlines around it stay
+    return soup
+
+
+_BREAK = "newsletter-autop-break"
+_BLANK_LINE_RE = re.compile(r"\n(?:[ \t\r]*\n)+")
+
+
+def _autop_children(parent: Tag, soup: BeautifulSoup) -> None:
+    paragraphs: list[list[PageElement]] = [[]]
+
+    def flush(before: PageElement | None) -> None:
+        for nodes in paragraphs:
+            if any(isinstance(n, Tag) or str(n).strip() for n in nodes):
+                para = soup.new_tag("p")
+                if before is None:
+                    parent.append(para)
+                else:
+                    before.insert_before(para)
+                for node in nodes:
+                    para.append(node.extract())
+                _line_breaks(para, soup)
+            else:
+                for node in nodes:
+                    node.extract()
+        paragraphs[:] = [[]]
+
+    for node in list(parent.children):
+        if isinstance(node, Tag) and node.name in _BLOCK_TAGS:
+            flush(node)
+            if node.name in _FLOW_CONTAINERS:
+                _autop_children(node, soup)
+        elif isinstance(node, Comment):
+            if str(node) == _BREAK:
+                paragraphs.append([])
+            node.extract()  # <!--more-->: nothing a reader sees
+        else:
+            paragraphs[-1].append(node)
+    flush(None)
+
+
+def _line_breaks(para: Tag, soup: BeautifulSoup) -> None:
+    """Trim the paragraph and make each newline of its own text a <br>."""
+    texts = [n for n in para.children if isinstance(n, NavigableString)]
+    for node in texts:
+        text = str(node)
+        if node is para.contents[0]:
+            text = text.lstrip()
+        if node is para.contents[-1]:
+            text = text.rstrip()
+        lines = re.split(r"[ \t\r]*\n[ \t\r]*", text)
+        if len(lines) == 1 and text == str(node):
+            continue
+        anchor: PageElement = node
+        for i, line in enumerate(lines):
+            if i:
+                br = soup.new_tag("br")
+                anchor.insert_after(br)
+                anchor = br
+            if line:
+                piece = NavigableString(line)
+                anchor.insert_after(piece)
+                anchor = piece
+        node.extract()
+
+
+class _Converter(MarkdownConverter):
+    """markdownify, with an image figure kept as the HTML the build shows as a figure."""
+
+    def convert_figure(self, el: Tag, text: str, parent_tags: set[str]) -> str:
+        if "_inline" in parent_tags or not _is_image_figure(el):
+            return f"\n\n{text.strip()}\n\n"
+        cleaned = nh3.clean(
+            str(el),
+            tags=set(rawhtml.SAFE_TAGS),
+            attributes=rawhtml.SAFE_ATTRIBUTES,
+            url_schemes={"http", "https", "mailto"},
+            link_rel=None,
+        )
+        # One line: a blank line would end the raw HTML block in the Markdown.
+        return "\n\n" + " ".join(str(cleaned).split()) + "\n\n"
+
+
+def _is_image_figure(el: Tag) -> bool:
+    """An image (perhaps linked) and its caption, nothing else: a WordPress caption."""
+    if el.find("img") is None:
+        return False
+    for child in el.children:
+        if isinstance(child, Tag):
+            if child.name in ("img", "figcaption") or (child.name == "a" and child.find("img")):
+                continue
+            return False
+        elif not isinstance(child, Comment) and str(child).strip():
+            return False  # text beside the image, outside the caption
+    return True
+
+
+# No `strip=["script", "style"]`: that keeps their text (code, CSS) as the post's, where
+# markdownify's own converters drop them with their content.
+_CONVERTER = _Converter(heading_style="ATX", bullets="-")
+
+
+def to_markdown(html: str, *, base: str, wordpress: bool = False) -> tuple[str, list[str]]:
+    """(the post's HTML as Markdown, what could not be kept: one note each).
+
+    Links and image sources are made absolute against `base`. `wordpress`: the post comes
+    from a WXR export, written as typed: its [caption] shortcodes become figures and its
+    paragraphs are made as WordPress shows them (`autop`).
+    """
+    notes: list[str] = []
+    if wordpress:
+        html, dropped = rawhtml.convert_shortcodes(html)
+        notes.extend(what for _, what in dropped)
+        soup = autop(html)
+    else:
+        soup = BeautifulSoup(html, "html.parser")
     for tag, attr in (("a", "href"), ("img", "src")):
         for node in soup.find_all(tag):
             value = node.get(attr)
             if isinstance(value, str) and base:
                 node[attr] = urljoin(base, value.strip())
+    for frame in soup.find_all("iframe"):
+        notes.extend(_replace_iframe(soup, frame))
     # The soup already parsed: converting it saves markdownify a second parse (half the time).
     text = _CONVERTER.convert_soup(soup)
     # markdownify leaves runs of blank lines where block elements met.
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
+    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n", notes
+
+
+def _replace_iframe(soup: BeautifulSoup, frame: Tag) -> list[str]:
+    """A YouTube iframe becomes its thumbnail linked to the video, a Vimeo one a link (as the
+    build does with an article's raw iframe); any other is removed, and noted."""
+    src = str(frame.get("src") or "").strip()
+    video = rawhtml.video_link(src)
+    if video is None:
+        frame.decompose()
+        return [f"<iframe> of {src or 'no source'} removed (link to it in the article by hand "
+                "if readers need it)"]
+    title = str(frame.get("title") or "").strip() or "Vidéo"
+    link = soup.new_tag("a", href=video.href)
+    if video.thumbnail is not None:
+        link.append(soup.new_tag("img", src=video.thumbnail, alt=title))
+    else:
+        link.string = title
+    frame.replace_with(link)
+    return []
 
 
 def _existing_guids(layout: Layout) -> dict[str, str]:
@@ -334,4 +547,4 @@ def _write(layout: Layout, rel: str, post: _Post, *, dry_run: bool) -> Imported:
     status: Status = "written" if old is None else "unchanged" if old == data else "updated"
     if status != "unchanged" and not dry_run:
         fsio.write_file(path, data)
-    return Imported(status, rel, post.title)
+    return Imported(status, rel, post.title, post.warnings)
