@@ -332,3 +332,151 @@ def test_an_atom_file_imports_with_its_author_by_name(
     )
     assert meta["date"] == dt.date(2026, 11, 5)  # 00:30 in Paris, still the 4th in UTC
     assert body == "\nUn **billet** et\n[un autre](https://atom.example/autre.html).\n"
+
+
+# -- every item checked before anything is written; --since first; --category fills in --------
+
+FIXTURES = Path(__file__).parent / "fixtures" / "import"
+ORCHARD = FIXTURES / "orchard.rss"  # item 1 fine; item 2: no category, unknown author
+
+
+def test_a_feed_with_bad_items_writes_nothing_and_names_every_problem(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    before = _snapshot(newsletter_root)
+    for dry_run in ((), ("--dry-run",)):
+        result = run_cli("import", str(ORCHARD), *dry_run, root=newsletter_root)
+        assert (result.exit_code, result.stdout) == (1, "")
+        assert result.stderr == (
+            f"error: {ORCHARD}: item 2 (Élaguer sans abîmer) has no category "
+            "(pass --category NAME)\n"
+            f"error: {ORCHARD}: item 2 (Élaguer sans abîmer): author 'Jean Inconnu' is not in "
+            "content/authors.toml (add the author to content/authors.toml or pass --author KEY)\n"
+        )
+        assert _snapshot(newsletter_root) == before  # item 1, fine, is not written either
+
+
+def test_since_leaves_out_old_posts_before_they_are_checked(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    dry = run_cli("import", str(ORCHARD), "--since", "2026-11-05", "--dry-run",
+                  root=newsletter_root)
+    assert (dry.exit_code, dry.stderr) == (0, "")
+    assert dry.stdout.splitlines() == [
+        "written   content/articles/tailler-les-pommiers.md  Tailler les pommiers",
+        "1 written, 0 updated, 0 unchanged (dry run: nothing written)",
+    ]
+    result = run_cli("import", str(ORCHARD), "--since", "2026-11-05", root=newsletter_root)
+    assert result.exit_code == 0, result.stderr
+    assert not (newsletter_root / "content/articles/elaguer.md").exists()
+
+
+def test_category_fills_in_only_the_posts_without_one(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    first = run_cli("import", str(ORCHARD), "--since", "2026-11-05", root=newsletter_root)
+    assert first.exit_code == 0, first.stderr
+    pommiers = newsletter_root / "content/articles/tailler-les-pommiers.md"
+    written = pommiers.read_bytes()
+    # What the error's hints say to do: the post that has a category keeps it.
+    result = run_cli("import", str(ORCHARD), "--category", "Jardin", "--author", "erwan",
+                     root=newsletter_root)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines() == [
+        "unchanged content/articles/tailler-les-pommiers.md  Tailler les pommiers",
+        "written   content/articles/elaguer.md  Élaguer sans abîmer",
+        "1 written, 0 updated, 1 unchanged",
+    ]
+    assert pommiers.read_bytes() == written
+    assert front_matter(pommiers)[0]["category"] == "Fruits"
+    meta, _ = front_matter(newsletter_root / "content/articles/elaguer.md")
+    assert (meta["category"], meta["author"]) == ("Jardin", "erwan")
+
+
+def test_an_unknown_author_option_is_one_line_even_when_no_post_needs_it(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    before = _snapshot(newsletter_root)
+    result = run_cli("import", str(ORCHARD), "--author", "jean", "--category", "Jardin",
+                     root=newsletter_root)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: --author 'jean' is not in content/authors.toml (known: claire, erwan)\n"
+    )
+    assert _snapshot(newsletter_root) == before
+
+
+# -- what WordPress shows: paragraphs, captions, videos --------------------------------------
+
+WORDPRESS_CLASSIC = FIXTURES / "wordpress-classic.xml"  # a classic-editor post, a block one
+
+
+def test_a_classic_wordpress_post_keeps_its_paragraphs_caption_and_video(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    result = run_cli("import", str(WORDPRESS_CLASSIC), root=newsletter_root)
+    assert result.exit_code == 0, result.stderr
+    item = f"{WORDPRESS_CLASSIC}: item 1 (Planter un pommier)"
+    assert result.stderr.splitlines() == [
+        f"warning: {item}: shortcode [gallery] removed",
+        f"warning: {item}: <iframe> of https://maps.example/embed?pb=verger removed "
+        "(link to it in the article by hand if readers need it)",
+    ]
+    _, body = front_matter(newsletter_root / "content/articles/planter-un-pommier.md")
+    # Blank line: a paragraph; a single newline: a line break (WordPress's wpautop).
+    assert body.startswith(
+        "\nChoisir le bon moment compte plus que tout.  \nNovembre est idéal.\n\n<figure>"
+    )
+    assert (
+        '<figure><a href="https://jardin.example/wp-content/uploads/pommier.jpg"><img '
+        'alt="Un pommier en fleur" height="200" '
+        'src="https://jardin.example/wp-content/uploads/pommier-300x200.jpg" width="300"></a>'
+        "<figcaption>Le pommier du verger, en avril</figcaption></figure>\n"
+    ) in body
+    assert "attachment" not in body and "caption" not in body.replace("figcaption", "")
+    assert (
+        "[![Planter en cinq minutes](https://img.youtube.com/vi/dQw4w9WgXcQ/hqdefault.jpg)]"
+        "(https://www.youtube.com/watch?v=dQw4w9WgXcQ)"
+    ) in body
+    assert "> Qui plante un arbre\n>\n> plante un espoir." in body
+    assert "```\narroser\n\npailler\n```" in body  # a <pre> keeps its blank line
+    assert body.endswith("\nDernier paragraphe, *avec* un [guide](https://jardin.example/guide/).\n")
+    # A block-editor post already has its <p>: WordPress does not add any, nor do we.
+    _, blocks = front_matter(newsletter_root / "content/articles/tailler-en-hiver.md")
+    assert blocks == "\nUn billet de l’éditeur de blocs.\nSa ligne suit.\n\nSecond bloc.\n"
+
+    _issue(newsletter_root, ["planter-un-pommier"])
+    built = run_cli("build-issue", "2026-12", root=newsletter_root)
+    assert built.exit_code == 0, built.stdout + built.stderr
+    assert "checks: all passed" in built.stdout  # nothing for the build to drop or rewrite
+    html, text = _parts(newsletter_root)
+    assert re.search(r"<p\b[^>]*>Choisir le bon moment compte plus que tout\.<br\b[^>]*>\s*"
+                     r"Novembre est idéal\.</p>", html)
+    assert re.search(r"<figcaption\b[^>]*>Le pommier du verger, en avril</figcaption>", html)
+    assert re.search(r'<a href="https://www\.youtube\.com/watch\?v=dQw4w9WgXcQ"[^>]*><img\b[^>]*'
+                     r'src="https://img\.youtube\.com/vi/dQw4w9WgXcQ/hqdefault\.jpg"', html)
+    assert "Le pommier du verger, en avril" in " ".join(text.split())
+    assert "[Planter en cinq minutes] (https://www.youtube.com/watch?v=dQw4w9WgXcQ)" in text
+
+
+def test_a_feed_post_keeps_its_figure_and_videos_and_loses_its_scripts(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    atom = FIXTURES / "garden.atom"
+    result = run_cli("import", str(atom), root=newsletter_root)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (
+        f"warning: {atom}: item 1 (La haie en novembre): <iframe> of "
+        "https://maps.example/embed?pb=jardin removed (link to it in the article by hand if "
+        "readers need it)\n"
+    )
+    _, body = front_matter(newsletter_root / "content/articles/haie.md")
+    assert body == (
+        "\nAvant la taille.\n\n"
+        '<figure><img alt="Une haie" height="480" src="https://jardin.example/img/haie.jpg" '
+        'width="640"><figcaption>La haie, <em>taillée</em></figcaption></figure>\n\n'
+        "[La taille pas à pas](https://vimeo.com/76979871)\n\n"
+        "[![Tailler une haie](https://img.youtube.com/vi/dQw4w9WgXcQ/hqdefault.jpg)]"
+        "(https://www.youtube.com/watch?v=dQw4w9WgXcQ)\n\n"
+        "Après la taille.\n"
+    )

@@ -127,3 +127,19 @@ def test_an_excerpt_without_url_is_a_build_error_naming_the_article(
         'use mode = "full")'
     ) in result.stdout.splitlines()
     assert not (newsletter_root / "build" / "2026-12").exists()
+
+
+def test_an_old_caption_shortcode_gives_its_caption_attribute_as_the_figcaption(
+    newsletter_root: Path, run_cli: RunCli
+) -> None:
+    # Before WordPress 3.4 the caption was an attribute; exports of old blogs still hold it.
+    old = ('[caption id="attachment_3" align="alignleft" width="150" caption="L’atelier en '
+           '1998"]<img src="img/atelier.jpg" alt="L’atelier">[/caption]')
+    write_article(newsletter_root, "video.md", FRONT, f"Avant.\n\n{old}\n")
+    _issue(newsletter_root, "video")
+    result = run_cli("build-issue", "2026-12", root=newsletter_root)
+    assert result.exit_code == 0, result.stdout + result.stderr
+    html, text = _parts(newsletter_root)
+    assert re.search(r"<figcaption\b[^>]*>L’atelier en 1998</figcaption></figure>", html)
+    assert "[L’atelier] L’atelier en 1998" in text
+    assert "attachment" not in html and "attachment" not in text

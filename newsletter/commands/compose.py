@@ -125,7 +125,7 @@ def new_issue_command(folder: Folder, id: str | None) -> None:
 @click.argument("source", metavar="SOURCE")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only posts from this date.")
 @click.option("--author", "author", metavar="KEY", help="The author of posts whose own is unknown.")
-@click.option("--category", metavar="NAME", help="The category of every imported post.")
+@click.option("--category", metavar="NAME", help="The category of posts that have none.")
 @click.option("--dry-run", is_flag=True, help="Say what would be written; write nothing.")
 def import_command(
     folder: Folder,
@@ -144,6 +144,8 @@ def import_command(
     done = import_feed(source, layout=folder.layout, options=options)
     for item in done:
         out(f"{item.status:<9} {item.path}  {item.title}")
+        for warning in item.warnings:
+            err(f"warning: {warning}")
     counts = {s: sum(i.status == s for i in done) for s in ("written", "updated", "unchanged")}
     summary = ", ".join(f"{n} {s}" for s, n in counts.items())
     out(f"{summary}{' (dry run: nothing written)' if dry_run else ''}")

@@ -2,9 +2,12 @@
 `content/articles/<slug>.md`.
 
 feedparser reads all three (a WXR file is RSS 2.0 with `wp:` elements, which it exposes as
-`wp_post_type`, `wp_status`, `wp_post_name`); markdownify turns each post's HTML into Markdown.
+`wp_post_type`, `wp_status`, `wp_post_name`); feedhtml turns each post's HTML into Markdown.
 Each file keeps the item's guid (or link) in its front matter as `guid:`, so a second import
 finds the file again: it is rewritten only when its bytes change, never duplicated.
+
+Every post is read and checked before the first file is written (pelican's way: all the
+problems in one run), so a feed with one bad item leaves content/articles/ untouched.
 """
 
 from __future__ import annotations
@@ -20,16 +23,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 import yaml
 from bs4 import BeautifulSoup
-from markdownify import MarkdownConverter
 
 from newsletter import fsio
 from newsletter.compose.content import Author, load_authors
+from newsletter.compose.feedhtml import to_markdown
 from newsletter.compose.frontmatter import FRONT_MATTER_RE
-from newsletter.errors import ContentError
+from newsletter.errors import ContentError, ErrorGroup, NewsletterError
 from newsletter.layout import Layout
 
 #: A feed larger than this is refused: a blog's feed is a few hundred KB, a WXR a few MB.
@@ -56,13 +59,24 @@ class Imported:
     status: Status
     path: str  # relative to the root
     title: str
+    #: What the conversion could not keep, one line each, naming the source and the item.
+    warnings: tuple[str, ...] = ()
 
 
 def import_feed(source: str, /, *, layout: Layout, options: ImportOptions) -> list[Imported]:
-    """Import every post of `source` (a URL or a file). Raises ContentError naming the item."""
+    """Import every post of `source` (a URL or a file).
+
+    Every post is checked before anything is written: a ContentError naming the item (or an
+    ErrorGroup of all of them, one per problem) leaves content/articles/ as it was. Posts
+    older than `options.since` are left out before they are checked.
+    """
     import feedparser  # late: only this command reads feeds
 
-    parsed: Any = feedparser.parse(fetch(source, layout=layout, timeout=options.timeout))
+    # Not feedparser's sanitizer: it drops iframes without a word, where we make a video a
+    # linked thumbnail and name what we drop. markdownify writes only Markdown (the figures it
+    # keeps as HTML are cleaned with nh3), and the build cleans any raw HTML again.
+    data = fetch(source, layout=layout, timeout=options.timeout)
+    parsed: Any = feedparser.parse(data, sanitize_html=False)
     if not parsed.entries and (parsed.bozo or not parsed.version):
         reason = getattr(parsed.get("bozo_exception"), "args", ["no items"])[0]
         raise ContentError(
@@ -71,19 +85,38 @@ def import_feed(source: str, /, *, layout: Layout, options: ImportOptions) -> li
             hint="give the address of the feed itself, e.g. https://example.org/feed.xml",
         )
     authors = load_authors(layout)
-    existing = _existing_guids(layout)
-    done: list[Imported] = []
-    taken: set[str] = set(existing.values())
+    if options.author is not None and options.author not in authors:
+        raise ContentError(
+            f"--author '{options.author}' is not in content/authors.toml",
+            hint=f"known: {', '.join(sorted(authors)) or 'none'}",
+        )
+    wordpress = "wp_wxr_version" in parsed.feed
+    posts: list[_Post] = []
+    errors: list[NewsletterError] = []
     for n, entry in enumerate(parsed.entries, start=1):
         if not _is_published_post(entry):
             continue
-        post = _post(entry, n=n, source=source, authors=authors, options=options)
-        if options.since is not None and post.date < options.since:
-            continue
+        try:
+            post = _post(entry, n=n, source=source, authors=authors, options=options,
+                         wordpress=wordpress)
+        except ErrorGroup as group:
+            errors.extend(group.errors)
+        except ContentError as exc:
+            errors.append(exc)
+        else:
+            if post is not None:
+                posts.append(post)
+    if errors:  # so that a half-imported feed is never left behind
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+
+    existing = _existing_guids(layout)
+    taken: set[str] = set(existing.values())
+    planned: list[tuple[str, _Post]] = []
+    for post in posts:
         path = existing.get(post.guid) or _free_path(layout, post.slug, taken)
         taken.add(path)
-        done.append(_write(layout, path, post, dry_run=options.dry_run))
-    return done
+        planned.append((path, post))
+    return [_write(layout, path, post, dry_run=options.dry_run) for path, post in planned]
 
 
 def fetch(source: str, /, *, layout: Layout, timeout: float = TIMEOUT_SECONDS) -> bytes:
@@ -142,6 +175,7 @@ class _Post:
     summary: str | None
     tags: list[str]
     body: str
+    warnings: tuple[str, ...]
 
 
 def _post(
@@ -151,32 +185,55 @@ def _post(
     source: str,
     authors: dict[str, Author],
     options: ImportOptions,
-) -> _Post:
+    wordpress: bool,
+) -> _Post | None:
+    """The item as an article, None when it is older than --since.
+
+    Raises a ContentError, or an ErrorGroup when the item has several problems.
+    """
     title = str(entry.get("title") or "").strip()
     where = f"item {n} ({title or 'untitled'})"
+    errors: list[NewsletterError] = []
+    try:
+        date: dt.date | None = _date(entry, where, source)
+    except ContentError as exc:
+        errors.append(exc)
+        date = None
+    # First: --since leaves out the old posts before any of their problems is reported.
+    if options.since is not None and date is not None and date < options.since:
+        return None
     link = str(entry.get("link") or "") or None
     guid = str(entry.get("id") or link or "")
     if not title or not guid:
         missing = "title" if not title else "guid or link"
-        raise ContentError(f"{where} has no {missing}", path=source, hint="fix the feed")
+        errors.append(ContentError(f"{where} has no {missing}", path=source, hint="fix the feed"))
     categories = [t["term"] for t in entry.get("tags", []) if t.get("scheme") != "post_tag"]
-    category = options.category or (categories[0] if categories else None)
+    # The post's own category wins: --category only fills in the posts that have none.
+    category = (categories[0] if categories else None) or options.category
     if not category:
-        raise ContentError(
+        errors.append(ContentError(
             f"{where} has no category", path=source, hint="pass --category NAME"
-        )
+        ))
+    author = _author_key(entry, authors, options.author)
+    if author is None:
+        errors.append(_unknown_author(entry, where, source))
+    if errors:
+        raise errors[0] if len(errors) == 1 else ErrorGroup(errors)
+    assert date is not None and category is not None and author is not None  # checked above
     html = _body_html(entry)
+    body, notes = to_markdown(html, base=link or "", wordpress=wordpress)
     return _Post(
         guid=guid,
         slug=_slug(entry, link, title),
         title=title,
-        date=_date(entry, where, source),
+        date=date,
         category=category,
-        author=_author_key(entry, where, source, authors, options.author),
+        author=author,
         url=link,
         summary=_summary(entry, html),
         tags=[t["term"] for t in entry.get("tags", []) if t.get("scheme") == "post_tag"],
-        body=to_markdown(html, base=link or ""),
+        body=body,
+        warnings=tuple(f"{source}: {where}: {note}" for note in notes),
     )
 
 
@@ -211,26 +268,20 @@ def _date(entry: Mapping[str, Any], where: str, source: str) -> dt.date:
 
 
 def _author_key(
-    entry: Mapping[str, Any],
-    where: str,
-    source: str,
-    authors: dict[str, Author],
-    fallback: str | None,
-) -> str:
+    entry: Mapping[str, Any], authors: dict[str, Author], fallback: str | None
+) -> str | None:
     """The key of the item's author in authors.toml (by key or name), else `--author`."""
     name = str(entry.get("author") or "").strip()
     for key, author in authors.items():
         if name and (name == key or name.casefold() == author.name.casefold()):
             return key
-    if fallback is not None:
-        if fallback not in authors:
-            raise ContentError(
-                f"--author '{fallback}' is not in content/authors.toml",
-                hint=f"known: {', '.join(sorted(authors)) or 'none'}",
-            )
-        return fallback
-    raise ContentError(
-        f"{where}: author '{name or '(none)'}' is not in content/authors.toml",
+    return fallback
+
+
+def _unknown_author(entry: Mapping[str, Any], where: str, source: str) -> ContentError:
+    name = str(entry.get("author") or "").strip() or "(none)"
+    return ContentError(
+        f"{where}: author '{name}' is not in content/authors.toml",
         path=source,
         hint="add the author to content/authors.toml or pass --author KEY",
     )
@@ -255,23 +306,6 @@ def slugify(text: str) -> str:
     """"Café crème !" -> "cafe-creme": lowercase ASCII letters, digits and hyphens."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:80].strip("-")
-
-
-_CONVERTER = MarkdownConverter(heading_style="ATX", bullets="-", strip=["script", "style"])
-
-
-def to_markdown(html: str, *, base: str) -> str:
-    """The post's HTML as Markdown, links and image sources made absolute against `base`."""
-    soup = BeautifulSoup(html, "html.parser")
-    for tag, attr in (("a", "href"), ("img", "src")):
-        for node in soup.find_all(tag):
-            value = node.get(attr)
-            if isinstance(value, str) and base:
-                node[attr] = urljoin(base, value.strip())
-    # The soup already parsed: converting it saves markdownify a second parse (half the time).
-    text = _CONVERTER.convert_soup(soup)
-    # markdownify leaves runs of blank lines where block elements met.
-    return re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
 
 
 def _existing_guids(layout: Layout) -> dict[str, str]:
@@ -334,4 +368,4 @@ def _write(layout: Layout, rel: str, post: _Post, *, dry_run: bool) -> Imported:
     status: Status = "written" if old is None else "unchanged" if old == data else "updated"
     if status != "unchanged" and not dry_run:
         fsio.write_file(path, data)
-    return Imported(status, rel, post.title)
+    return Imported(status, rel, post.title, post.warnings)

@@ -15,6 +15,7 @@ import html as html_lib
 import re
 from collections.abc import Sequence
 from html.parser import HTMLParser
+from typing import Literal, NamedTuple
 from urllib.parse import urljoin, urlsplit
 
 import nh3
@@ -43,7 +44,9 @@ _YOUTUBE_RE = re.compile(
     r"(?:youtube(?:-nocookie)?\.com/(?:embed/|watch\?v=|shorts/)|youtu\.be/)([\w-]{11})"
 )
 _VIMEO_RE = re.compile(r"(?:player\.)?vimeo\.com/(?:video/)?(\d+)")
-_CAPTION_RE = re.compile(r"\[caption\b[^\]]*\](.*?)\[/caption\]", re.S)
+_CAPTION_RE = re.compile(r"\[caption\b([^\]]*)\](.*?)\[/caption\]", re.S)
+#: Before WordPress 3.4 the caption was an attribute: [caption caption="L’atelier"]<img>[/caption].
+_CAPTION_ATTR_RE = re.compile(r"""\bcaption\s*=\s*(?:"([^"]*)"|'([^']*)')""")
 _IMG_OR_LINK_RE = re.compile(r"^\s*((?:<a\b[^>]*>\s*)?<img\b[^>]*>(?:\s*</a>)?)(.*)$", re.S)
 _SHORTCODE_RE = re.compile(
     r"\[/?(gallery|embed|video|audio|playlist|contact-form-7|wpforms|su_\w+|et_pb_\w+)\b[^\]]*\]"
@@ -55,10 +58,12 @@ def convert_shortcodes(source: str) -> tuple[str, list[tuple[int, str]]]:
     notes: list[tuple[int, str]] = []
 
     def figure(m: re.Match[str]) -> str:
-        inner = _IMG_OR_LINK_RE.match(m.group(1))
+        inner = _IMG_OR_LINK_RE.match(m.group(2))
         if inner is None:
-            return m.group(1)
+            return m.group(2)
         caption = inner.group(2).strip()
+        if not caption and (old := _CAPTION_ATTR_RE.search(m.group(1))):
+            caption = old.group(1) if old.group(1) is not None else old.group(2)
         return f"\n\n<figure>{inner.group(1)}<figcaption>{caption}</figcaption></figure>\n\n"
 
     def dropped(m: re.Match[str]) -> str:
@@ -66,6 +71,25 @@ def convert_shortcodes(source: str) -> tuple[str, list[tuple[int, str]]]:
         return ""
 
     return _SHORTCODE_RE.sub(dropped, _CAPTION_RE.sub(figure, source)), notes
+
+
+class VideoLink(NamedTuple):
+    """What a video iframe becomes: a link to the video's page, with its thumbnail if known."""
+
+    site: Literal["YouTube", "Vimeo"]
+    href: str
+    thumbnail: str | None
+
+
+def video_link(src: str) -> VideoLink | None:
+    """The page (and thumbnail) of a YouTube or Vimeo embed address; None for anything else."""
+    if youtube := _YOUTUBE_RE.search(src):
+        vid = youtube.group(1)
+        return VideoLink("YouTube", f"https://www.youtube.com/watch?v={vid}",
+                         f"https://img.youtube.com/vi/{vid}/hqdefault.jpg")
+    if vimeo := _VIMEO_RE.search(src):
+        return VideoLink("Vimeo", f"https://vimeo.com/{vimeo.group(1)}", None)
+    return None
 
 
 def clean_tokens(
@@ -181,16 +205,13 @@ class _Fixer:
         attrs = dict((a.lower(), html_lib.unescape(v.strip("\"'"))) for a, v in
                      _ATTR_RE.findall(m.group(1)))
         src, title = attrs.get("src", ""), attrs.get("title") or "Vidéo"
-        youtube, vimeo = _YOUTUBE_RE.search(src), _VIMEO_RE.search(src)
-        alt = html_lib.escape(title)
-        if youtube:
-            vid = youtube.group(1)
-            self.note("YouTube <iframe> shown as its thumbnail linked to the video")
-            return (f'<a href="https://www.youtube.com/watch?v={vid}"><img '
-                    f'src="https://img.youtube.com/vi/{vid}/hqdefault.jpg" alt="{alt}"></a>')
-        if vimeo:
-            self.note("Vimeo <iframe> shown as a link to the video")
-            return f'<p><a href="https://vimeo.com/{vimeo.group(1)}">{alt}</a></p>'
+        video, alt = video_link(src), html_lib.escape(title)
+        if video is not None and video.thumbnail is not None:
+            self.note(f"{video.site} <iframe> shown as its thumbnail linked to the video")
+            return f'<a href="{video.href}"><img src="{video.thumbnail}" alt="{alt}"></a>'
+        if video is not None:
+            self.note(f"{video.site} <iframe> shown as a link to the video")
+            return f'<p><a href="{video.href}">{alt}</a></p>'
         self.note(f"<iframe> of {src or 'no source'} removed")
         return ""
 
