@@ -421,3 +421,95 @@ def test_no_open_redirect_from_the_archive(running: Running) -> None:
             answer = http.get(running.url + path)  # absolute: httpx would merge "//host"
             assert answer.request.url.path.startswith("/")
             assert answer.status_code == 404 and "location" not in answer.headers, path
+
+
+# -- forms as multipart/form-data (RFC 8058 §3.2: the one-click POST SHOULD be multipart) --
+
+
+def multipart(**fields: str) -> dict[str, tuple[None, str]]:
+    """httpx `files=`: one multipart/form-data part per field, no filename (what `curl -F
+    name=value` sends)."""
+    return {name: (None, value) for name, value in fields.items()}
+
+
+def test_one_click_as_multipart_unsubscribes_without_a_cookie(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    with running.client() as http:
+        answer = http.post(url, files=multipart(**{"List-Unsubscribe": "One-Click"}))
+    assert answer.request.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert "cookie" not in answer.request.headers
+    assert (answer.status_code, answer.text) == (200, "unsubscribed\n")
+    assert statuses(running.root)[READER] == "unsubscribed"
+
+
+def test_a_multipart_body_that_is_too_big_a_file_or_malformed_changes_nothing(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    before = (running.root / "subscribers.csv").read_bytes()
+    with running.client() as http:
+        big = http.post(url, files=multipart(**{"List-Unsubscribe": "One-Click", "x": "a" * 9000}))
+        a_file = http.post(url, files={"List-Unsubscribe": ("o.txt", b"One-Click", "text/plain")})
+        no_boundary = http.post(url, content=b"List-Unsubscribe=One-Click",
+                                headers={"Content-Type": "multipart/form-data"})
+        cut = http.post(url, content=b"--b\r\nContent-Disposition: form-data\r\n\r\nx",
+                        headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert big.status_code == 413
+    assert (a_file.status_code, a_file.text) == (
+        400, "the form cannot be read: field 'List-Unsubscribe' is a file; this form takes "
+        "text only\n")
+    assert (no_boundary.status_code, no_boundary.text) == (
+        400, "the form cannot be read: Missing boundary in multipart.\n")
+    assert cut.status_code == 400 and cut.text.count("\n") == 1
+    assert (running.root / "subscribers.csv").read_bytes() == before
+
+
+def test_the_unsubscribe_button_as_multipart_still_needs_its_csrf_cookie(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    with running.client() as http:
+        forged = http.post(url, files=multipart(csrf="guess"))
+        assert forged.status_code == 403 and statuses(running.root)[READER] == "subscribed"
+        page = http.get(url)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        done = http.post(url, files=multipart(csrf=csrf.group(1)))
+    assert done.status_code == 200 and "Me réabonner" in done.text
+    assert statuses(running.root)[READER] == "unsubscribed"
+
+
+def test_sign_up_and_confirm_as_multipart(running: Running) -> None:
+    new = "multi@exemple-test.fr"
+    with running.client() as http:
+        answer = http.post("/subscribe", files=multipart(email=new, name="Gaëlle", website=""))
+        assert answer.status_code == 200, answer.text
+        assert "Vérifiez votre boîte" in answer.text
+        link = confirm_link(running.smtp, new)
+        forged = http.post(link, files=multipart(csrf="guess"))
+        assert forged.status_code == 403 and new not in statuses(running.root)
+        page = http.get(link)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        done = http.post(link, files=multipart(csrf=csrf.group(1)))
+    assert done.status_code == 200
+    assert statuses(running.root)[new] == "subscribed"
+    with open(running.root / "subscribers.csv", encoding="utf-8", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["email"] == new)
+    assert row["name"] == "Gaëlle" and row["source"] == "form"
+
+
+def test_a_one_click_post_without_a_content_type_still_unsubscribes(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    with running.client() as http:
+        answer = http.post(url, content=b"List-Unsubscribe=One-Click")
+    assert "content-type" not in answer.request.headers
+    assert answer.status_code == 200 and statuses(running.root)[READER] == "unsubscribed"

@@ -3,6 +3,7 @@
     GET  /healthz                    200 "ok"
     POST /unsubscribe?token=T        body List-Unsubscribe=One-Click (RFC 8058): 200, no cookie
                                      needed; otherwise the page's button (CSRF checked)
+                                     (every form: multipart/form-data or urlencoded)
     GET  /unsubscribe?token=T        a page with a button; a GET never unsubscribes
     POST /resubscribe?token=T        the "subscribe again" button of the done page (CSRF)
     GET  /subscribe, POST /subscribe the form; the POST mails a confirmation link (double opt-in)
@@ -42,7 +43,14 @@ from newsletter.send.subscribers import check_address
 from newsletter.settings import Settings
 from newsletter.web import app as web
 from newsletter.web.confirmation import confirmation_email
-from newsletter.web.guards import ARCHIVE_CSP, SecurityHeaders, TooLarge, Window, read_form
+from newsletter.web.guards import (
+    ARCHIVE_CSP,
+    BadForm,
+    SecurityHeaders,
+    TooLarge,
+    Window,
+    read_form,
+)
 from newsletter.web.public_site import PublicSite
 from newsletter.web.tokens import BadToken, TokenIndex, csrf_ok, new_csrf, read_confirm
 from newsletter.web.writer import Writer
@@ -137,6 +145,15 @@ class Service:
             email=email, name=name,
         )
 
+    async def read_form(self, request: Request) -> dict[str, str] | Response:
+        """The body's fields (urlencoded or multipart), or the 413/400 answer to send."""
+        try:
+            return await read_form(request)
+        except TooLarge:
+            return web.text("request body too large\n", status=413)
+        except BadForm as exc:
+            return web.text(f"the form cannot be read: {exc}\n", status=400)
+
     # -- routes --------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
@@ -154,10 +171,9 @@ class Service:
         )
 
     async def unsubscribe(self, request: Request) -> Response:
-        try:
-            form = await read_form(request)
-        except TooLarge:
-            return web.text("request body too large\n", status=413)
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
         token = request.query_params.get("token", "")
         email = await run_in_threadpool(self.tokens.lookup, token)
         if email is None:
@@ -174,10 +190,9 @@ class Service:
         )
 
     async def resubscribe(self, request: Request) -> Response:
-        try:
-            form = await read_form(request)
-        except TooLarge:
-            return web.text("request body too large\n", status=413)
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
         email = self.tokens.lookup(request.query_params.get("token", ""))
         if email is None:
             return self.bad_link()
@@ -190,10 +205,9 @@ class Service:
         return self.form()
 
     async def subscribe(self, request: Request) -> Response:
-        try:
-            form = await read_form(request)
-        except TooLarge:
-            return web.text("request body too large\n", status=413)
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
         raw, name = form.get("email", "").strip(), " ".join(form.get("name", "").split())[:100]
         now = time.time()
         client = request.client.host if request.client else "?"
@@ -235,10 +249,9 @@ class Service:
         )
 
     async def confirm(self, request: Request) -> Response:
-        try:
-            form = await read_form(request)
-        except TooLarge:
-            return web.text("request body too large\n", status=413)
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
         try:
             found = read_confirm(
                 request.query_params.get("token", ""), secret=self.secret, now=time.time()
