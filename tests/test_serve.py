@@ -8,6 +8,7 @@ import csv
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -513,3 +514,49 @@ def test_a_one_click_post_without_a_content_type_still_unsubscribes(
         answer = http.post(url, content=b"List-Unsubscribe=One-Click")
     assert "content-type" not in answer.request.headers
     assert answer.status_code == 200 and statuses(running.root)[READER] == "unsubscribed"
+
+
+# -- `newsletter serve` on a port: announced once held, one line when it cannot be had ------
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_and_exits_1(
+    newsletter_root: Path, smtp_server: TestServer
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        env = {**os.environ, **service_env(smtp_server, port)}
+        result = subprocess.run(
+            [sys.executable, "-m", "newsletter", "serve", "--port", str(port),
+             "--root", str(newsletter_root)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use (another program "
+        "listens there: stop it, or choose another port with --port)\n"
+    )
+    assert result.stdout == ""
+
+
+def test_serve_announces_the_address_it_holds_then_answers_there(
+    newsletter_root: Path, smtp_server: TestServer
+) -> None:
+    env = {**os.environ, **service_env(smtp_server, 0)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", "0",
+         "--root", str(newsletter_root)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        found = re.fullmatch(r"Serving http://127\.0\.0\.1:(\d+)/ \(Ctrl-C stops\)\n", line)
+        assert found is not None and found.group(1) != "0", line
+        # Announced once bound and listening: the first request is queued, never refused.
+        health = httpx.get(f"http://127.0.0.1:{found.group(1)}/healthz", timeout=10)
+        assert health.status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -20,7 +20,9 @@ are theme/web/serve/ templates, words from labels.SERVICE_LABELS.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import socket
 import time
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -33,7 +35,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from newsletter import archive, archive_pages
-from newsletter.errors import ConfigError
+from newsletter.errors import ConfigError, NewsletterError
 from newsletter.labels import SERVICE_LABELS
 from newsletter.layout import Layout
 from newsletter.send import changes as changelog
@@ -303,10 +305,43 @@ def service_app(layout: Layout, settings: Settings) -> Starlette:
     return app
 
 
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` (0: a free port) and listening, or NewsletterError
+    naming the address and what to do. Bound here, before anything is printed, so `serve`
+    announces an address only once it holds it (uvicorn would log its own error after)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
+    shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: a restart may bind while the last run's connections are in TIME_WAIT
+    # (on Linux this never lets two servers listen on one port).
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hints = {
+            errno.EADDRINUSE: "another program listens there: stop it, or choose another "
+            "port with --port",
+            errno.EACCES: "ports below 1024 need privileges: choose another with --port, "
+            "behind the reverse proxy",
+            errno.EADDRNOTAVAIL: "the address is not one of this machine's: check --host",
+        }
+        reason = (exc.strerror or str(exc)).lower()
+        raise NewsletterError(
+            f"cannot listen on {shown}: {reason}",
+            hint=hints.get(exc.errno or 0, "check --host and --port"),
+        ) from None
+    return sock
+
+
 def run(
     layout: Layout, settings: Settings, *, host: str, port: int, on_ready: Any = None
 ) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn's own handlers: a graceful stop)."""
+    """Serve until SIGINT/SIGTERM (uvicorn's own handlers: a graceful stop).
+
+    `on_ready(url)` is called once the socket is bound and listening, with its real port;
+    a port that cannot be had raises NewsletterError first (`listen`)."""
     import uvicorn
 
     app = service_app(layout, settings)
@@ -321,6 +356,12 @@ def run(
         timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
-    if on_ready is not None:
-        on_ready(f"http://{host}:{port}/")
-    server.run()
+    sock = listen(host, port)
+    try:
+        if on_ready is not None:
+            bound = sock.getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            on_ready(f"http://{shown}:{bound}/")
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
