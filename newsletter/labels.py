@@ -149,6 +149,7 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "too_many": "Trop de demandes. Réessayez dans quelques minutes.",
         "mail_subject": "Confirmez votre abonnement à {name}",
         "mail_hello": "Bonjour,",
+        "mail_hello_named": "Bonjour {name},",
         "mail_body": "Quelqu’un (vous, sans doute) a demandé à recevoir {name} à l’adresse "
         "{email}. Pour confirmer, ouvrez ce lien (valable {hours} heures) :",
         "mail_ignore": "Si vous n’avez rien demandé, ignorez ce message : vous ne recevrez rien.",
@@ -185,6 +186,7 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "too_many": "Too many requests. Try again in a few minutes.",
         "mail_subject": "Confirm your subscription to {name}",
         "mail_hello": "Hello,",
+        "mail_hello_named": "Hello {name},",
         "mail_body": "Someone (you, probably) asked to receive {name} at {email}. "
         "To confirm, open this link (valid for {hours} hours):",
         "mail_ignore": "If you did not ask for anything, ignore this message: you will "

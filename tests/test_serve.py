@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import csv
+import email
+import email.policy
 import os
 import re
 import signal
@@ -15,6 +17,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -560,3 +563,37 @@ def test_serve_announces_the_address_it_holds_then_answers_there(
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+# -- the confirmation email: the reader's name, RFC 3834 --------------------------------------
+
+
+def confirmation_to(smtp: TestServer, address: str) -> EmailMessage:
+    (msg,) = [
+        email.message_from_bytes(m.raw, policy=email.policy.default)
+        for m in smtp.received if address in m.rcpt
+    ]
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def test_the_confirmation_greets_by_the_name_given_and_is_auto_generated(
+    running: Running,
+) -> None:
+    with running.client() as http:
+        for address, name in [("gaelle@example.org", "Gaëlle"), ("anon@example.org", ""),
+                              ("lea@example.org", "Léa <b>&</b>")]:
+            answer = http.post("/subscribe", data={"email": address, "name": name})
+            assert answer.status_code == 200
+    named = confirmation_to(running.smtp, "gaelle@example.org")
+    # RFC 3834 §5: triggered by a web form, not in response to a message.
+    assert named["Auto-Submitted"] == "auto-generated"
+    plain, html = named.get_body(("plain",)), named.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content().splitlines()[0] == "Bonjour Gaëlle,"
+    assert "<p>Bonjour Gaëlle,</p>" in html.get_content()
+    anon = confirmation_to(running.smtp, "anon@example.org").get_body(("plain",))
+    assert anon is not None and anon.get_content().splitlines()[0] == "Bonjour,"
+    tags = confirmation_to(running.smtp, "lea@example.org").get_body(("html",))
+    assert tags is not None
+    assert "<p>Bonjour Léa &lt;b&gt;&amp;&lt;/b&gt;,</p>" in tags.get_content()  # escaped

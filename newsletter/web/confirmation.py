@@ -22,8 +22,10 @@ def confirmation_email(
     token = confirm_token(email, name, expires=int(now + hours * 3600), secret=secret)
     link = f"{settings.public_url}/confirm?token={token}"
     subject = words["mail_subject"].format(name=newsletter)
+    # The name the reader typed, if any (the form collapses its spaces and cuts it at 100).
+    hello = words["mail_hello_named"].format(name=name) if name else words["mail_hello"]
     context = {
-        "w": words, "lang": settings.language, "link": link, "subject": subject,
+        "w": words, "lang": settings.language, "link": link, "subject": subject, "hello": hello,
         "newsletter": newsletter, "postal": settings.postal_address,
         "body": words["mail_body"].format(name=newsletter, email=email, hours=hours),
     }
@@ -35,7 +37,9 @@ def confirmation_email(
     msg["Date"] = formatdate(now)
     msg["Message-ID"] = make_msgid(domain=settings.sender_domain)
     msg["List-Id"] = f"<{settings.effective_list_id}>"
-    msg["Auto-Submitted"] = "auto-replied"  # an answer to the reader's request
+    # RFC 3834 §5: `auto-replied` is for a response to a message; this one answers a web form,
+    # not a message, so it is `auto-generated` (still no vacation reply should answer it).
+    msg["Auto-Submitted"] = "auto-generated"
     msg.set_content(env.get_template("serve/confirm_email.txt").render(**context))
     msg.add_alternative(
         env.get_template("serve/confirm_email.html").render(**context), subtype="html"
