@@ -135,6 +135,12 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "confirm_button": "Confirmer mon abonnement",
         "confirmed_title": "Abonnement confirmé",
         "confirmed": "Merci ! {email} recevra le prochain numéro.",
+        "already_confirmed_title": "Abonnement déjà confirmé",
+        "already_subscribed": "{email} est déjà abonné à {name} : ce lien n’a plus rien à "
+        "confirmer.",
+        "link_used": "Ce lien a déjà servi : l’abonnement de {email} a été confirmé, puis a "
+        "changé depuis (un désabonnement, par exemple). Un ancien lien ne le rétablit pas : "
+        "pour recevoir de nouveau la lettre, abonnez-vous depuis le formulaire.",
         "unsubscribe_title": "Se désabonner",
         "unsubscribe_intro": "Vous ne recevrez plus {name} à cette adresse.",
         "unsubscribe_button": "Me désabonner",
@@ -172,6 +178,12 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "confirm_button": "Confirm my subscription",
         "confirmed_title": "Subscription confirmed",
         "confirmed": "Thank you! {email} will get the next issue.",
+        "already_confirmed_title": "Subscription already confirmed",
+        "already_subscribed": "{email} is already subscribed to {name}: this link has nothing "
+        "left to confirm.",
+        "link_used": "This link has been used already: the subscription of {email} was "
+        "confirmed, and has changed since (an unsubscription, for example). An old link does "
+        "not restore it: to get the newsletter again, subscribe with the form.",
         "unsubscribe_title": "Unsubscribe",
         "unsubscribe_intro": "You will no longer receive {name} at this address.",
         "unsubscribe_button": "Unsubscribe me",

@@ -597,3 +597,136 @@ def test_the_confirmation_greets_by_the_name_given_and_is_auto_generated(
     tags = confirmation_to(running.smtp, "lea@example.org").get_body(("html",))
     assert tags is not None
     assert "<p>Bonjour Léa &lt;b&gt;&amp;&lt;/b&gt;,</p>" in tags.get_content()  # escaped
+
+
+# -- confirmation links: they confirm a pending sign-up, and nothing once it is confirmed ------
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+def fresh_csrf(http: httpx.Client) -> str:
+    """A valid CSRF pair (the cookie in `http`, the value returned), as anyone gets one from a
+    page with a button: what a replayed confirmation POST would carry."""
+    from newsletter.send.subscribers import unsubscribe_token
+
+    return csrf_of(http.get(f"/unsubscribe?token={unsubscribe_token(READER, SECRET)}"))
+
+
+def sign_up(http: httpx.Client, smtp: TestServer, address: str, name: str = "") -> str:
+    """POST /subscribe; the confirmation link mailed for it (the latest if several)."""
+    before = len(smtp.received)
+    assert http.post("/subscribe", data={"email": address, "name": name}).status_code == 200
+    (mail,) = [m.message for m in smtp.received[before:] if address in m.rcpt]
+    body = mail.get_body(("plain",))
+    assert body is not None
+    found = re.search(r"http://\S+/confirm\?token=\S+", body.get_content())
+    assert found is not None
+    return found.group(0)
+
+
+def confirm(http: httpx.Client, link: str) -> httpx.Response:
+    """Open the link, press its button."""
+    return http.post(link, data={"csrf": csrf_of(http.get(link))})
+
+
+@pytest.mark.parametrize("how", ["one-click", "cli"])
+def test_a_replayed_confirmation_link_never_undoes_a_later_unsubscribe(
+    running: Running, run_cli: RunCli, how: str
+) -> None:
+    from newsletter.send.subscribers import unsubscribe_token
+
+    new = "zoe.martin@example.org"
+    with running.client() as http:
+        link = sign_up(http, running.smtp, new, "Zoé")
+        assert confirm(http, link).status_code == 200
+        assert statuses(running.root)[new] == "subscribed"
+        before = (running.root / "subscribers.csv").read_bytes()
+        again = http.post(link, data={"csrf": fresh_csrf(http)})  # while subscribed: a no-op
+        assert again.status_code == 200 and "Abonnement déjà confirmé" in again.text
+        assert f"{new} est déjà abonné à Coeur sur Paris" in again.text
+        assert (running.root / "subscribers.csv").read_bytes() == before
+        if how == "one-click":
+            url = f"/unsubscribe?token={unsubscribe_token(new, SECRET)}"
+            assert http.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        else:
+            result = run_cli("unsubscribe", new, root=running.root, env=running.env)
+            assert result.exit_code == 0, result.stderr
+        assert statuses(running.root)[new] == "unsubscribed"
+        unsubscribed = (running.root / "subscribers.csv").read_bytes()
+        page = http.get(link)  # within its 48 hours, signature intact
+        replay = http.post(link, data={"csrf": fresh_csrf(http)})
+    for answer in (page, replay):
+        assert answer.status_code == 200 and "Ce lien a déjà servi" in answer.text
+        assert 'action="/confirm' not in answer.text  # no button to press
+    assert statuses(running.root)[new] == "unsubscribed"
+    assert (running.root / "subscribers.csv").read_bytes() == unsubscribed
+
+
+def test_a_link_mailed_before_an_unsubscribe_does_not_undo_it(
+    running: Running, run_cli: RunCli
+) -> None:
+    """A reader on the list (no consent_at: imported) asks for a link, then unsubscribes with
+    `newsletter unsubscribe`: the link, pressed later, leaves them unsubscribed."""
+    with running.client() as http:
+        link = sign_up(http, running.smtp, READER)
+        result = run_cli("unsubscribe", READER, root=running.root, env=running.env)
+        assert result.exit_code == 0, result.stderr
+        replay = http.post(link, data={"csrf": fresh_csrf(http)})
+    assert replay.status_code == 200 and "Ce lien a déjà servi" in replay.text
+    assert statuses(running.root)[READER] == "unsubscribed"
+
+
+def test_a_link_asked_for_after_an_unsubscribe_subscribes_again(
+    running: Running, run_cli: RunCli
+) -> None:
+    """What the replay guard must not block: a new sign-up after an unsubscribe, at once."""
+    gone = "jerome.benoit@example.fr"  # unsubscribed in the sample list
+    new = "zoe.martin@example.org"
+    with running.client() as http:
+        assert confirm(http, sign_up(http, running.smtp, gone)).status_code == 200
+        first = sign_up(http, running.smtp, new)
+        assert confirm(http, first).status_code == 200
+        assert run_cli("unsubscribe", new, root=running.root, env=running.env).exit_code == 0
+        second = sign_up(http, running.smtp, new)
+        done = confirm(http, second)
+    assert done.status_code == 200 and "Abonnement confirmé" in done.text
+    assert statuses(running.root)[gone] == "subscribed"
+    assert statuses(running.root)[new] == "subscribed"
+
+
+def test_without_the_change_log_the_lists_consent_at_still_stops_a_replay(
+    built: Path, smtp_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """state/ lost, the reader set to unsubscribed by hand in the list: consent_at decides."""
+    new = "zoe.martin@example.org"
+    with in_thread(built, smtp_server, monkeypatch) as r, r.client() as http:
+        link = sign_up(http, smtp_server, new)
+        assert confirm(http, link).status_code == 200
+    path = built / "subscribers.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        f"{new},,subscribed,", f"{new},,unsubscribed,"), encoding="utf-8")
+    assert statuses(built)[new] == "unsubscribed"
+    for db in (Layout.at(built).state_dir).glob("changes.db*"):
+        db.unlink()
+    with in_thread(built, smtp_server, monkeypatch) as r, r.client() as http:
+        parts = urlsplit(link)  # the same link, on this server's port
+        replay = http.post(f"{parts.path}?{parts.query}", data={"csrf": fresh_csrf(http)})
+    assert replay.status_code == 200 and "Ce lien a déjà servi" in replay.text
+    assert statuses(built)[new] == "unsubscribed"
+
+
+def test_a_link_mailed_before_the_issue_time_was_signed_in_counts_from_its_expiry() -> None:
+    import json
+
+    from newsletter.web import tokens
+
+    payload = json.dumps({"e": "a@example.org", "n": "", "x": 1_000_000}).encode()
+    old = f"{tokens._b64(payload)}.{tokens._b64(tokens._sign(SECRET, 'confirm', payload))}"
+    found = tokens.read_confirm(old, secret=SECRET, now=999_000, lifetime=48 * 3600)
+    assert found.issued == 1_000_000 - 48 * 3600
+    new = tokens.confirm_token("a@example.org", "", issued=5.25, expires=9, secret=SECRET)
+    assert tokens.read_confirm(new, secret=SECRET, now=6, lifetime=1).issued == 5.25

@@ -19,7 +19,9 @@ def confirmation_email(
     """The message (CRLF line ends) holding `<public>/confirm?token=…`, valid CONFIRM_HOURS."""
     hours = settings.confirm_hours
     secret = settings.secret_key.get_secret_value()
-    token = confirm_token(email, name, expires=int(now + hours * 3600), secret=secret)
+    token = confirm_token(
+        email, name, issued=now, expires=int(now + hours * 3600), secret=secret
+    )
     link = f"{settings.public_url}/confirm?token={token}"
     subject = words["mail_subject"].format(name=newsletter)
     # The name the reader typed, if any (the form collapses its spaces and cuts it at 100).

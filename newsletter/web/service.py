@@ -20,11 +20,13 @@ are theme/web/serve/ templates, words from labels.SERVICE_LABELS.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import errno
 import logging
+import math
 import socket
 import time
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 from starlette.applications import Starlette
@@ -41,7 +43,7 @@ from newsletter.layout import Layout
 from newsletter.send import changes as changelog
 from newsletter.send.dkim import Signer
 from newsletter.send.single import send_notice
-from newsletter.send.subscribers import check_address
+from newsletter.send.subscribers import InvalidRow, check_address, read_rows
 from newsletter.settings import Settings
 from newsletter.web import app as web
 from newsletter.web.confirmation import confirmation_email
@@ -54,7 +56,14 @@ from newsletter.web.guards import (
     read_form,
 )
 from newsletter.web.public_site import PublicSite
-from newsletter.web.tokens import BadToken, TokenIndex, csrf_ok, new_csrf, read_confirm
+from newsletter.web.tokens import (
+    BadToken,
+    Confirmation,
+    TokenIndex,
+    csrf_ok,
+    new_csrf,
+    read_confirm,
+)
 from newsletter.web.writer import Writer
 
 log = logging.getLogger("newsletter.serve")
@@ -236,13 +245,55 @@ class Service:
             log.warning("confirmation to a reader not sent: %s", outcome.reply)
         return done
 
-    async def confirm_page(self, request: Request) -> Response:
+    def read_confirm(self, request: Request) -> Confirmation | None:
         try:
-            found = read_confirm(
-                request.query_params.get("token", ""), secret=self.secret, now=time.time()
+            return read_confirm(
+                request.query_params.get("token", ""), secret=self.secret, now=time.time(),
+                lifetime=self.settings.confirm_hours * 3600,
             )
         except BadToken:
+            return None
+
+    def sign_up_state(self, found: Confirmation) -> Literal["pending", "subscribed", "used"]:
+        """Whether the sign-up of `found` still waits for its confirmation.
+
+        No state of its own: the link's issue time (signed in it) against what the list and
+        the change log say about the address. `subscribed`: on the list already. `used`: not
+        subscribed, but the address changed at or after the link was mailed (confirmed by
+        this link or a later one, unsubscribed since, by any means the list or the log
+        records): an old link never undoes that. `pending`: neither, so confirming is
+        the reader's consent, as the first time. The change log (state/changes.db: every
+        change `serve` and `newsletter unsubscribe` made, with its time) decides when it knows
+        the address; else the list's `consent_at`.
+        """
+        key = found.email.lower()
+        consent = 0.0
+        for row in read_rows(self.list_path, rel=self.layout.rel(self.list_path)):
+            if isinstance(row, InvalidRow) or row.email.lower() != key:
+                continue
+            if row.status == "subscribed":
+                return "subscribed"
+            consent = max(consent, _timestamp(row.fields.get("consent_at", "")))
+        logged = self.changes.last_at(key)
+        # The log has every change made here, to the microsecond; without one for the address
+        # (state/ lost, a list from elsewhere), the list's consent_at, to the second.
+        if logged is not None:
+            return "used" if logged >= found.issued else "pending"
+        return "used" if consent >= math.floor(found.issued) else "pending"
+
+    def not_pending(self, state: str, found: Confirmation) -> HTMLResponse:
+        """The page of a confirmation link that has nothing left to confirm: changes nothing."""
+        key = "already_subscribed" if state == "subscribed" else "link_used"
+        line = self.words[key].format(email=found.email, name=self.newsletter)
+        return self.message("already_confirmed_title", [line])
+
+    async def confirm_page(self, request: Request) -> Response:
+        found = self.read_confirm(request)
+        if found is None:
             return self.bad_link()
+        state = await run_in_threadpool(self.sign_up_state, found)
+        if state != "pending":
+            return self.not_pending(state, found)
         token = quote(request.query_params["token"])
         intro = self.words["confirm_intro"].format(email=found.email, name=self.newsletter)
         return self.message(
@@ -254,14 +305,14 @@ class Service:
         form = await self.read_form(request)
         if isinstance(form, Response):
             return form
-        try:
-            found = read_confirm(
-                request.query_params.get("token", ""), secret=self.secret, now=time.time()
-            )
-        except BadToken:
+        found = self.read_confirm(request)
+        if found is None:
             return self.bad_link()
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
             return self.message("confirm_title", [self.words["expired_form"]], status=403)
+        state = await run_in_threadpool(self.sign_up_state, found)
+        if state != "pending":  # a replay: the first confirmation, or what followed, stands
+            return self.not_pending(state, found)
         await self.change(found.email, "subscribe", "form", found.name)
         return self.message("confirmed_title", [self.words["confirmed"].format(email=found.email)])
 
@@ -293,6 +344,15 @@ class Service:
             Mount(web.STATIC_PREFIX, app=StaticFiles(directory=web.THEME / "static")),
             Route("/{rest:path}", self.site, methods=["GET", "HEAD"]),
         ]
+
+
+def _timestamp(iso: str) -> float:
+    """`consent_at` (ISO 8601, as the service writes it) as seconds; 0 when empty or unreadable."""
+    try:
+        at = dt.datetime.fromisoformat(iso.strip())
+    except ValueError:
+        return 0.0
+    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).timestamp()
 
 
 def service_app(layout: Layout, settings: Settings) -> Starlette:
