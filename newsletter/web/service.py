@@ -20,13 +20,9 @@ are theme/web/serve/ templates, words from labels.SERVICE_LABELS.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import errno
 import logging
-import math
-import socket
 import time
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from starlette.applications import Starlette
@@ -37,16 +33,16 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from newsletter import archive, archive_pages
-from newsletter.errors import ConfigError, NewsletterError
+from newsletter.errors import ConfigError
 from newsletter.labels import SERVICE_LABELS
 from newsletter.layout import Layout
 from newsletter.send import changes as changelog
 from newsletter.send.dkim import Signer
 from newsletter.send.single import send_notice
-from newsletter.send.subscribers import InvalidRow, check_address, read_rows
+from newsletter.send.subscribers import check_address
 from newsletter.settings import Settings
 from newsletter.web import app as web
-from newsletter.web.confirmation import confirmation_email
+from newsletter.web.confirmation import SignUpState, confirmation_email, sign_up_state
 from newsletter.web.guards import (
     ARCHIVE_CSP,
     BadForm,
@@ -254,32 +250,11 @@ class Service:
         except BadToken:
             return None
 
-    def sign_up_state(self, found: Confirmation) -> Literal["pending", "subscribed", "used"]:
-        """Whether the sign-up of `found` still waits for its confirmation.
-
-        No state of its own: the link's issue time (signed in it) against what the list and
-        the change log say about the address. `subscribed`: on the list already. `used`: not
-        subscribed, but the address changed at or after the link was mailed (confirmed by
-        this link or a later one, unsubscribed since, by any means the list or the log
-        records): an old link never undoes that. `pending`: neither, so confirming is
-        the reader's consent, as the first time. The change log (state/changes.db: every
-        change `serve` and `newsletter unsubscribe` made, with its time) decides when it knows
-        the address; else the list's `consent_at`.
-        """
-        key = found.email.lower()
-        consent = 0.0
-        for row in read_rows(self.list_path, rel=self.layout.rel(self.list_path)):
-            if isinstance(row, InvalidRow) or row.email.lower() != key:
-                continue
-            if row.status == "subscribed":
-                return "subscribed"
-            consent = max(consent, _timestamp(row.fields.get("consent_at", "")))
-        logged = self.changes.last_at(key)
-        # The log has every change made here, to the microsecond; without one for the address
-        # (state/ lost, a list from elsewhere), the list's consent_at, to the second.
-        if logged is not None:
-            return "used" if logged >= found.issued else "pending"
-        return "used" if consent >= math.floor(found.issued) else "pending"
+    def sign_up_state(self, found: Confirmation) -> SignUpState:
+        return sign_up_state(
+            found, list_path=self.list_path, rel=self.layout.rel(self.list_path),
+            last_change=self.changes.last_at(found.email),
+        )
 
     def not_pending(self, state: str, found: Confirmation) -> HTMLResponse:
         """The page of a confirmation link that has nothing left to confirm: changes nothing."""
@@ -346,15 +321,6 @@ class Service:
         ]
 
 
-def _timestamp(iso: str) -> float:
-    """`consent_at` (ISO 8601, as the service writes it) as seconds; 0 when empty or unreadable."""
-    try:
-        at = dt.datetime.fromisoformat(iso.strip())
-    except ValueError:
-        return 0.0
-    return (at if at.tzinfo else at.replace(tzinfo=dt.UTC)).timestamp()
-
-
 def service_app(layout: Layout, settings: Settings) -> Starlette:
     """The service's ASGI app, for requests naming the public host (or 127.0.0.1, localhost)."""
     service = Service(layout, settings)
@@ -365,43 +331,13 @@ def service_app(layout: Layout, settings: Settings) -> Starlette:
     return app
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """A TCP socket bound to `host`:`port` (0: a free port) and listening, or NewsletterError
-    naming the address and what to do. Bound here, before anything is printed, so `serve`
-    announces an address only once it holds it (uvicorn would log its own error after)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
-    shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    # As uvicorn does: a restart may bind while the last run's connections are in TIME_WAIT
-    # (on Linux this never lets two servers listen on one port).
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-        sock.listen(2048)
-    except OSError as exc:
-        sock.close()
-        hints = {
-            errno.EADDRINUSE: "another program listens there: stop it, or choose another "
-            "port with --port",
-            errno.EACCES: "ports below 1024 need privileges: choose another with --port, "
-            "behind the reverse proxy",
-            errno.EADDRNOTAVAIL: "the address is not one of this machine's: check --host",
-        }
-        reason = (exc.strerror or str(exc)).lower()
-        raise NewsletterError(
-            f"cannot listen on {shown}: {reason}",
-            hint=hints.get(exc.errno or 0, "check --host and --port"),
-        ) from None
-    return sock
-
-
 def run(
     layout: Layout, settings: Settings, *, host: str, port: int, on_ready: Any = None
 ) -> None:
     """Serve until SIGINT/SIGTERM (uvicorn's own handlers: a graceful stop).
 
     `on_ready(url)` is called once the socket is bound and listening, with its real port;
-    a port that cannot be had raises NewsletterError first (`listen`)."""
+    a port that cannot be had raises NewsletterError first (`app.listen`)."""
     import uvicorn
 
     app = service_app(layout, settings)
@@ -416,7 +352,7 @@ def run(
         timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
-    sock = listen(host, port)
+    sock = web.listen(host, port)
     try:
         if on_ready is not None:
             bound = sock.getsockname()[1]
