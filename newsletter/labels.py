@@ -135,6 +135,12 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "confirm_button": "Confirmer mon abonnement",
         "confirmed_title": "Abonnement confirmé",
         "confirmed": "Merci ! {email} recevra le prochain numéro.",
+        "already_confirmed_title": "Abonnement déjà confirmé",
+        "already_subscribed": "{email} est déjà abonné à {name} : ce lien n’a plus rien à "
+        "confirmer.",
+        "link_used": "Ce lien a déjà servi : l’abonnement de {email} a été confirmé, puis a "
+        "changé depuis (un désabonnement, par exemple). Un ancien lien ne le rétablit pas : "
+        "pour recevoir de nouveau la lettre, abonnez-vous depuis le formulaire.",
         "unsubscribe_title": "Se désabonner",
         "unsubscribe_intro": "Vous ne recevrez plus {name} à cette adresse.",
         "unsubscribe_button": "Me désabonner",
@@ -149,6 +155,7 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "too_many": "Trop de demandes. Réessayez dans quelques minutes.",
         "mail_subject": "Confirmez votre abonnement à {name}",
         "mail_hello": "Bonjour,",
+        "mail_hello_named": "Bonjour {name},",
         "mail_body": "Quelqu’un (vous, sans doute) a demandé à recevoir {name} à l’adresse "
         "{email}. Pour confirmer, ouvrez ce lien (valable {hours} heures) :",
         "mail_ignore": "Si vous n’avez rien demandé, ignorez ce message : vous ne recevrez rien.",
@@ -171,6 +178,12 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "confirm_button": "Confirm my subscription",
         "confirmed_title": "Subscription confirmed",
         "confirmed": "Thank you! {email} will get the next issue.",
+        "already_confirmed_title": "Subscription already confirmed",
+        "already_subscribed": "{email} is already subscribed to {name}: this link has nothing "
+        "left to confirm.",
+        "link_used": "This link has been used already: the subscription of {email} was "
+        "confirmed, and has changed since (an unsubscription, for example). An old link does "
+        "not restore it: to get the newsletter again, subscribe with the form.",
         "unsubscribe_title": "Unsubscribe",
         "unsubscribe_intro": "You will no longer receive {name} at this address.",
         "unsubscribe_button": "Unsubscribe me",
@@ -185,6 +198,7 @@ SERVICE_LABELS: dict[str, dict[str, str]] = {
         "too_many": "Too many requests. Try again in a few minutes.",
         "mail_subject": "Confirm your subscription to {name}",
         "mail_hello": "Hello,",
+        "mail_hello_named": "Hello {name},",
         "mail_body": "Someone (you, probably) asked to receive {name} at {email}. "
         "To confirm, open this link (valid for {hours} hours):",
         "mail_ignore": "If you did not ask for anything, ignore this message: you will "

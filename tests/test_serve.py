@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import base64
 import csv
+import email
+import email.policy
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -421,3 +425,308 @@ def test_no_open_redirect_from_the_archive(running: Running) -> None:
             answer = http.get(running.url + path)  # absolute: httpx would merge "//host"
             assert answer.request.url.path.startswith("/")
             assert answer.status_code == 404 and "location" not in answer.headers, path
+
+
+# -- forms as multipart/form-data (RFC 8058 §3.2: the one-click POST SHOULD be multipart) --
+
+
+def multipart(**fields: str) -> dict[str, tuple[None, str]]:
+    """httpx `files=`: one multipart/form-data part per field, no filename (what `curl -F
+    name=value` sends)."""
+    return {name: (None, value) for name, value in fields.items()}
+
+
+def test_one_click_as_multipart_unsubscribes_without_a_cookie(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    with running.client() as http:
+        answer = http.post(url, files=multipart(**{"List-Unsubscribe": "One-Click"}))
+    assert answer.request.headers["content-type"].startswith("multipart/form-data; boundary=")
+    assert "cookie" not in answer.request.headers
+    assert (answer.status_code, answer.text) == (200, "unsubscribed\n")
+    assert statuses(running.root)[READER] == "unsubscribed"
+
+
+def test_a_multipart_body_that_is_too_big_a_file_or_malformed_changes_nothing(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    before = (running.root / "subscribers.csv").read_bytes()
+    with running.client() as http:
+        big = http.post(url, files=multipart(**{"List-Unsubscribe": "One-Click", "x": "a" * 9000}))
+        a_file = http.post(url, files={"List-Unsubscribe": ("o.txt", b"One-Click", "text/plain")})
+        no_boundary = http.post(url, content=b"List-Unsubscribe=One-Click",
+                                headers={"Content-Type": "multipart/form-data"})
+        cut = http.post(url, content=b"--b\r\nContent-Disposition: form-data\r\n\r\nx",
+                        headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert big.status_code == 413
+    assert (a_file.status_code, a_file.text) == (
+        400, "the form cannot be read: field 'List-Unsubscribe' is a file; this form takes "
+        "text only\n")
+    assert (no_boundary.status_code, no_boundary.text) == (
+        400, "the form cannot be read: Missing boundary in multipart.\n")
+    assert cut.status_code == 400 and cut.text.count("\n") == 1
+    assert (running.root / "subscribers.csv").read_bytes() == before
+
+
+def test_the_unsubscribe_button_as_multipart_still_needs_its_csrf_cookie(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    with running.client() as http:
+        forged = http.post(url, files=multipart(csrf="guess"))
+        assert forged.status_code == 403 and statuses(running.root)[READER] == "subscribed"
+        page = http.get(url)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        done = http.post(url, files=multipart(csrf=csrf.group(1)))
+    assert done.status_code == 200 and "Me réabonner" in done.text
+    assert statuses(running.root)[READER] == "unsubscribed"
+
+
+def test_sign_up_and_confirm_as_multipart(running: Running) -> None:
+    new = "multi@exemple-test.fr"
+    with running.client() as http:
+        answer = http.post("/subscribe", files=multipart(email=new, name="Gaëlle", website=""))
+        assert answer.status_code == 200, answer.text
+        assert "Vérifiez votre boîte" in answer.text
+        link = confirm_link(running.smtp, new)
+        forged = http.post(link, files=multipart(csrf="guess"))
+        assert forged.status_code == 403 and new not in statuses(running.root)
+        page = http.get(link)
+        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert csrf is not None
+        done = http.post(link, files=multipart(csrf=csrf.group(1)))
+    assert done.status_code == 200
+    assert statuses(running.root)[new] == "subscribed"
+    with open(running.root / "subscribers.csv", encoding="utf-8", newline="") as f:
+        row = next(r for r in csv.DictReader(f) if r["email"] == new)
+    assert row["name"] == "Gaëlle" and row["source"] == "form"
+
+
+def test_a_one_click_post_without_a_content_type_still_unsubscribes(
+    running: Running, run_cli: RunCli
+) -> None:
+    send(run_cli, running)
+    url = one_click_url(running, READER)
+    with running.client() as http:
+        answer = http.post(url, content=b"List-Unsubscribe=One-Click")
+    assert "content-type" not in answer.request.headers
+    assert answer.status_code == 200 and statuses(running.root)[READER] == "unsubscribed"
+
+
+# -- `newsletter serve` on a port: announced once held, one line when it cannot be had ------
+
+
+def test_serve_on_a_port_in_use_says_so_in_one_line_and_exits_1(
+    newsletter_root: Path, smtp_server: TestServer
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = int(taken.getsockname()[1])
+        env = {**os.environ, **service_env(smtp_server, port)}
+        result = subprocess.run(
+            [sys.executable, "-m", "newsletter", "serve", "--port", str(port),
+             "--root", str(newsletter_root)],
+            env=env, capture_output=True, text=True, timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: cannot listen on 127.0.0.1:{port}: address already in use (another program "
+        "listens there: stop it, or choose another port with --port)\n"
+    )
+    assert result.stdout == ""
+
+
+def test_serve_announces_the_address_it_holds_then_answers_there(
+    newsletter_root: Path, smtp_server: TestServer
+) -> None:
+    env = {**os.environ, **service_env(smtp_server, 0)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "newsletter", "serve", "--port", "0",
+         "--root", str(newsletter_root)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert server.stderr is not None
+        line = server.stderr.readline()
+        found = re.fullmatch(r"Serving http://127\.0\.0\.1:(\d+)/ \(Ctrl-C stops\)\n", line)
+        assert found is not None and found.group(1) != "0", line
+        # Announced once bound and listening: the first request is queued, never refused.
+        health = httpx.get(f"http://127.0.0.1:{found.group(1)}/healthz", timeout=10)
+        assert health.status_code == 200
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+# -- the confirmation email: the reader's name, RFC 3834 --------------------------------------
+
+
+def confirmation_to(smtp: TestServer, address: str) -> EmailMessage:
+    (msg,) = [
+        email.message_from_bytes(m.raw, policy=email.policy.default)
+        for m in smtp.received if address in m.rcpt
+    ]
+    assert isinstance(msg, EmailMessage)
+    return msg
+
+
+def test_the_confirmation_greets_by_the_name_given_and_is_auto_generated(
+    running: Running,
+) -> None:
+    with running.client() as http:
+        for address, name in [("gaelle@example.org", "Gaëlle"), ("anon@example.org", ""),
+                              ("lea@example.org", "Léa <b>&</b>")]:
+            answer = http.post("/subscribe", data={"email": address, "name": name})
+            assert answer.status_code == 200
+    named = confirmation_to(running.smtp, "gaelle@example.org")
+    # RFC 3834 §5: triggered by a web form, not in response to a message.
+    assert named["Auto-Submitted"] == "auto-generated"
+    plain, html = named.get_body(("plain",)), named.get_body(("html",))
+    assert plain is not None and html is not None
+    assert plain.get_content().splitlines()[0] == "Bonjour Gaëlle,"
+    assert "<p>Bonjour Gaëlle,</p>" in html.get_content()
+    anon = confirmation_to(running.smtp, "anon@example.org").get_body(("plain",))
+    assert anon is not None and anon.get_content().splitlines()[0] == "Bonjour,"
+    tags = confirmation_to(running.smtp, "lea@example.org").get_body(("html",))
+    assert tags is not None
+    assert "<p>Bonjour Léa &lt;b&gt;&amp;&lt;/b&gt;,</p>" in tags.get_content()  # escaped
+
+
+# -- confirmation links: they confirm a pending sign-up, and nothing once it is confirmed ------
+
+
+def csrf_of(page: httpx.Response) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return found.group(1)
+
+
+def fresh_csrf(http: httpx.Client) -> str:
+    """A valid CSRF pair (the cookie in `http`, the value returned), as anyone gets one from a
+    page with a button: what a replayed confirmation POST would carry."""
+    from newsletter.send.subscribers import unsubscribe_token
+
+    return csrf_of(http.get(f"/unsubscribe?token={unsubscribe_token(READER, SECRET)}"))
+
+
+def sign_up(http: httpx.Client, smtp: TestServer, address: str, name: str = "") -> str:
+    """POST /subscribe; the confirmation link mailed for it (the latest if several)."""
+    before = len(smtp.received)
+    assert http.post("/subscribe", data={"email": address, "name": name}).status_code == 200
+    (mail,) = [m.message for m in smtp.received[before:] if address in m.rcpt]
+    body = mail.get_body(("plain",))
+    assert body is not None
+    found = re.search(r"http://\S+/confirm\?token=\S+", body.get_content())
+    assert found is not None
+    return found.group(0)
+
+
+def confirm(http: httpx.Client, link: str) -> httpx.Response:
+    """Open the link, press its button."""
+    return http.post(link, data={"csrf": csrf_of(http.get(link))})
+
+
+@pytest.mark.parametrize("how", ["one-click", "cli"])
+def test_a_replayed_confirmation_link_never_undoes_a_later_unsubscribe(
+    running: Running, run_cli: RunCli, how: str
+) -> None:
+    from newsletter.send.subscribers import unsubscribe_token
+
+    new = "zoe.martin@example.org"
+    with running.client() as http:
+        link = sign_up(http, running.smtp, new, "Zoé")
+        assert confirm(http, link).status_code == 200
+        assert statuses(running.root)[new] == "subscribed"
+        before = (running.root / "subscribers.csv").read_bytes()
+        again = http.post(link, data={"csrf": fresh_csrf(http)})  # while subscribed: a no-op
+        assert again.status_code == 200 and "Abonnement déjà confirmé" in again.text
+        assert f"{new} est déjà abonné à Coeur sur Paris" in again.text
+        assert (running.root / "subscribers.csv").read_bytes() == before
+        if how == "one-click":
+            url = f"/unsubscribe?token={unsubscribe_token(new, SECRET)}"
+            assert http.post(url, data={"List-Unsubscribe": "One-Click"}).status_code == 200
+        else:
+            result = run_cli("unsubscribe", new, root=running.root, env=running.env)
+            assert result.exit_code == 0, result.stderr
+        assert statuses(running.root)[new] == "unsubscribed"
+        unsubscribed = (running.root / "subscribers.csv").read_bytes()
+        page = http.get(link)  # within its 48 hours, signature intact
+        replay = http.post(link, data={"csrf": fresh_csrf(http)})
+    for answer in (page, replay):
+        assert answer.status_code == 200 and "Ce lien a déjà servi" in answer.text
+        assert 'action="/confirm' not in answer.text  # no button to press
+    assert statuses(running.root)[new] == "unsubscribed"
+    assert (running.root / "subscribers.csv").read_bytes() == unsubscribed
+
+
+def test_a_link_mailed_before_an_unsubscribe_does_not_undo_it(
+    running: Running, run_cli: RunCli
+) -> None:
+    """A reader on the list (no consent_at: imported) asks for a link, then unsubscribes with
+    `newsletter unsubscribe`: the link, pressed later, leaves them unsubscribed."""
+    with running.client() as http:
+        link = sign_up(http, running.smtp, READER)
+        result = run_cli("unsubscribe", READER, root=running.root, env=running.env)
+        assert result.exit_code == 0, result.stderr
+        replay = http.post(link, data={"csrf": fresh_csrf(http)})
+    assert replay.status_code == 200 and "Ce lien a déjà servi" in replay.text
+    assert statuses(running.root)[READER] == "unsubscribed"
+
+
+def test_a_link_asked_for_after_an_unsubscribe_subscribes_again(
+    running: Running, run_cli: RunCli
+) -> None:
+    """What the replay guard must not block: a new sign-up after an unsubscribe, at once."""
+    gone = "jerome.benoit@example.fr"  # unsubscribed in the sample list
+    new = "zoe.martin@example.org"
+    with running.client() as http:
+        assert confirm(http, sign_up(http, running.smtp, gone)).status_code == 200
+        first = sign_up(http, running.smtp, new)
+        assert confirm(http, first).status_code == 200
+        assert run_cli("unsubscribe", new, root=running.root, env=running.env).exit_code == 0
+        second = sign_up(http, running.smtp, new)
+        done = confirm(http, second)
+    assert done.status_code == 200 and "Abonnement confirmé" in done.text
+    assert statuses(running.root)[gone] == "subscribed"
+    assert statuses(running.root)[new] == "subscribed"
+
+
+def test_without_the_change_log_the_lists_consent_at_still_stops_a_replay(
+    built: Path, smtp_server: TestServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """state/ lost, the reader set to unsubscribed by hand in the list: consent_at decides."""
+    new = "zoe.martin@example.org"
+    with in_thread(built, smtp_server, monkeypatch) as r, r.client() as http:
+        link = sign_up(http, smtp_server, new)
+        assert confirm(http, link).status_code == 200
+    path = built / "subscribers.csv"
+    path.write_text(path.read_text(encoding="utf-8").replace(
+        f"{new},,subscribed,", f"{new},,unsubscribed,"), encoding="utf-8")
+    assert statuses(built)[new] == "unsubscribed"
+    for db in (Layout.at(built).state_dir).glob("changes.db*"):
+        db.unlink()
+    with in_thread(built, smtp_server, monkeypatch) as r, r.client() as http:
+        parts = urlsplit(link)  # the same link, on this server's port
+        replay = http.post(f"{parts.path}?{parts.query}", data={"csrf": fresh_csrf(http)})
+    assert replay.status_code == 200 and "Ce lien a déjà servi" in replay.text
+    assert statuses(built)[new] == "unsubscribed"
+
+
+def test_a_link_mailed_before_the_issue_time_was_signed_in_counts_from_its_expiry() -> None:
+    import json
+
+    from newsletter.web import tokens
+
+    payload = json.dumps({"e": "a@example.org", "n": "", "x": 1_000_000}).encode()
+    old = f"{tokens._b64(payload)}.{tokens._b64(tokens._sign(SECRET, 'confirm', payload))}"
+    found = tokens.read_confirm(old, secret=SECRET, now=999_000, lifetime=48 * 3600)
+    assert found.issued == 1_000_000 - 48 * 3600
+    new = tokens.confirm_token("a@example.org", "", issued=5.25, expires=9, secret=SECRET)
+    assert tokens.read_confirm(new, secret=SECRET, now=6, lifetime=1).issued == 5.25

@@ -153,6 +153,17 @@ def unsubscribe_command(folder: Folder, who: str, subscribers: Path | None) -> N
         )
     rel = layout.rel(path)
     changed = set_status(path, who, "unsubscribed", secret=secret, by_token=by_token, rel=rel)
+    if changed:  # logged with its time: an older `serve` confirmation link never undoes it
+        import time
+
+        from newsletter.send import changes
+        from newsletter.send.liststore import address_of
+
+        address = address_of(path, who, secret=secret, rel=rel) if by_token else who.strip()
+        if address:
+            changes.note_applied(
+                changes.path_in(layout.state_dir), address, "unsubscribe", "cli", time.time()
+            )
     state = "is now unsubscribed" if changed else "was already unsubscribed"
     shown = "the subscriber of this token" if by_token else who.strip()
     out(f"{shown} {state} in {rel} ({changed} row(s) changed)")

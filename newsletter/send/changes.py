@@ -7,6 +7,9 @@
     unsubscribed_since(path, t)        addresses whose latest change since `t` is an
                                        unsubscribe: what a running `send` skips
     Recent(path)                       that set, cached and refreshed every REFRESH_SECONDS
+    Changes.last_at(email)             when the address last changed: what tells a pending
+                                       sign-up from a replayed confirmation link
+    note_applied(path, email, ...)     a change `newsletter unsubscribe` made, logged as applied
 
 The list file stays the list of record; this table is the write-ahead log in front of it. A
 change not yet applied (the server died between the two steps) is applied at the next start
@@ -109,6 +112,14 @@ class Changes:
                 raise
         return done
 
+    def last_at(self, email: str) -> float | None:
+        """When the latest change of `email` (any case) was recorded, or None."""
+        with self._lock:
+            (at,) = self._db.execute(
+                "SELECT MAX(at) FROM changes WHERE email = ?", (email.lower(),)
+            ).fetchone()
+        return float(at) if at is not None else None
+
     def pending(self) -> list[Change]:
         with self._lock:
             rows = self._db.execute(
@@ -133,6 +144,18 @@ class Changes:
         apply_all(list_path, todo)
         self.mark_applied([c.id for c in todo], time.time())
         return len(todo)
+
+
+def note_applied(path: Path, email: str, action: Action, source: str, at: float) -> None:
+    """Log a change another command already made to the list (`newsletter unsubscribe`):
+    `serve` then knows when it happened (an older confirmation link must not undo it) and a
+    running send skips the reader. Recorded as applied: `serve` never applies it again."""
+    log = Changes(path)
+    try:
+        (change,) = log.record_many([(email, action, source, at, "")])
+        log.mark_applied([change.id], at)
+    finally:
+        log.close()
 
 
 def apply_all(list_path: Path, todo: list[Change]) -> None:

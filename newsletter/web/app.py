@@ -8,12 +8,14 @@ preview) or as the process (`uvicorn newsletter.web.<service>:app`, the service)
         routes         pages rendered with `page(name, **context)` from newsletter/theme/web/
     archive_response(layout, settings, rest)  /archive/...: the archive generated in memory
     Listener(app, port=0)  uvicorn on 127.0.0.1 in a thread: .url, .stop()
+    listen(host, port)     a bound, listening socket (`serve`), or one error naming the address
 
 Pages are Jinja templates with autoescape on, so no handler builds HTML itself.
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 import threading
 import time
@@ -131,6 +133,36 @@ def archive_response(layout: Layout, settings: Settings, rest: str) -> Response:
 
 
 # -- running it ---------------------------------------------------------------------------
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to `host`:`port` (0: a free port) and listening, or NewsletterError
+    naming the address and what to do. Bound here, before anything is printed, so `serve`
+    announces an address only once it holds it (uvicorn would log its own error after)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET  # as uvicorn chooses
+    shown = f"[{host}]:{port}" if family == socket.AF_INET6 else f"{host}:{port}"
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As uvicorn does: a restart may bind while the last run's connections are in TIME_WAIT
+    # (on Linux this never lets two servers listen on one port).
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        hints = {
+            errno.EADDRINUSE: "another program listens there: stop it, or choose another "
+            "port with --port",
+            errno.EACCES: "ports below 1024 need privileges: choose another with --port, "
+            "behind the reverse proxy",
+            errno.EADDRNOTAVAIL: "the address is not one of this machine's: check --host",
+        }
+        reason = (exc.strerror or str(exc)).lower()
+        raise NewsletterError(
+            f"cannot listen on {shown}: {reason}",
+            hint=hints.get(exc.errno or 0, "check --host and --port"),
+        ) from None
+    return sock
 
 
 class Listener:

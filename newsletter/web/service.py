@@ -3,6 +3,7 @@
     GET  /healthz                    200 "ok"
     POST /unsubscribe?token=T        body List-Unsubscribe=One-Click (RFC 8058): 200, no cookie
                                      needed; otherwise the page's button (CSRF checked)
+                                     (every form: multipart/form-data or urlencoded)
     GET  /unsubscribe?token=T        a page with a button; a GET never unsubscribes
     POST /resubscribe?token=T        the "subscribe again" button of the done page (CSRF)
     GET  /subscribe, POST /subscribe the form; the POST mails a confirmation link (double opt-in)
@@ -42,10 +43,24 @@ from newsletter.send.single import send_notice
 from newsletter.send.subscribers import check_address
 from newsletter.settings import Settings
 from newsletter.web import app as web
-from newsletter.web.confirmation import confirmation_email
-from newsletter.web.guards import ARCHIVE_CSP, SecurityHeaders, TooLarge, Window, read_form
+from newsletter.web.confirmation import SignUpState, confirmation_email, sign_up_state
+from newsletter.web.guards import (
+    ARCHIVE_CSP,
+    BadForm,
+    SecurityHeaders,
+    TooLarge,
+    Window,
+    read_form,
+)
 from newsletter.web.public_site import PublicSite
-from newsletter.web.tokens import BadToken, TokenIndex, csrf_ok, new_csrf, read_confirm
+from newsletter.web.tokens import (
+    BadToken,
+    Confirmation,
+    TokenIndex,
+    csrf_ok,
+    new_csrf,
+    read_confirm,
+)
 from newsletter.web.writer import Writer
 
 log = logging.getLogger("newsletter.serve")
@@ -139,6 +154,15 @@ class Service:
             email=email, name=name,
         )
 
+    async def read_form(self, request: Request) -> dict[str, str] | Response:
+        """The body's fields (urlencoded or multipart), or the 413/400 answer to send."""
+        try:
+            return await read_form(request)
+        except TooLarge:
+            return web.text("request body too large\n", status=413)
+        except BadForm as exc:
+            return web.text(f"the form cannot be read: {exc}\n", status=400)
+
     # -- routes --------------------------------------------------------------------------
 
     async def healthz(self, request: Request) -> Response:
@@ -156,10 +180,9 @@ class Service:
         )
 
     async def unsubscribe(self, request: Request) -> Response:
-        try:
-            form = await read_form(request)
-        except TooLarge:
-            return web.text("request body too large\n", status=413)
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
         token = request.query_params.get("token", "")
         email = await run_in_threadpool(self.tokens.lookup, token)
         if email is None:
@@ -176,10 +199,9 @@ class Service:
         )
 
     async def resubscribe(self, request: Request) -> Response:
-        try:
-            form = await read_form(request)
-        except TooLarge:
-            return web.text("request body too large\n", status=413)
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
         email = self.tokens.lookup(request.query_params.get("token", ""))
         if email is None:
             return self.bad_link()
@@ -192,10 +214,9 @@ class Service:
         return self.form()
 
     async def subscribe(self, request: Request) -> Response:
-        try:
-            form = await read_form(request)
-        except TooLarge:
-            return web.text("request body too large\n", status=413)
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
         raw, name = form.get("email", "").strip(), " ".join(form.get("name", "").split())[:100]
         now = time.time()
         client = request.client.host if request.client else "?"
@@ -223,13 +244,34 @@ class Service:
             log.warning("confirmation to a reader not sent: %s", outcome.reply)
         return done
 
-    async def confirm_page(self, request: Request) -> Response:
+    def read_confirm(self, request: Request) -> Confirmation | None:
         try:
-            found = read_confirm(
-                request.query_params.get("token", ""), secret=self.secret, now=time.time()
+            return read_confirm(
+                request.query_params.get("token", ""), secret=self.secret, now=time.time(),
+                lifetime=self.settings.confirm_hours * 3600,
             )
         except BadToken:
+            return None
+
+    def sign_up_state(self, found: Confirmation) -> SignUpState:
+        return sign_up_state(
+            found, list_path=self.list_path, rel=self.layout.rel(self.list_path),
+            last_change=self.changes.last_at(found.email),
+        )
+
+    def not_pending(self, state: str, found: Confirmation) -> HTMLResponse:
+        """The page of a confirmation link that has nothing left to confirm: changes nothing."""
+        key = "already_subscribed" if state == "subscribed" else "link_used"
+        line = self.words[key].format(email=found.email, name=self.newsletter)
+        return self.message("already_confirmed_title", [line])
+
+    async def confirm_page(self, request: Request) -> Response:
+        found = self.read_confirm(request)
+        if found is None:
             return self.bad_link()
+        state = await run_in_threadpool(self.sign_up_state, found)
+        if state != "pending":
+            return self.not_pending(state, found)
         token = quote(request.query_params["token"])
         intro = self.words["confirm_intro"].format(email=found.email, name=self.newsletter)
         return self.message(
@@ -238,18 +280,17 @@ class Service:
         )
 
     async def confirm(self, request: Request) -> Response:
-        try:
-            form = await read_form(request)
-        except TooLarge:
-            return web.text("request body too large\n", status=413)
-        try:
-            found = read_confirm(
-                request.query_params.get("token", ""), secret=self.secret, now=time.time()
-            )
-        except BadToken:
+        form = await self.read_form(request)
+        if isinstance(form, Response):
+            return form
+        found = self.read_confirm(request)
+        if found is None:
             return self.bad_link()
         if not csrf_ok(request.cookies.get(CSRF_COOKIE), form.get("csrf")):
             return self.message("confirm_title", [self.words["expired_form"]], status=403)
+        state = await run_in_threadpool(self.sign_up_state, found)
+        if state != "pending":  # a replay: the first confirmation, or what followed, stands
+            return self.not_pending(state, found)
         await self.change(found.email, "subscribe", "form", found.name)
         return self.message("confirmed_title", [self.words["confirmed"].format(email=found.email)])
 
@@ -296,7 +337,10 @@ def service_app(layout: Layout, settings: Settings) -> Starlette:
 def run(
     layout: Layout, settings: Settings, *, host: str, port: int, on_ready: Any = None
 ) -> None:
-    """Serve until SIGINT/SIGTERM (uvicorn's own handlers: a graceful stop)."""
+    """Serve until SIGINT/SIGTERM (uvicorn's own handlers: a graceful stop).
+
+    `on_ready(url)` is called once the socket is bound and listening, with its real port;
+    a port that cannot be had raises NewsletterError first (`app.listen`)."""
     import uvicorn
 
     app = service_app(layout, settings)
@@ -311,6 +355,12 @@ def run(
         timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
-    if on_ready is not None:
-        on_ready(f"http://{host}:{port}/")
-    server.run()
+    sock = web.listen(host, port)
+    try:
+        if on_ready is not None:
+            bound = sock.getsockname()[1]
+            shown = f"[{host}]" if ":" in host else host
+            on_ready(f"http://{shown}:{bound}/")
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

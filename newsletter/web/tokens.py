@@ -2,8 +2,9 @@
 
     unsubscribe   subscribers.unsubscribe_token(address): 64 hex digits, the same token
                   `newsletter unsubscribe TOKEN` takes; never the address itself
-    confirm       base64url(JSON {e, n, x}) "." base64url(HMAC("confirm", payload)):
-                  the address, the name and the expiry, signed (as itsdangerous does)
+    confirm       base64url(JSON {e, n, x, i}) "." base64url(HMAC("confirm", payload)):
+                  the address, the name, the expiry and the issue time, signed (as
+                  itsdangerous does); the issue time tells a pending sign-up from a replay
     csrf          a random value in a SameSite=Strict cookie and in the form (double submit)
 
 Each kind is signed under its own purpose string, so one can never stand for another.
@@ -46,17 +47,22 @@ class Confirmation(NamedTuple):
     email: str
     name: str
     expires: int
+    issued: float  # when the link was mailed (seconds since the epoch, to the millisecond)
 
 
-def confirm_token(email: str, name: str, *, expires: int, secret: str) -> str:
+def confirm_token(email: str, name: str, *, issued: float, expires: int, secret: str) -> str:
     payload = json.dumps(
-        {"e": email, "n": name, "x": expires}, separators=(",", ":"), ensure_ascii=False
+        {"e": email, "n": name, "x": expires, "i": round(issued, 3)},
+        separators=(",", ":"), ensure_ascii=False,
     ).encode()
     return f"{_b64(payload)}.{_b64(_sign(secret, 'confirm', payload))}"
 
 
-def read_confirm(token: str, *, secret: str, now: float) -> Confirmation:
-    """The confirmation `token` carries; BadToken if altered or past its expiry."""
+def read_confirm(token: str, *, secret: str, now: float, lifetime: float) -> Confirmation:
+    """The confirmation `token` carries; BadToken if altered or past its expiry.
+
+    A token mailed before tokens carried their issue time is taken as issued `lifetime`
+    seconds before its expiry (NEWSLETTER_CONFIRM_HOURS then, very likely the same now)."""
     body, _, signature = token.partition(".")
     if not body or not signature or len(token) > 2048:
         raise BadToken("malformed")
@@ -65,7 +71,9 @@ def read_confirm(token: str, *, secret: str, now: float) -> Confirmation:
         raise BadToken("bad signature")
     try:
         data = json.loads(payload)
-        found = Confirmation(str(data["e"]), str(data["n"]), int(data["x"]))
+        expires = int(data["x"])
+        issued = float(data.get("i", expires - lifetime))
+        found = Confirmation(str(data["e"]), str(data["n"]), expires, issued)
     except (ValueError, KeyError, TypeError):
         raise BadToken("malformed") from None
     if now > found.expires:
