@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import formatdate, make_msgid
@@ -32,8 +33,10 @@ def confirmation_email(
     )
     link = f"{settings.public_url}/confirm?token={token}"
     subject = words["mail_subject"].format(name=newsletter)
-    # The name the reader typed, if any (the form collapses its spaces and cuts it at 100).
-    hello = words["mail_hello_named"].format(name=name) if name else words["mail_hello"]
+    # The name the reader typed, if it reads as a name: this mail goes to whatever address
+    # was typed, so a name field holding a link or a pitch would make it spam's carrier.
+    greeted = greeting_name(name)
+    hello = words["mail_hello_named"].format(name=greeted) if greeted else words["mail_hello"]
     context = {
         "w": words, "lang": settings.language, "link": link, "subject": subject, "hello": hello,
         "newsletter": newsletter, "postal": settings.postal_address,
@@ -55,6 +58,20 @@ def confirmation_email(
         env.get_template("serve/confirm_email.html").render(**context), subtype="html"
     )
     return msg.as_bytes(policy=SMTP)
+
+
+#: A name: words of letters joined by a space, hyphen, apostrophe or dot ("J.-P. O’Neil").
+_NAME = re.compile(r"[^\W\d_]+(?:[ '’.-]{1,2}[^\W\d_]+)*\.?")
+_DOTTED = re.compile(r"[^\W\d_]\.[^\W\d_]{2}")  # example.org, www.x: a domain, not initials
+
+
+def greeting_name(name: str, /) -> str | None:
+    """`name` if it can greet the reader in the confirmation: at most 40 characters that read
+    as a name; else None (the mail then says `Bonjour,`)."""
+    name = name.strip()
+    if len(name) <= 40 and _NAME.fullmatch(name) and not _DOTTED.search(name):
+        return name
+    return None
 
 
 def sign_up_state(
