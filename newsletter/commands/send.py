@@ -122,11 +122,13 @@ def report_command(
             raise unknown
         out(f"{issue_id}: never sent")
         return
-    print_report(report)
     path = layout.resolve(subscribers or settings.subscribers)
-    if subscribers is not None or path.exists():
+    left: int | None = None
+    if subscribers is not None or path.exists():  # read first: an unusable list prints nothing
         suppression_file = layout.resolve(settings.suppressions)
         left = untried(layout, issue_id, subscribers=path, suppression_file=suppression_file)
+    print_report(report)
+    if left is not None:
         out(f"  not yet tried: {left} (in {layout.rel(path)}; `newsletter send {issue_id}`)")
     if csv_path is not None:
         write_csv(layout, issue_id, csv_path)
