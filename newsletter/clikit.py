@@ -4,6 +4,11 @@
 `Layout` and `Settings` (warning about unknown setting names), and turns a `NewsletterError` or
 `OSError` into one line on stderr and exit 1 (the traceback only with --debug). A command body
 takes the loaded `Folder` first, prints through newsletter.console and returns its exit code.
+
+Paths, the one rule: a path typed on the command line (an argument or an option: `GIVEN_PATH`,
+`given_path`) is relative to the current folder, as for any Unix tool, wherever the newsletter
+folder is; a path in a setting (NEWSLETTER_SUBSCRIBERS...) is relative to the newsletter
+folder (`Layout.resolve`). `Folder.list_file` picks between the two for --subscribers.
 """
 
 from __future__ import annotations
@@ -35,6 +40,33 @@ class Folder:
 
     layout: Layout
     settings: Settings
+
+    def list_file(self, given: Path | None) -> Path:
+        """`--subscribers FILE` (from the current folder), else NEWSLETTER_SUBSCRIBERS (from
+        the newsletter folder)."""
+        return given if given is not None else self.layout.resolve(self.settings.subscribers)
+
+
+def given_path(typed: str | Path) -> Path:
+    """A path typed on the command line, made absolute from the current folder (not from the
+    newsletter folder: `newsletter bounces ../bounces/b1.eml` run in content/ reads the file
+    next to content/). Nothing is resolved or checked here: the command says what is wrong."""
+    return Path.cwd() / typed  # an absolute `typed` stays as it is
+
+
+class GivenPath(click.Path):
+    """`click.Path` for the paths of arguments and options: absolute, from the current folder."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(path_type=Path, **kwargs)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return given_path(os.fsdecode(super().convert(value, param, ctx)))
+
+
+#: The type of every path argument and option of the commands (but --root and init's DIR,
+#: which are folders made absolute where they are used, also from the current folder).
+GIVEN_PATH = GivenPath()
 
 
 def command(

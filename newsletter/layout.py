@@ -123,16 +123,20 @@ class Layout:
         )
 
     def resolve(self, path: str | Path) -> Path:
-        """A user-given path: relative ones are relative to the root."""
+        """A path from a setting (NEWSLETTER_SUBSCRIBERS, NEWSLETTER_SUPPRESSIONS...):
+        relative ones are relative to the root. A path typed on the command line is relative
+        to the current folder instead (`clikit.given_path`)."""
         p = Path(path)
         return p if p.is_absolute() else self.root / p
 
     def rel(self, path: Path) -> str:
-        """How a path is shown in messages: relative to the root when inside it."""
+        """How a path is shown in messages: relative to the root when inside it, else the
+        absolute path without `..` (not `/x/letter/../bounces/b1.eml`)."""
+        full = path.resolve()
         try:
-            return str(path.resolve().relative_to(self.root))
+            return str(full.relative_to(self.root))
         except ValueError:
-            return str(path)
+            return str(full)
 
 
 def issue_id_from_arg(arg: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import os
@@ -79,14 +80,21 @@ RunCli = Callable[..., CliResult]
 
 @pytest.fixture
 def run_cli() -> RunCli:
-    """Run `newsletter ARGS...` in-process; `root=` adds --root."""
+    """Run `newsletter ARGS...` in-process; `root=` adds --root; `cwd=` runs it from that
+    folder (where relative paths on the command line start), as a user's shell would."""
     from newsletter.cli import app
 
-    def run(*args: str, root: Path | None = None, env: dict[str, str] | None = None) -> CliResult:
+    def run(
+        *args: str,
+        root: Path | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> CliResult:
         argv = list(args)
         if root is not None:
             argv += ["--root", str(root)]
-        result = CliRunner().invoke(app, argv, env=env, catch_exceptions=False)
+        with contextlib.chdir(cwd or Path.cwd()):
+            result = CliRunner().invoke(app, argv, env=env, catch_exceptions=False)
         return CliResult(result.exit_code, result.stdout, result.stderr)
 
     return run

@@ -25,7 +25,7 @@ def measure(root: Path, run_cli: RunCli) -> dict[str, float]:
     for p in sorted((CORPUS / "data").glob("*.txt")):
         shutil.copy(p, folder / f"{p.stem}.eml")
     mailed_everyone_in(root, folder)
-    result = run_cli("bounces", "corpus", root=root)
+    result = run_cli("bounces", "corpus", cwd=root)
     assert result.exit_code == 0, result.stderr
     found: set[tuple[str, str]] = set()
     suppressed: set[tuple[str, str]] = set()

@@ -30,7 +30,7 @@ def rows(root: Path) -> list[tuple[str, ...]]:
 
 @pytest.fixture
 def letter(newsletter_root: Path) -> Path:
-    """The sample folder with the notifications copied in (paths are relative to the root)."""
+    """The sample folder with the notifications copied in (the tests run in it)."""
     shutil.copytree(BOUNCES, newsletter_root / "bounces")
     # an earlier issue went to them: the bounces are about addresses this newsletter mailed
     mailed_everyone_in(newsletter_root, newsletter_root / "bounces", issue="2026-10")
@@ -38,7 +38,7 @@ def letter(newsletter_root: Path) -> Path:
 
 
 def test_a_folder_of_eml_files(letter: Path, run_cli: RunCli) -> None:
-    result = run_cli("bounces", "bounces", root=letter)
+    result = run_cli("bounces", "bounces", cwd=letter)
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""
     assert result.stdout.splitlines() == [
@@ -56,7 +56,7 @@ def test_a_folder_of_eml_files(letter: Path, run_cli: RunCli) -> None:
         ("thomas.bernard@example.com", "bounce", "5.1.1", "2026-11", today),
         ("jean.dupont@example.fr", "bounce", "5.1.1", "2026-11", today),
     ]
-    again = run_cli("bounces", "bounces", root=letter)
+    again = run_cli("bounces", "bounces", cwd=letter)
     assert again.exit_code == 0
     assert "jean.dupont@example.fr hard-bounce 550 5.1.1 (already suppressed)" in again.stdout
     assert again.stdout.splitlines()[-1].startswith("4 message(s): 3 hard bounce(s), 0 added")
@@ -66,7 +66,7 @@ def test_a_folder_of_eml_files(letter: Path, run_cli: RunCli) -> None:
 def test_an_mbox_with_a_delay_warning_an_auto_reply_and_plain_text(
     letter: Path, run_cli: RunCli
 ) -> None:
-    result = run_cli("bounces", "bounces/december.mbox", root=letter)
+    result = run_cli("bounces", "bounces/december.mbox", cwd=letter)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         "december.mbox#1: luc.moreau@example.fr hard-bounce 550 5.1.1 (suppressed)",
@@ -87,7 +87,7 @@ def test_a_suppressed_address_is_not_mailed_by_the_next_send(
 ) -> None:
     with open(letter / "subscribers.csv", "a", encoding="utf-8") as f:
         f.write("jean.dupont@example.fr,Jean Dupont,subscribed,Nantes\n")
-    assert run_cli("bounces", "bounces", root=letter).exit_code == 0
+    assert run_cli("bounces", "bounces", cwd=letter).exit_code == 0
     assert run_cli("build-issue", "2026-11", root=letter).exit_code == 0
     # Bounces from 2026-11 but no journal: `send` would refuse a re-send without --resend.
     result = run_cli("send", "2026-11", "--resend", root=letter, env=smtp_server.env())
@@ -97,7 +97,7 @@ def test_a_suppressed_address_is_not_mailed_by_the_next_send(
 
 
 def test_an_unreadable_file_is_one_error_line(letter: Path, run_cli: RunCli) -> None:
-    result = run_cli("bounces", "bounces/absent.mbox", root=letter)
+    result = run_cli("bounces", "bounces/absent.mbox", cwd=letter)
     assert result.exit_code == ExitCode.USER_ERROR
     assert result.stdout == ""
     assert result.stderr == (
@@ -152,7 +152,7 @@ def test_a_forwarded_address_bounces_and_verp_names_the_subscriber(
     (folder / "forwarded.eml").write_text(DSN.format(verp=verp, final="amelie.d@example.net"))
     forged = verp[: len("bounce+")] + "0" * 20 + verp[verp.index("@") :]
     (folder / "forged.eml").write_text(DSN.format(verp=forged, final="contact@example.com"))
-    result = run_cli("bounces", "in", root=built, env=env)
+    result = run_cli("bounces", "in", cwd=built, env=env)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         f"forged.eml: contact@example.com hard-bounce 550 5.1.1 (not suppressed: unknown VERP "

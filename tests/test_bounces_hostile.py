@@ -59,7 +59,7 @@ def test_a_forged_bounce_about_someone_never_mailed_suppresses_nobody(
     newsletter_root: Path, run_cli: RunCli
 ) -> None:
     _inbox(newsletter_root, forged="victim@example.org", real="reader@example.org")
-    result = run_cli("bounces", "in", root=newsletter_root)
+    result = run_cli("bounces", "in", cwd=newsletter_root)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         "forged.eml: victim@example.org hard-bounce 550 5.1.1 (not suppressed: never mailed "
@@ -78,7 +78,7 @@ def test_with_verp_on_a_notification_without_a_token_suppresses_nobody(
         "NEWSLETTER_BOUNCE_DOMAIN": "bounces.coeursurparis.example",
         "NEWSLETTER_SECRET_KEY": "a-long-random-secret-for-the-tests",
     }
-    result = run_cli("bounces", "in", root=newsletter_root, env=env)
+    result = run_cli("bounces", "in", cwd=newsletter_root, env=env)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[0] == (
         "forged.eml: reader@example.org hard-bounce 550 5.1.1 (not suppressed: no VERP token: "
@@ -95,7 +95,7 @@ def test_a_malformed_message_is_reported_and_skipped_and_the_others_handled(
     for n, raw in enumerate(BROKEN):
         (folder / f"broken-{n}.eml").write_bytes(raw)
     mailed(newsletter_root, ["jean.dupont@example.fr", "thomas.bernard@example.com"])
-    result = run_cli("bounces", "in", root=newsletter_root)
+    result = run_cli("bounces", "in", cwd=newsletter_root)
     assert result.exit_code == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("broken-0.eml: ")
@@ -148,7 +148,7 @@ def test_soft_bounces_in_three_issues_suppress_the_address(
         folder = newsletter_root / f"in-{len(outcomes)}"
         folder.mkdir()
         (folder / "full.eml").write_bytes(full.replace(b"<2026-11.", f"<{issue}.".encode()))
-        result = run_cli("bounces", folder.name, root=newsletter_root)
+        result = run_cli("bounces", folder.name, cwd=newsletter_root)
         assert result.exit_code == 0, result.stderr
         outcomes.append(result.stdout.splitlines()[0])
     assert outcomes == [

@@ -68,7 +68,7 @@ def test_complaints_without_verp_by_rcpt_to_and_to(newsletter_root: Path, run_cl
     (folder / "2-fraud.eml").write_text(arf("fraud", to="helene.moreau@example.fr"))
     (folder / "3-forged.eml").write_text(arf(to="francois.lefevre@example.com"))
     mailed(newsletter_root, ["amelie.durand@example.fr", "helene.moreau@example.fr"])
-    result = run_cli("bounces", "in", root=newsletter_root)
+    result = run_cli("bounces", "in", cwd=newsletter_root)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
         "1-abuse.eml: amelie.durand@example.fr complaint - (abuse, unsubscribed, suppressed)",
@@ -100,7 +100,7 @@ def test_complaints_by_verp_and_by_message_id(
     (folder / "verp.eml").write_text(arf(return_path=verp))
     helene = by_rcpt["helene.moreau@example.fr"].message
     (folder / "mid.eml").write_text(arf(message_id=helene["Message-ID"]))
-    result = run_cli("bounces", "in", root=built, env=env)
+    result = run_cli("bounces", "in", cwd=built, env=env)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[:2] == [
         "mid.eml: helene.moreau@example.fr complaint - (abuse, unsubscribed, suppressed)",

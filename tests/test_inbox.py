@@ -116,12 +116,12 @@ def test_inbox_on_a_maildir_with_a_token_request(letter: Path, run_cli: RunCli) 
         box.add(raw)
     box.close()
     env = {"NEWSLETTER_SECRET_KEY": secret}
-    result = run_cli("inbox", "Maildir", root=letter, env=env)
+    result = run_cli("inbox", "Maildir", cwd=letter, env=env)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines()[-1].endswith(
         "3 unsubscribe request(s) applied; 8 moved to newsletter-done, 2 left in place"
     )
     assert list_status(letter)["noemie.garcon@example.com"] == "unsubscribed"
-    again = run_cli("inbox", "Maildir", root=letter, env=env)
+    again = run_cli("inbox", "Maildir", cwd=letter, env=env)
     assert again.stdout.splitlines()[-1].endswith("0 moved to newsletter-done, 2 left in place")
     assert len(mailbox.Maildir(str(letter / "Maildir")).get_folder("newsletter-done")) == 8

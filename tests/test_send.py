@@ -204,6 +204,30 @@ def test_a_550_fails_that_recipient_only(
     assert "Nothing to send" in again.stdout and len(smtp_server.received) == len(others)
 
 
+def test_a_missing_or_unreadable_list_file_is_the_same_one_line_error_for_send_and_report(
+    ready: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    assert send(run_cli, ready, smtp_server).exit_code == 0
+    line = (
+        "error: nope.csv: subscriber list not found (pass --subscribers FILE or set "
+        "NEWSLETTER_SUBSCRIBERS (a CSV file whose first line is a header with at least an "
+        "email column))\n"
+    )
+    missing, csv_out = str(ready / "nope.csv"), str(ready / "o.csv")
+    reports = (("report", "2026-11"), ("report", "2026-11", "--csv", csv_out))
+    for args in (("send", "2026-11"), *reports):
+        result = run_cli(*args, "--subscribers", missing, root=ready, env=smtp_server.env())
+        assert (result.exit_code, result.stdout, result.stderr) == (1, "", line), args
+    assert not (ready / "o.csv").exists()
+    folder = "error: content: cannot read the subscriber list: Is a directory (pass --subscribers "
+    for args in (("send", "2026-11"), ("report", "2026-11")):
+        result = run_cli(*args, "--subscribers", str(ready / "content"), root=ready)
+        assert result.exit_code == 1 and result.stderr.startswith(folder), result.stderr
+    # the same for the list of the settings: report counts the untried only if it exists
+    env = smtp_server.env(NEWSLETTER_SUBSCRIBERS="nope.csv")
+    assert "not yet tried" not in run_cli("report", "2026-11", root=ready, env=env).stdout
+
+
 @pytest.mark.smtp_faults(drop_first=2)
 def test_a_connection_dropped_mid_data_is_survived(
     ready: Path, smtp_server: TestServer, run_cli: RunCli

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.clikit import Folder, command
+from newsletter.clikit import Folder, command, given_path
 from newsletter.console import err, out
 
 
@@ -136,11 +136,16 @@ def import_command(
     dry_run: bool,
 ) -> None:
     """Import the posts of an RSS/Atom feed or a WordPress export into content/articles/."""
+    import re
+
     from newsletter.compose.importer import ImportOptions, import_feed
 
     options = ImportOptions(
         since=since.date() if since else None, author=author, category=category, dry_run=dry_run
     )
+    # A file is named from the current folder, as every path on the command line; a URL as is.
+    if not re.match(r"^https?://", source, re.I):
+        source = str(given_path(source))
     done = import_feed(source, layout=folder.layout, options=options)
     for item in done:
         out(f"{item.status:<9} {item.path}  {item.title}")

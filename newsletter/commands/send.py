@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from newsletter.clikit import Folder, command
+from newsletter.clikit import GIVEN_PATH, Folder, command
 from newsletter.console import err, out
 from newsletter.errors import ExitCode
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 @click.argument("issue")
 @click.option(
     "--subscribers",
-    type=click.Path(path_type=Path),
+    type=GIVEN_PATH,
     help="The list file (default: NEWSLETTER_SUBSCRIBERS).",
 )
 @click.option("--dry-run", is_flag=True, help="Build every message but send nothing.")
@@ -47,9 +47,8 @@ def send_command(folder: Folder, issue: str, subscribers: Path | None, **flags: 
     from newsletter.send.options import SendOptions
     from newsletter.send.progress import SendProgress
 
-    layout, settings = folder.layout, folder.settings
     issue_id = issue_id_from_arg(issue)
-    options = SendOptions(subscribers=layout.resolve(subscribers or settings.subscribers), **flags)
+    options = SendOptions(subscribers=folder.list_file(subscribers), **flags)
     progress = SendProgress(issue_id, interactive=sys.stdout.isatty())
     try:
         result = asyncio.run(_send(folder, issue_id, options, progress))
@@ -97,12 +96,12 @@ async def _send(
 @click.option(
     "--csv",
     "csv_path",
-    type=click.Path(path_type=Path),
+    type=GIVEN_PATH,
     help="Write every recipient's outcome to this CSV file.",
 )
 @click.option(
     "--subscribers",
-    type=click.Path(path_type=Path),
+    type=GIVEN_PATH,
     help="The list file, to count the recipients not yet tried (default: NEWSLETTER_SUBSCRIBERS).",
 )
 def report_command(
@@ -122,27 +121,29 @@ def report_command(
             raise unknown
         out(f"{issue_id}: never sent")
         return
-    print_report(report)
-    path = layout.resolve(subscribers or settings.subscribers)
-    if subscribers is not None or path.exists():
+    path = folder.list_file(subscribers)
+    left: int | None = None
+    if subscribers is not None or path.exists():  # read first: an unusable list prints nothing
         suppression_file = layout.resolve(settings.suppressions)
         left = untried(layout, issue_id, subscribers=path, suppression_file=suppression_file)
+    print_report(report)
+    if left is not None:
         out(f"  not yet tried: {left} (in {layout.rel(path)}; `newsletter send {issue_id}`)")
     if csv_path is not None:
         write_csv(layout, issue_id, csv_path)
-        out(f"wrote {csv_path}")
+        out(f"wrote {layout.rel(csv_path)}")
 
 
 @command("unsubscribe")
 @click.argument("who", metavar="EMAIL_OR_TOKEN")
-@click.option("--subscribers", type=click.Path(path_type=Path), help="The list file.")
+@click.option("--subscribers", type=GIVEN_PATH, help="The list file.")
 def unsubscribe_command(folder: Folder, who: str, subscribers: Path | None) -> None:
     """Mark a subscriber `unsubscribed` in the list file (every row of the address)."""
     from newsletter.errors import ConfigError
     from newsletter.send.liststore import set_status
 
     layout, settings = folder.layout, folder.settings
-    path = layout.resolve(subscribers or settings.subscribers)
+    path = folder.list_file(subscribers)
     secret = settings.secret_key.get_secret_value()
     # A raw address is accepted here, from whoever runs the command; the web takes tokens only.
     by_token = "@" not in who
@@ -170,14 +171,13 @@ def unsubscribe_command(folder: Folder, who: str, subscribers: Path | None) -> N
 
 
 @command("bounces")
-@click.argument("source", metavar="FILE", type=click.Path(path_type=Path))
+@click.argument("source", metavar="FILE", type=GIVEN_PATH)
 def bounces_command(folder: Folder, source: Path) -> None:
     """Read bounces (an mbox, a folder of .eml, or one .eml); suppress the hard bounces."""
     from newsletter.console import print_bounces
     from newsletter.send.bounces import process_bounces
 
-    layout = folder.layout
-    report = process_bounces(layout.resolve(source), layout=layout, settings=folder.settings)
+    report = process_bounces(source, layout=folder.layout, settings=folder.settings)
     print_bounces(report)
 
 
@@ -200,15 +200,13 @@ def doctor_command(folder: Folder) -> int:
 
 
 @command("inbox")
-@click.argument("source", metavar="PATH", required=False, type=click.Path(path_type=Path))
+@click.argument("source", metavar="PATH", required=False, type=GIVEN_PATH)
 def inbox_command(folder: Folder, source: Path | None) -> None:
     """Read the bounce mailbox (IMAP, or a Maildir or mbox PATH) and act on each message once."""
     from newsletter.console import print_inbox
     from newsletter.send.inbox import process_inbox
 
-    layout = folder.layout
-    path = layout.resolve(source) if source is not None else None
-    print_inbox(process_inbox(path, layout=layout, settings=folder.settings))
+    print_inbox(process_inbox(source, layout=folder.layout, settings=folder.settings))
 
 
 COMMANDS = [

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from newsletter.clikit import Folder, command
+from newsletter.clikit import GIVEN_PATH, Folder, command
 from newsletter.console import err, out
 
 
@@ -15,7 +15,7 @@ from newsletter.console import err, out
 @click.option("--port", type=int, default=0, help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--no-open", is_flag=True, help="Do not open a browser.")
 @click.option("--as", "as_email", help="Personalise as this subscriber of the list file.")
-@click.option("--subscribers", type=click.Path(path_type=Path), help="The subscriber list file.")
+@click.option("--subscribers", type=GIVEN_PATH, help="The subscriber list file.")
 @click.option("--list", "list_issues", is_flag=True, help="List the issues and exit.")
 def preview_command(
     folder: Folder,
@@ -44,7 +44,7 @@ def preview_command(
             port=port,
             open_browser=not no_open,
             as_email=as_email,
-            subscribers_path=layout.resolve(subscribers or settings.subscribers),
+            subscribers_path=folder.list_file(subscribers),
             on_ready=lambda url: out(f"Preview at {url} (Ctrl-C to stop)"),
             on_event=out,
         )

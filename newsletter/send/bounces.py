@@ -19,7 +19,7 @@ from newsletter.layout import Layout
 from newsletter.send import arf, softbounces, suppressions
 from newsletter.send.classify import Verdict
 from newsletter.send.dsn import Bounce, Context, parse
-from newsletter.send.journal import all_recipients, by_message_id
+from newsletter.send.journal import all_recipients, by_message_id, last_sent
 from newsletter.send.liststore import set_status
 from newsletter.send.verp import Verp
 from newsletter.settings import Settings
@@ -110,10 +110,8 @@ def make_context(layout: Layout, settings: Settings) -> Context:
 
     def last_issue(address: str) -> str | None:
         nonlocal mailed
-        if mailed is None:  # once: address -> the last issue it was mailed (ids sort by date)
-            mailed = {}
-            for issue, email_address in sorted(all_recipients(layout.journal_path)):
-                mailed[email_address.lower()] = issue
+        if mailed is None:  # once: address -> the issue last sent to it (by time, `sent` only)
+            mailed = last_sent(layout.journal_path)
         return mailed.get(address.lower())
 
     own = {settings.sender_domain.lower()}

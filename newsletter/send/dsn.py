@@ -99,8 +99,9 @@ class Context:
     sender_domain: str
     verp: Verp | None = None
     lookup: Callable[[str], tuple[str, str] | None] = lambda token: None
-    # Without VERP, the issue an address was last mailed (the journal), None if never: a
-    # notification about anyone else is forged or not ours. None here: no such check.
+    # Without VERP, the issue last sent to an address (the journal's `sent` rows, by time),
+    # None if never: a notification about anyone else is forged or not ours. None here: no
+    # such check. Used only when the notification does not name its issue (Message-ID).
     mailed: Callable[[str], str | None] | None = None
     # (issue, address) of the message with this Message-ID (the journal); complaints.
     by_message_id: Callable[[str], tuple[str, str] | None] | None = None

@@ -322,6 +322,36 @@ def first_sent(path: Path) -> dict[str, float]:
     return {str(issue): float(at) for issue, at in rows}
 
 
+def last_sent(path: Path) -> dict[str, str]:
+    """{address (lower case): the issue last `sent` to it, by send time} for every address.
+
+    Only `sent` rows: a `deferred`, `failed` or `sending` row is a message the relay never
+    took (or may not have), so a bounce cannot be about it. By time, not by id: `2026-11-5`
+    sorts after `2026-11-11` as a string. Read-only; nothing when there is no journal yet.
+    """
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        # SQLite takes the bare column `issue` from the row holding the MAX(updated).
+        rows = db.execute(
+            "SELECT email_key, issue, MAX(updated) FROM deliveries WHERE status = ? "
+            "GROUP BY email_key",
+            (Status.SENT,),
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file
+        if "no such table" in str(exc):  # a journal file without the table: nothing was sent
+            return {}
+        raise DeliveryError(
+            f"cannot read the send journal: {exc}", path=str(path),
+            hint="check the file's permissions; a send may be holding it",
+        ) from None
+    finally:
+        db.close()
+    return {str(address): str(issue) for address, issue, _ in rows}
+
+
 def by_message_id(path: Path, message_id: str) -> tuple[str, str] | None:
     """(issue, address) of the message sent with this Message-ID (complaints); None if none."""
     if not path.exists():

@@ -275,15 +275,26 @@ def parse_header(
     )
 
 
+def not_found(rel: str) -> SubscriberError:
+    """The error for a list file that does not exist: the one place for its wording."""
+    return SubscriberError(
+        "subscriber list not found",
+        path=rel,
+        hint="pass --subscribers FILE or set NEWSLETTER_SUBSCRIBERS "
+        "(a CSV file whose first line is a header with at least an email column)",
+    )
+
+
 def _open(path: Path, rel: str) -> BinaryIO:
     try:
         return open(path, "rb")
     except FileNotFoundError:
+        raise not_found(rel) from None
+    except OSError as exc:  # a folder, no permission: the same kind of line, never a traceback
         raise SubscriberError(
-            "subscriber list not found",
+            f"cannot read the subscriber list: {exc.strerror or exc}",
             path=rel,
-            hint="pass --subscribers FILE or set NEWSLETTER_SUBSCRIBERS "
-            "(a CSV file whose first line is a header with at least an email column)",
+            hint="pass --subscribers FILE, a CSV file you can read",
         ) from None
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from newsletter.send.digests import DigestSet, digest
 from newsletter.send.listfile import STATUSES as STATUSES  # re-exported
-from newsletter.send.listfile import Header, ListFile, Record, records, status_of
+from newsletter.send.listfile import Header, ListFile, Record, not_found, records, status_of
 
 RESERVED = ("email", "name", "status")
 
@@ -164,7 +164,7 @@ def blocked(path: Path, *, rel: str) -> DigestSet:
     are not validated in it, and the result is kept while the file is unchanged (`prepare`
     and the send read the same list).
     """
-    key = _file_key(path)
+    key = _file_key(path, rel)
     if _blocked_cache and _blocked_cache[0][0] == key:
         return _blocked_cache[0][1]
     out = DigestSet()
@@ -194,8 +194,13 @@ KEEP_ROWS = 20_000
 _mailable_cache: list[tuple[tuple[str, int, int, int], list[Subscriber]]] = []
 
 
-def _file_key(path: Path) -> tuple[str, int, int, int]:
-    stat = path.stat()
+def _file_key(path: Path, rel: str) -> tuple[str, int, int, int]:
+    """What tells one version of the list file from another (the caches' key). A missing
+    file is the same one-line error as when it is opened (`listfile.not_found`)."""
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise not_found(rel) from None
     return (str(path), stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
@@ -208,13 +213,13 @@ def unique_mailable(
     Memory: one 64-bit digest per address seen (8-16 bytes), never the rows themselves, but
     for a list of up to KEEP_ROWS mailable rows, kept from a `summarize` pass to the next pass.
     """
-    if summary is None and _mailable_cache and _mailable_cache[0][0] == _file_key(path):
+    if summary is None and _mailable_cache and _mailable_cache[0][0] == _file_key(path, rel):
         yield from _mailable_cache[0][1]
         return
     if summary is None:
         yield from _unique_mailable(path, rel=rel, summary=None)
         return
-    key = _file_key(path)
+    key = _file_key(path, rel)
     kept: list[Subscriber] | None = []
     for sub in _unique_mailable(path, rel=rel, summary=summary):
         if kept is not None:
@@ -222,7 +227,7 @@ def unique_mailable(
             if len(kept) > KEEP_ROWS:
                 kept = None
         yield sub
-    _mailable_cache[:] = [] if kept is None or _file_key(path) != key else [(key, kept)]
+    _mailable_cache[:] = [] if kept is None or _file_key(path, rel) != key else [(key, kept)]
 
 
 def _unique_mailable(
