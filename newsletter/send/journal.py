@@ -9,17 +9,18 @@ counted and reported, so nobody is skipped and at most those few get two copies.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from newsletter.errors import DeliveryError
+from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.layout import Layout
 from newsletter.send.digests import DigestSet, digest
 from newsletter.send.journal_sql import DeliveryRow, apply, connect
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS runs (
     issue TEXT PRIMARY KEY,
     content_hash TEXT NOT NULL,
     first_started REAL NOT NULL,
-    last_started REAL NOT NULL
+    last_started REAL NOT NULL,
+    articles TEXT
 );
 """.format(statuses=", ".join(f"'{s}'" for s in Status))
 
@@ -110,10 +112,14 @@ class Journal:
         self._lock_file: IO[str] | None = None
 
     def _migrate(self) -> None:
-        """A journal from before issue 14 gets the nullable `relay` column (rows keep NULL)."""
+        """A journal from before issue 14 gets the nullable `relay` column (rows keep NULL);
+        one from before the article lists were recorded, the nullable `runs.articles`."""
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(deliveries)")}
         if "relay" not in columns:
             self.db.execute("ALTER TABLE deliveries ADD COLUMN relay TEXT")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        if "articles" not in columns:
+            self.db.execute("ALTER TABLE runs ADD COLUMN articles TEXT")
 
     @classmethod
     def open(cls, layout: Layout, issue_id: str) -> Journal:
@@ -146,19 +152,29 @@ class Journal:
         row = self.db.execute("SELECT 1 FROM runs WHERE issue = ?", (self.issue_id,)).fetchone()
         return row is not None
 
-    def bind(self, content_hash: str, *, allow_rebuilt: bool) -> None:
-        """Tie this issue's journal to one build; a different build is refused when resuming."""
-        with unusable_journal(self.shown, "written"):
-            self._bind(content_hash, allow_rebuilt=allow_rebuilt)
+    def bind(
+        self, content_hash: str, *, allow_rebuilt: bool, articles: Sequence[str] = ()
+    ) -> None:
+        """Tie this issue's journal to one build; a different build is refused when resuming.
 
-    def _bind(self, content_hash: str, *, allow_rebuilt: bool) -> None:
+        `articles`: the slugs of the build, recorded by the first send (kept by the later
+        ones): from then on the issue is these articles (`sent_articles`), whatever its
+        [select] rules would pick from the articles written since.
+        """
+        with unusable_journal(self.shown, "written"):
+            self._bind(content_hash, allow_rebuilt=allow_rebuilt, articles=articles)
+
+    def _bind(self, content_hash: str, *, allow_rebuilt: bool, articles: Sequence[str]) -> None:
         now = time.time()
+        listed = json.dumps(list(articles), ensure_ascii=False) if articles else None
         row = self.db.execute(
             "SELECT content_hash FROM runs WHERE issue = ?", (self.issue_id,)
         ).fetchone()
         if row is None:
             self.db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?)", (self.issue_id, content_hash, now, now)
+                "INSERT INTO runs (issue, content_hash, first_started, last_started, articles) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self.issue_id, content_hash, now, now, listed),
             )
             return
         if row[0] != content_hash and not allow_rebuilt and self.count_started() > 0:
@@ -167,9 +183,13 @@ class Journal:
                 hint="resume with the same build, or pass --allow-rebuilt to send the new "
                 "build to the recipients not yet mailed",
             )
+        # Nobody tried yet: the list is this build's. Else the list stays the first one (a
+        # send begun before lists were recorded gets the one it resumes with).
+        keep = "COALESCE(articles, ?)" if self.count_started() > 0 else "?"
         self.db.execute(
-            "UPDATE runs SET content_hash = ?, last_started = ? WHERE issue = ?",
-            (content_hash, now, self.issue_id),
+            f"UPDATE runs SET content_hash = ?, last_started = ?, articles = {keep} "
+            "WHERE issue = ?",
+            (content_hash, now, listed, self.issue_id),
         )
 
     # -- reading ----------------------------------------------------------------------------
@@ -320,6 +340,53 @@ def first_sent(path: Path) -> dict[str, float]:
     finally:
         db.close()
     return {str(issue): float(at) for issue, at in rows}
+
+
+def sent_articles(layout: Layout) -> dict[str, tuple[str, ...]]:
+    """{issue: the slugs of the articles it was sent with, in order} for every issue whose
+    send has begun (a `runs` row and at least one recipient tried).
+
+    The list is what `bind` recorded from the build the first recipients got. A send begun
+    before lists were recorded has none: then build/<id>/manifest.json gives it when that
+    build is the one the send is bound to (same content hash); otherwise the issue is left
+    out. Opens the journal read-only; nothing when there is no journal yet.
+    """
+    from newsletter.manifest import Manifest
+
+    path = layout.journal_path
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        listed = "articles" if "articles" in columns else "NULL"
+        rows = db.execute(
+            f"SELECT issue, content_hash, {listed} FROM runs WHERE EXISTS "
+            "(SELECT 1 FROM deliveries d WHERE d.issue = runs.issue)"
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file (issue 13)
+        if "no such table" in str(exc):  # a journal file without the tables: nothing was sent
+            return {}
+        raise DeliveryError(
+            f"cannot read the send journal: {exc}", path=layout.rel(path),
+            hint="check the file's permissions; a send may be holding it",
+        ) from None
+    finally:
+        db.close()
+    out: dict[str, tuple[str, ...]] = {}
+    for issue, content_hash, articles in rows:
+        if articles is not None:
+            with suppress(ValueError, TypeError):  # damaged by hand: as if not recorded
+                out[str(issue)] = tuple(str(s) for s in json.loads(articles))
+                continue
+        try:
+            built = Manifest.read(layout.build_dir(str(issue)))
+        except NewsletterError:
+            continue
+        if built.content_hash == content_hash:
+            out[str(issue)] = built.articles
+    return out
 
 
 def by_message_id(path: Path, message_id: str) -> tuple[str, str] | None:
