@@ -32,7 +32,8 @@ from newsletter.archive_feed import FEED, INDEX
 from newsletter.archive_issue import ArchivedArticle, ArchivedIssue
 from newsletter.errors import BuildError, ErrorGroup, NewsletterError
 from newsletter.layout import Layout
-from newsletter.send.journal import first_sent, sent_articles
+from newsletter.send.evidence import sent_articles
+from newsletter.send.journal import first_sent
 from newsletter.settings import Settings
 
 __all__ = ["FEED", "INDEX", "ArchiveResult", "ArchivedArticle", "ArchivedIssue", "Site",

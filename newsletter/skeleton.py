@@ -162,25 +162,18 @@ def plan_new_issue(
     """`issues/<id>.toml` dated today, numbered next, picking the articles not yet sent: made
     and checked in memory, so that nothing is written when it would not build.
 
-    The mode is the previous issue's (the issue file dated last before this one); with no
-    issue file yet, "excerpt" when every article picked has a `url`, else "full". The
-    preheader is the titles of the articles picked (the user rewrites it).
+    The mode is the latest issue file's (by date); with no issue file yet, "excerpt" when
+    every article picked has a `url`, else "full". The preheader is the titles of the
+    articles picked (the user rewrites it).
 
     Raises ConfigError (a bad id, an existing file), ContentError (no articles folder, a bad
     article), IssueError (no article left for it, or another issue file that is broken).
     """
     from newsletter.compose.content import load_catalog
-    from newsletter.compose.issue import ID_RE, IssueSpec, Select, load_spec, resolve_spec
+    from newsletter.compose.issue import IssueSpec, Select, load_spec, resolve_spec
 
-    issue_id = issue_id or next_issue_id(layout, today)
-    if not ID_RE.match(issue_id):
-        raise ConfigError(
-            f"'{issue_id}' is not a usable issue id", field="ID", hint="e.g. 2026-11 or 2026-11-2"
-        )
-    path = layout.issue_file(issue_id)
+    issue_id, path = _new_issue_path(layout, issue_id, today=today)
     rel = layout.rel(path)
-    if path.exists():
-        raise ConfigError("already exists", path=rel, hint="new-issue never overwrites: edit it")
     catalog = load_catalog(layout)
     if not catalog.articles:
         raise ContentError(
@@ -209,22 +202,43 @@ def plan_new_issue(
             path=rel,
             hint="write the next article in content/articles/, then run new-issue again",
         ) from None
-    before = [s for key, s in others if key < (today, issue_id)] or [s for _, s in others]
-    if before:
-        mode = before[-1].mode
+    if others:
+        mode = others[-1][1].mode
     else:
         mode = "excerpt" if all(a.url for a in issue.articles) else "full"
-    titles = " · ".join(" ".join(catalog.articles[a.slug].title.split()) for a in issue.articles)
-    if len(titles) > PREHEADER_MAX_CHARS:
-        titles = titles[: PREHEADER_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ·") + "…"
+    titles = [catalog.articles[a.slug].title for a in issue.articles]
     values = {
-        "preheader_q": quoted(titles),
+        "preheader_q": quoted(_preheader(titles)),
         "today": today.isoformat(),
         "number": str(number),
         "mode": mode,
     }
-    data = _fill(f"{lang}/next-issue.toml", values)
-    return NewIssue(issue_id, path, data, issue)
+    return NewIssue(issue_id, path, _fill(f"{lang}/next-issue.toml", values), issue)
+
+
+def _new_issue_path(layout: Layout, issue_id: str | None, *, today: dt.date) -> tuple[str, Path]:
+    """The id (given, or the next free one of this month) and its file, which must not exist."""
+    from newsletter.compose.issue import ID_RE
+
+    issue_id = issue_id or next_issue_id(layout, today)
+    if not ID_RE.match(issue_id):
+        raise ConfigError(
+            f"'{issue_id}' is not a usable issue id", field="ID", hint="e.g. 2026-11 or 2026-11-2"
+        )
+    path = layout.issue_file(issue_id)
+    if path.exists():
+        raise ConfigError(
+            "already exists", path=layout.rel(path), hint="new-issue never overwrites: edit it"
+        )
+    return issue_id, path
+
+
+def _preheader(titles: list[str]) -> str:
+    """The titles, joined by " · " on one line, cut at a word when too long for an inbox."""
+    text = " · ".join(" ".join(title.split()) for title in titles)
+    if len(text) > PREHEADER_MAX_CHARS:
+        text = text[: PREHEADER_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ·") + "…"
+    return text
 
 
 def write_new_issue(layout: Layout, plan: NewIssue) -> None:

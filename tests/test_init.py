@@ -343,6 +343,18 @@ def test_the_issue_new_issue_writes_builds_as_written(tmp_path: Path, run_cli: R
     assert result.stdout.splitlines()[-1] == "  checks: all passed"
 
 
+def test_a_long_preheader_of_titles_is_cut_at_a_word(tmp_path: Path, run_cli: RunCli) -> None:
+    init(run_cli, tmp_path)
+    first_issue_lists(tmp_path, "bienvenue")
+    for n in range(5):
+        add_article(tmp_path, f"long-{n}", f"Un titre assez long pour remplir l’aperçu {n}")
+    assert run_cli("new-issue", root=tmp_path).exit_code == 0
+    spec = tomllib.loads((tmp_path / "issues" / f"{MONTH}-2.toml").read_text(encoding="utf-8"))
+    preheader = spec["preheader"]
+    assert len(preheader) <= 120 and preheader.endswith(" · Un titre assez long pour…")
+    assert preheader.startswith("Un titre assez long pour remplir l’aperçu 0 · Un titre")
+
+
 @pytest.mark.parametrize(("url", "mode"), [(False, "full"), (True, "excerpt")])
 def test_without_an_issue_before_the_mode_suits_the_articles(
     tmp_path: Path, run_cli: RunCli, url: bool, mode: str

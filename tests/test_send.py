@@ -471,7 +471,8 @@ def test_unsubscribe_by_address_and_by_token(newsletter_root: Path, run_cli: Run
 
 def test_the_journal_keeps_the_articles_of_the_build_first_mailed(tmp_path: Path) -> None:
     """`runs.articles`: what a sent issue is rebuilt with (see test_issue.py)."""
-    from newsletter.send.journal import Status, Write, sent_articles
+    from newsletter.send.evidence import sent_articles
+    from newsletter.send.journal import Status, Write
 
     layout = Layout(tmp_path)
     journal = Journal.open(layout, "2026-11")

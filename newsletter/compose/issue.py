@@ -154,7 +154,7 @@ def resolve_spec(
     every article of an earlier issue (an issue file with an earlier date), so earlier issues
     are resolved first, in date order; one of them that picks nothing takes nothing.
     """
-    from newsletter.send.journal import sent_articles
+    from newsletter.send.evidence import sent_articles
 
     rel = layout.rel(layout.issue_file(issue_id))
     sent = sent_articles(layout)

@@ -14,13 +14,13 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, Any, NamedTuple
 
-from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.errors import DeliveryError
 from newsletter.layout import Layout
 from newsletter.send.digests import DigestSet, digest
 from newsletter.send.journal_sql import DeliveryRow, apply, connect
@@ -158,7 +158,7 @@ class Journal:
         """Tie this issue's journal to one build; a different build is refused when resuming.
 
         `articles`: the slugs of the build, recorded by the first send (kept by the later
-        ones): from then on the issue is these articles (`sent_articles`), whatever its
+        ones): from then on the issue is these articles (`evidence.sent_articles`), whatever its
         [select] rules would pick from the articles written since.
         """
         with unusable_journal(self.shown, "written"):
@@ -340,53 +340,6 @@ def first_sent(path: Path) -> dict[str, float]:
     finally:
         db.close()
     return {str(issue): float(at) for issue, at in rows}
-
-
-def sent_articles(layout: Layout) -> dict[str, tuple[str, ...]]:
-    """{issue: the slugs of the articles it was sent with, in order} for every issue whose
-    send has begun (a `runs` row and at least one recipient tried).
-
-    The list is what `bind` recorded from the build the first recipients got. A send begun
-    before lists were recorded has none: then build/<id>/manifest.json gives it when that
-    build is the one the send is bound to (same content hash); otherwise the issue is left
-    out. Opens the journal read-only; nothing when there is no journal yet.
-    """
-    from newsletter.manifest import Manifest
-
-    path = layout.journal_path
-    if not path.exists():
-        return {}
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        db.execute("PRAGMA busy_timeout=5000")
-        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
-        listed = "articles" if "articles" in columns else "NULL"
-        rows = db.execute(
-            f"SELECT issue, content_hash, {listed} FROM runs WHERE EXISTS "
-            "(SELECT 1 FROM deliveries d WHERE d.issue = runs.issue)"
-        ).fetchall()
-    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file (issue 13)
-        if "no such table" in str(exc):  # a journal file without the tables: nothing was sent
-            return {}
-        raise DeliveryError(
-            f"cannot read the send journal: {exc}", path=layout.rel(path),
-            hint="check the file's permissions; a send may be holding it",
-        ) from None
-    finally:
-        db.close()
-    out: dict[str, tuple[str, ...]] = {}
-    for issue, content_hash, articles in rows:
-        if articles is not None:
-            with suppress(ValueError, TypeError):  # damaged by hand: as if not recorded
-                out[str(issue)] = tuple(str(s) for s in json.loads(articles))
-                continue
-        try:
-            built = Manifest.read(layout.build_dir(str(issue)))
-        except NewsletterError:
-            continue
-        if built.content_hash == content_hash:
-            out[str(issue)] = built.articles
-    return out
 
 
 def by_message_id(path: Path, message_id: str) -> tuple[str, str] | None:
