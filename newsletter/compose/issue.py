@@ -173,6 +173,7 @@ def resolve_spec(
                     used.update(_taken(other, catalog, used))
         articles = _pick(layout, issue_id, spec, catalog, used)
     lang: Any = spec.language or language
+    drafts = {a.slug for a in catalog.articles.values() if a.draft}
     return Issue(
         id=issue_id,
         subject=spec.subject,
@@ -185,11 +186,11 @@ def resolve_spec(
         # Typeset for the issue's language: an English issue can carry a French article.
         articles=tuple(a.in_language(lang) for a in articles),
         source=rel,
-        drafts=tuple(sorted(a.slug for a in catalog.articles.values() if a.draft)),
+        drafts=tuple(sorted(drafts)),
         as_sent=as_sent,
         list_ignored=as_sent
         and spec.articles is not None
-        and tuple(spec.articles) != sent[issue_id],
+        and tuple(s for s in spec.articles if s not in drafts) != sent[issue_id],
     )
 
 
