@@ -461,3 +461,17 @@ def test_a_send_begun_before_lists_were_recorded_keeps_its_build_articles(
     assert slugs(resolve(newsletter_root, "2026-12")) == expected_selection(
         newsletter_root, "2026-12"
     )
+
+
+def test_a_sent_list_naming_a_draft_is_not_taken_for_an_edited_one(
+    newsletter_root: Path, run_cli: Any, smtp_server: Any
+) -> None:
+    add_article(newsletter_root, "brouillon", category="SEO", date="2026-11-20")
+    draft = newsletter_root / "content" / "articles" / "brouillon.md"
+    draft.write_text(draft.read_text().replace("author: erwan\n", "author: erwan\ndraft: true\n"))
+    edit_issue(newsletter_root, "2026-11", r'^articles = \[', 'articles = ["brouillon", ')
+    assert run_cli("build-issue", "2026-11", root=newsletter_root).exit_code == 0
+    assert run_cli("send", "2026-11", root=newsletter_root, env=smtp_server.env()).exit_code == 0
+    result = run_cli("build-issue", "2026-11", root=newsletter_root)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "  the articles it was sent with (state/newsletter.db)" in result.stdout.splitlines()
