@@ -32,6 +32,7 @@ from newsletter.archive_feed import FEED, INDEX
 from newsletter.archive_issue import ArchivedArticle, ArchivedIssue
 from newsletter.errors import BuildError, ErrorGroup, NewsletterError
 from newsletter.layout import Layout
+from newsletter.send.evidence import sent_articles
 from newsletter.send.journal import first_sent
 from newsletter.settings import Settings
 
@@ -107,6 +108,7 @@ def collect(layout: Layout, *, include_unsent: bool = False) -> list[ArchivedIss
     several issues cannot be read (every one is named).
     """
     sent = first_sent(layout.journal_path)
+    sent_with = sent_articles(layout)
     ids = set(sent)
     if include_unsent:
         ids |= set(layout.built_ids())
@@ -114,7 +116,9 @@ def collect(layout: Layout, *, include_unsent: bool = False) -> list[ArchivedIss
     errors: list[NewsletterError] = []
     for issue_id in sorted(ids):
         try:
-            issues.append(read_issue(layout, issue_id, sent_at=sent.get(issue_id)))
+            issues.append(read_issue(
+                layout, issue_id, sent_at=sent.get(issue_id), sent_with=sent_with.get(issue_id)
+            ))
         except NewsletterError as exc:
             errors.append(exc)
     if len(errors) == 1:
@@ -125,8 +129,19 @@ def collect(layout: Layout, *, include_unsent: bool = False) -> list[ArchivedIss
     return issues
 
 
-def read_issue(layout: Layout, issue_id: str, *, sent_at: float | None) -> ArchivedIssue:
-    """One issue from build/<id>/manifest.json and email.html. Raises BuildError."""
+def read_issue(
+    layout: Layout,
+    issue_id: str,
+    *,
+    sent_at: float | None,
+    sent_with: tuple[str, ...] | None = None,
+) -> ArchivedIssue:
+    """One issue from build/<id>/manifest.json and email.html. Raises BuildError.
+
+    `sent_with`: the articles the send journal says the issue was sent with; a build with
+    other articles (made by a version that applied a sent issue's rules again) is refused
+    rather than published as what readers received.
+    """
     build_dir = layout.build_dir(issue_id)
     for name in (manifest.FILE_NAME, "email.html"):
         if not (build_dir / name).is_file():
@@ -136,6 +151,15 @@ def read_issue(layout: Layout, issue_id: str, *, sent_at: float | None) -> Archi
                 hint=f"run `newsletter build-issue {issue_id}`",
             )
     built = manifest.read(build_dir, shown=layout.rel(build_dir))
+    if sent_with is not None and built.articles != sent_with:
+        other = sorted(set(built.articles) ^ set(sent_with)) or ["their order"]
+        raise BuildError(
+            f"issue {issue_id} was sent with other articles than this build has "
+            f"({', '.join(other)})",
+            path=layout.rel(build_dir),
+            hint=f"run `newsletter build-issue {issue_id}`: it rebuilds a sent issue with "
+            "the articles it was sent with",
+        )
     try:
         date = dt.date.fromisoformat(built.date)
     except ValueError as exc:

@@ -38,6 +38,9 @@ def print_build(result: BuildResult, layout: Layout) -> None:
         out(f"  {n}. {article.title} ({article.category}, {article.author.name})")
     if issue.drafts:
         out(f"  left out (draft: true): {', '.join(issue.drafts)}")
+    if issue.as_sent:
+        ignored = f"; {issue.source}'s `articles` list differs and is ignored" * issue.list_ignored
+        out(f"  the articles it was sent with ({layout.rel(layout.journal_path)}){ignored}")
     sizes = result.sizes
     out(
         f"  email.html {sizes['email.html'] / 1024:.1f} KB · email.txt "

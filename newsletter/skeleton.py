@@ -16,11 +16,14 @@ from email.utils import parseaddr
 from importlib import resources
 from pathlib import Path
 from string import Template
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from newsletter.errors import ConfigError
+from newsletter.errors import ConfigError, ContentError, IssueError
 from newsletter.fsio import write_file
 from newsletter.layout import PROJECT_FILE, Layout
+
+if TYPE_CHECKING:
+    from newsletter.compose.issue import Issue
 
 Language = Literal["fr", "en"]
 LANGUAGES: tuple[Language, ...] = ("fr", "en")
@@ -139,21 +142,82 @@ def next_issue_id(layout: Layout, today: dt.date) -> str:
     return candidate
 
 
-def next_number(layout: Layout) -> int:
-    """One more than the highest `number` of the issue files (1 for the first)."""
-    from newsletter.compose.issue import load_spec
-
-    numbers = [load_spec(layout, p.stem).number for p in layout.issues_dir.glob("*.toml")]
-    return max((n for n in numbers if n is not None), default=0) + 1
+#: How long a preheader made of the articles' titles may get (inboxes show less anyway).
+PREHEADER_MAX_CHARS = 120
 
 
-def new_issue_file(
+@dataclass(frozen=True)
+class NewIssue:
+    """What `new-issue` writes: the file's bytes and the issue they resolve to today."""
+
+    id: str
+    path: Path
+    data: bytes
+    issue: Issue
+
+
+def plan_new_issue(
     layout: Layout, issue_id: str | None, *, today: dt.date, language: str
-) -> tuple[str, Path]:
-    """Write `issues/<id>.toml` dated today, numbered next, picking the articles not yet sent.
+) -> NewIssue:
+    """`issues/<id>.toml` dated today, numbered next, picking the articles not yet sent: made
+    and checked in memory, so that nothing is written when it would not build.
 
-    Returns the id and the file; refuses (ConfigError) to overwrite an issue file.
+    The mode is the latest issue file's (by date); with no issue file yet, "excerpt" when
+    every article picked has a `url`, else "full". The preheader is the titles of the
+    articles picked (the user rewrites it).
+
+    Raises ConfigError (a bad id, an existing file), ContentError (no articles folder, a bad
+    article), IssueError (no article left for it, or another issue file that is broken).
     """
+    from newsletter.compose.content import load_catalog
+    from newsletter.compose.issue import IssueSpec, Select, load_spec, resolve_spec
+
+    issue_id, path = _new_issue_path(layout, issue_id, today=today)
+    rel = layout.rel(path)
+    catalog = load_catalog(layout)
+    if not catalog.articles:
+        raise ContentError(
+            "no article yet, so no issue to write",
+            path=layout.rel(layout.articles_dir),
+            hint="write one as docs/folder.md shows, then run new-issue again",
+        )
+    others = sorted(
+        ((spec.date, p.stem), spec)
+        for p in layout.issues_dir.glob("*.toml")
+        for spec in [load_spec(layout, p.stem)]
+    )
+    number = max((s.number for _, s in others if s.number is not None), default=0) + 1
+    lang: Language = "en" if language == "en" else "fr"
+    subject = {"fr": f"Numéro {number}", "en": f"Issue {number}"}[lang]
+    spec = IssueSpec(subject=subject, preheader="", date=today, number=number,
+                     select=Select.model_validate({}))
+    try:
+        issue = resolve_spec(layout, issue_id, spec, catalog, language=language)
+    except IssueError as exc:
+        if (exc.path, exc.field) != (rel, "select"):
+            raise
+        raise IssueError(
+            f"not written: every article dated up to {today.isoformat()} is a draft or "
+            "already in an issue",
+            path=rel,
+            hint="write the next article in content/articles/, then run new-issue again",
+        ) from None
+    if others:
+        mode = others[-1][1].mode
+    else:
+        mode = "excerpt" if all(a.url for a in issue.articles) else "full"
+    titles = [catalog.articles[a.slug].title for a in issue.articles]
+    values = {
+        "preheader_q": quoted(_preheader(titles)),
+        "today": today.isoformat(),
+        "number": str(number),
+        "mode": mode,
+    }
+    return NewIssue(issue_id, path, _fill(f"{lang}/next-issue.toml", values), issue)
+
+
+def _new_issue_path(layout: Layout, issue_id: str | None, *, today: dt.date) -> tuple[str, Path]:
+    """The id (given, or the next free one of this month) and its file, which must not exist."""
     from newsletter.compose.issue import ID_RE
 
     issue_id = issue_id or next_issue_id(layout, today)
@@ -166,7 +230,21 @@ def new_issue_file(
         raise ConfigError(
             "already exists", path=layout.rel(path), hint="new-issue never overwrites: edit it"
         )
-    lang = "en" if language == "en" else "fr"
-    values = {"today": today.isoformat(), "number": str(next_number(layout))}
-    write_file(path, _fill(f"{lang}/next-issue.toml", values))
     return issue_id, path
+
+
+def _preheader(titles: list[str]) -> str:
+    """The titles, joined by " · " on one line, cut at a word when too long for an inbox."""
+    text = " · ".join(" ".join(title.split()) for title in titles)
+    if len(text) > PREHEADER_MAX_CHARS:
+        text = text[: PREHEADER_MAX_CHARS - 1].rsplit(" ", 1)[0].rstrip(" ·") + "…"
+    return text
+
+
+def write_new_issue(layout: Layout, plan: NewIssue) -> None:
+    """Write the planned issue file (never over one that appeared meanwhile)."""
+    if plan.path.exists():
+        raise ConfigError(
+            "already exists", path=layout.rel(plan.path), hint="new-issue never overwrites: edit it"
+        )
+    write_file(plan.path, plan.data)

@@ -384,6 +384,28 @@ def test_a_sent_issue_without_its_build_is_named(sent: Path, run_cli: RunCli) ->
     )
 
 
+def test_a_build_with_other_articles_than_were_sent_is_not_published(
+    sent: Path, run_cli: RunCli
+) -> None:
+    """As an older version rebuilt a sent issue, applying its rules to later articles: the
+    archive must show what readers received, so it refuses until the issue is rebuilt."""
+    path = sent / "build" / "2026-11" / "manifest.json"
+    data = json.loads(path.read_text("utf-8"))
+    sent_with = data["articles"]
+    path.write_text(json.dumps({**data, "articles": [*sent_with, "un-article-de-plus"]}))
+    result = run_cli("archive", root=sent, env=ENV)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        "error: build/2026-11: issue 2026-11 was sent with other articles than this build has "
+        "(un-article-de-plus) (run `newsletter build-issue 2026-11`: it rebuilds a sent issue "
+        "with the articles it was sent with)\n"
+    )
+    assert snapshot(sent / "site") == {}  # nothing written
+    assert run_cli("build-issue", "2026-11", root=sent, env=ENV).exit_code == 0
+    archive(run_cli, sent)
+    assert manifest(sent, "2026-11")["articles"] == sent_with
+
+
 # -- in the browser, and in the preview ---------------------------------------------------
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
+import sqlite3
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from conftest import snapshot
 
 from newsletter.compose.content import load_catalog
 from newsletter.compose.issue import Issue, resolve_issue
@@ -328,3 +331,147 @@ def test_rules_matching_nothing(newsletter_root: Path) -> None:
     error = issue_error(newsletter_root, "2026-12")
     assert (error.path, error.field) == ("issues/2026-12.toml", "select")
     assert "match no article" in error.message
+
+
+# ---------------------------------------------------------------------------------------------
+# Earlier issues that pick nothing, or cannot pick, take nothing: they never stop another issue.
+
+
+def test_an_earlier_issue_matching_nothing_takes_nothing(newsletter_root: Path) -> None:
+    expected = expected_selection(newsletter_root, "2026-12")
+    add_issue(
+        newsletter_root,
+        "2026-12-01",
+        'subject = "Vide"\npreheader = "p"\ndate = 2026-12-01\n[select]\nsince = 2026-12-02\n',
+    )
+    assert slugs(resolve(newsletter_root, "2026-12")) == expected
+    # Its own resolution is the error, naming its own file.
+    error = issue_error(newsletter_root, "2026-12-01")
+    assert (error.path, error.field) == ("issues/2026-12-01.toml", "select")
+
+
+@pytest.mark.parametrize(
+    "toml",
+    [
+        'articles = ["renamed-since"]\n',
+        '[select]\ncategories = ["Gone"]\n',
+    ],
+)
+def test_an_earlier_issue_that_cannot_pick_does_not_stop_a_later_one(
+    newsletter_root: Path, toml: str
+) -> None:
+    expected = expected_selection(newsletter_root, "2026-12")
+    add_issue(
+        newsletter_root, "2026-12-01", f'subject = "S"\npreheader = "p"\ndate = 2026-12-01\n{toml}'
+    )
+    assert slugs(resolve(newsletter_root, "2026-12")) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# A sent issue is the articles it was sent with: its rules are not applied again.
+
+
+@pytest.fixture
+def december_sent(newsletter_root: Path, run_cli: Any, smtp_server: Any) -> list[str]:
+    """2026-12 (rules) built and mailed to the sample list; the slugs it was sent with."""
+    env = smtp_server.env()
+    assert run_cli("build-issue", "2026-12", root=newsletter_root).exit_code == 0
+    result = run_cli("send", "2026-12", root=newsletter_root, env=env)
+    assert result.exit_code == 0, result.stderr
+    built = json.loads((newsletter_root / "build" / "2026-12" / "manifest.json").read_text())
+    sent: list[str] = built["articles"]
+    assert sent == expected_selection(newsletter_root, "2026-12")
+    return sent
+
+
+def test_a_sent_issue_keeps_its_articles_and_later_ones_go_to_later_issues(
+    newsletter_root: Path, december_sent: list[str], run_cli: Any
+) -> None:
+    add_article(newsletter_root, "bilan-seo", category="SEO", date="2026-12-10")
+    add_article(newsletter_root, "fin-novembre", category="SEO", date="2026-11-30")
+    # Its rules would now take the new article (newest first, limit 3)...
+    assert expected_selection(newsletter_root, "2026-12")[0] == "bilan-seo"
+    # ...but it was sent without it.
+    issue = resolve(newsletter_root, "2026-12")
+    assert (slugs(issue), issue.as_sent) == (december_sent, True)
+    result = run_cli("build-issue", "2026-12", root=newsletter_root)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "  the articles it was sent with (state/newsletter.db)" in result.stdout.splitlines()
+    built = json.loads((newsletter_root / "build" / "2026-12" / "manifest.json").read_text())
+    assert built["articles"] == december_sent
+    # The next issue takes it; an unsent issue, even dated before, takes nothing sent.
+    rules = '[select]\ncategories = ["Marketing social", "SEO"]\n'
+    for issue_id, date in (("2027-01", "2027-01-12"), ("2026-12-a", "2026-12-01")):
+        add_issue(
+            newsletter_root, issue_id, f'subject = "S"\npreheader = "p"\ndate = {date}\n{rules}'
+        )
+    early = slugs(resolve(newsletter_root, "2026-12-a"))
+    assert early == ["fin-novembre"]
+    january = slugs(resolve(newsletter_root, "2027-01"))
+    assert january[0] == "bilan-seo"
+    assert not set(january) & (set(december_sent) | set(early))
+
+
+def test_a_sent_issue_whose_article_is_gone_is_not_rebuilt(
+    newsletter_root: Path, december_sent: list[str], run_cli: Any
+) -> None:
+    gone = december_sent[1]
+    (newsletter_root / "content" / "articles" / f"{gone}.md").unlink()
+    before = snapshot(newsletter_root / "build")
+    result = run_cli("build-issue", "2026-12", root=newsletter_root)
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == (
+        f"error: issues/2026-12.toml: articles: this issue was sent with '{gone}', no longer in "
+        "content/articles/ (put the article back (same slug): a sent issue is rebuilt with "
+        "exactly the articles it was sent with)\n"
+    )
+    assert snapshot(newsletter_root / "build") == before
+
+
+def test_a_sent_explicit_list_edited_afterwards_is_not_used(
+    newsletter_root: Path, run_cli: Any, smtp_server: Any
+) -> None:
+    listed = issue_specs(newsletter_root)["2026-11"]["articles"]
+    assert run_cli("build-issue", "2026-11", root=newsletter_root).exit_code == 0
+    assert run_cli("send", "2026-11", root=newsletter_root, env=smtp_server.env()).exit_code == 0
+    edit_issue(newsletter_root, "2026-11", r"^articles = .*$", f'articles = ["{listed[0]}"]')
+    result = run_cli("build-issue", "2026-11", root=newsletter_root)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert (
+        "  the articles it was sent with (state/newsletter.db); issues/2026-11.toml's `articles` "
+        "list differs and is ignored"
+    ) in result.stdout.splitlines()
+    assert slugs(resolve(newsletter_root, "2026-11")) == listed
+
+
+def test_a_send_begun_before_lists_were_recorded_keeps_its_build_articles(
+    newsletter_root: Path, december_sent: list[str]
+) -> None:
+    """A journal written before `runs.articles`: the build the send is bound to tells."""
+    db = sqlite3.connect(newsletter_root / "state" / "newsletter.db")
+    with db:
+        db.execute("UPDATE runs SET articles = NULL")
+    db.close()
+    add_article(newsletter_root, "bilan-seo", category="SEO", date="2026-12-10")
+    assert slugs(resolve(newsletter_root, "2026-12")) == december_sent
+    # A build the send is not bound to tells nothing: the rules again.
+    manifest = newsletter_root / "build" / "2026-12" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "content_hash": "0" * 64}))
+    assert slugs(resolve(newsletter_root, "2026-12")) == expected_selection(
+        newsletter_root, "2026-12"
+    )
+
+
+def test_a_sent_list_naming_a_draft_is_not_taken_for_an_edited_one(
+    newsletter_root: Path, run_cli: Any, smtp_server: Any
+) -> None:
+    add_article(newsletter_root, "brouillon", category="SEO", date="2026-11-20")
+    draft = newsletter_root / "content" / "articles" / "brouillon.md"
+    draft.write_text(draft.read_text().replace("author: erwan\n", "author: erwan\ndraft: true\n"))
+    edit_issue(newsletter_root, "2026-11", r'^articles = \[', 'articles = ["brouillon", ')
+    assert run_cli("build-issue", "2026-11", root=newsletter_root).exit_code == 0
+    assert run_cli("send", "2026-11", root=newsletter_root, env=smtp_server.env()).exit_code == 0
+    result = run_cli("build-issue", "2026-11", root=newsletter_root)
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "  the articles it was sent with (state/newsletter.db)" in result.stdout.splitlines()

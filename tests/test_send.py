@@ -521,3 +521,22 @@ def test_unsubscribe_by_address_and_by_token(newsletter_root: Path, run_cli: Run
     unknown = run_cli("unsubscribe", "personne@example.fr", root=newsletter_root)
     assert unknown.exit_code == ExitCode.USER_ERROR
     assert unknown.stderr.startswith("error: subscribers.csv: no subscriber with this address")
+
+
+def test_the_journal_keeps_the_articles_of_the_build_first_mailed(tmp_path: Path) -> None:
+    """`runs.articles`: what a sent issue is rebuilt with (see test_issue.py)."""
+    from newsletter.send.evidence import sent_articles
+    from newsletter.send.journal import Status, Write
+
+    layout = Layout(tmp_path)
+    journal = Journal.open(layout, "2026-11")
+    try:
+        journal.bind("h1", allow_rebuilt=False, articles=["a", "b"])
+        assert sent_articles(layout) == {}  # nobody tried yet: not sent
+        journal.bind("h2", allow_rebuilt=False, articles=["a", "c"])  # rebuilt before anyone
+        journal.commit([Write("ami@example.fr", Status.SENT, 1)])
+        assert sent_articles(layout) == {"2026-11": ("a", "c")}
+        journal.bind("h3", allow_rebuilt=True, articles=["d"])  # resumed with another build
+        assert sent_articles(layout) == {"2026-11": ("a", "c")}
+    finally:
+        journal.close()

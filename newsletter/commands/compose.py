@@ -99,26 +99,20 @@ def new_issue_command(folder: Folder, id: str | None) -> None:
     """Write issues/<id>.toml (default id: this month), picking the articles not yet sent."""
     import datetime as dt
 
-    from newsletter.compose.content import load_catalog
-    from newsletter.compose.issue import resolve_issue
-    from newsletter.errors import IssueError
     from newsletter.layout import issue_id_from_arg
-    from newsletter.skeleton import new_issue_file
+    from newsletter.skeleton import plan_new_issue, write_new_issue
 
-    layout, language = folder.layout, folder.settings.language
+    layout = folder.layout
     wanted = issue_id_from_arg(id) if id else None
-    new_id, path = new_issue_file(layout, wanted, today=dt.date.today(), language=language)
-    out(f"created {layout.rel(path)}")
-    try:
-        issue = resolve_issue(layout, new_id, load_catalog(layout), language=language)
-    except IssueError as exc:  # the file is written; it just selects nothing yet
-        err(f"warning: {exc}")
-        return
-    out(f"It would contain {len(issue.articles)} article(s), as of today:")
-    for article in issue.articles:
+    # Checked whole first: on any error nothing is written.
+    plan = plan_new_issue(
+        layout, wanted, today=dt.date.today(), language=folder.settings.language
+    )
+    write_new_issue(layout, plan)
+    out(f"created {layout.rel(plan.path)}")
+    out(f"It would contain {len(plan.issue.articles)} article(s), as of today:")
+    for article in plan.issue.articles:
         out(f"  {article.title} ({article.slug})")
-
-
 
 
 @command("import")

@@ -128,7 +128,7 @@ def load_catalog(layout: Layout, *, site_url: str = "") -> Catalog:
         raise ContentError(
             "no articles folder",
             path=layout.rel(layout.articles_dir),
-            hint="run the command in a newsletter folder or pass --root DIR",
+            hint="create it, then write an article in it as docs/folder.md shows",
         )
     for path in sorted(layout.articles_dir.glob("*.md")):
         try:

@@ -77,6 +77,10 @@ class Issue:
     source: str
     #: Slugs of the catalog's `draft: true` articles, left out (the build summary says so).
     drafts: tuple[str, ...] = ()
+    #: The articles are those the issue was sent with (the send journal), not its rules'.
+    as_sent: bool = False
+    #: The issue file's `articles = [...]` differs from what was sent, and is not used.
+    list_ignored: bool = False
 
 
 def load_spec(layout: Layout, issue_id: str) -> IssueSpec:
@@ -134,20 +138,42 @@ def _hint(loc: list[str]) -> str:
 
 
 def resolve_issue(layout: Layout, issue_id: str, catalog: Catalog, *, language: str) -> Issue:
-    """Load `issues/<id>.toml` and pick its articles.
+    """Load `issues/<id>.toml` and pick its articles (see `resolve_spec`)."""
+    return resolve_spec(layout, issue_id, load_spec(layout, issue_id), catalog, language=language)
 
-    Rule-based issues leave out articles already in an earlier issue (an issue file with an
-    earlier date), so earlier issues are resolved first, in date order.
+
+def resolve_spec(
+    layout: Layout, issue_id: str, spec: IssueSpec, catalog: Catalog, *, language: str
+) -> Issue:
+    """The issue `issue_id` described by `spec` (its file, or one `new-issue` is about to
+    write), with its articles picked.
+
+    An issue whose send has begun is the articles it was sent with, as the send journal
+    recorded them: its rules are not applied again (a later article must not slip into a
+    sent issue). Otherwise rule-based issues leave out every article of a sent issue and
+    every article of an earlier issue (an issue file with an earlier date), so earlier issues
+    are resolved first, in date order; one of them that picks nothing takes nothing.
     """
-    spec = load_spec(layout, issue_id)
-    used: set[str] = set()
-    # Only rules need the earlier issues: an explicit list must not fail on another issue file
-    # (a half-written draft of next month's issue, an old issue naming a renamed article).
-    if spec.select is not None:
-        for other_id, other in _earlier_specs(layout, issue_id, spec):
-            used.update(a.slug for a in _pick(layout, other_id, other, catalog, used))
-    articles = _pick(layout, issue_id, spec, catalog, used)
+    from newsletter.send.evidence import sent_articles
+
+    rel = layout.rel(layout.issue_file(issue_id))
+    sent = sent_articles(layout)
+    as_sent = issue_id in sent
+    if as_sent:
+        articles = _as_sent(rel, sent[issue_id], catalog)
+    else:
+        used: set[str] = set()
+        # Only rules need the earlier issues: an explicit list must not fail on another issue
+        # file (a half-written draft of next month's issue, an old issue naming a renamed one).
+        if spec.select is not None:
+            for slugs in sent.values():
+                used.update(slugs)
+            for other_id, other in _earlier_specs(layout, issue_id, spec):
+                if other_id not in sent:
+                    used.update(_taken(other, catalog, used))
+        articles = _pick(layout, issue_id, spec, catalog, used)
     lang: Any = spec.language or language
+    drafts = {a.slug for a in catalog.articles.values() if a.draft}
     return Issue(
         id=issue_id,
         subject=spec.subject,
@@ -159,9 +185,28 @@ def resolve_issue(layout: Layout, issue_id: str, catalog: Catalog, *, language: 
         mode=spec.mode,
         # Typeset for the issue's language: an English issue can carry a French article.
         articles=tuple(a.in_language(lang) for a in articles),
-        source=layout.rel(layout.issue_file(issue_id)),
-        drafts=tuple(sorted(a.slug for a in catalog.articles.values() if a.draft)),
+        source=rel,
+        drafts=tuple(sorted(drafts)),
+        as_sent=as_sent,
+        list_ignored=as_sent
+        and spec.articles is not None
+        and tuple(s for s in spec.articles if s not in drafts) != sent[issue_id],
     )
+
+
+def _as_sent(rel: str, slugs: tuple[str, ...], catalog: Catalog) -> list[Article]:
+    """The articles a sent issue was mailed with; every one must still be there."""
+    gone = [slug for slug in slugs if slug not in catalog.articles]
+    if gone:
+        names = ", ".join(f"'{slug}'" for slug in gone)
+        raise IssueError(
+            f"this issue was sent with {names}, no longer in content/articles/",
+            path=rel,
+            field="articles",
+            hint="put the article back (same slug): a sent issue is rebuilt with exactly "
+            "the articles it was sent with",
+        )
+    return [catalog.articles[slug] for slug in slugs]
 
 
 def _earlier_specs(layout: Layout, issue_id: str, spec: IssueSpec) -> list[tuple[str, IssueSpec]]:
@@ -174,6 +219,34 @@ def _earlier_specs(layout: Layout, issue_id: str, spec: IssueSpec) -> list[tuple
             out.append((path.stem, other))
     out.sort(key=lambda item: (item[1].date, item[0]))
     return out
+
+
+def _taken(spec: IssueSpec, catalog: Catalog, used: set[str]) -> list[str]:
+    """The slugs another (earlier, unsent) issue takes, without its errors: what it cannot
+    pick (an unknown slug or category, rules that match nothing) it does not take. Its own
+    build reports those, naming its file; they must not stop this issue."""
+    if spec.articles is not None:
+        return [s for s in spec.articles if s in catalog.articles]
+    assert spec.select is not None
+    return [a.slug for a in _candidates(spec.select, spec.date, catalog, used)]
+
+
+def _candidates(rules: Select, date: dt.date, catalog: Catalog, used: set[str]) -> list[Article]:
+    """What `rules` pick for an issue dated `date`: newest first, cut at the limit."""
+    candidates = [
+        a
+        for a in catalog.articles.values()
+        if a.slug not in used
+        and not a.draft
+        and (rules.tags is None or set(rules.tags) & set(a.tags))
+        and (rules.categories is None or a.category in rules.categories)
+        and (rules.since is None or a.date >= rules.since)
+        and a.date <= date
+    ]
+    candidates.sort(key=lambda a: (-a.date.toordinal(), a.slug))
+    if rules.limit is not None:
+        candidates = candidates[: rules.limit]
+    return candidates
 
 
 def _pick(
@@ -215,22 +288,10 @@ def _pick(
                     field="select.categories",
                     hint=f"known: {', '.join(sorted(known_categories))}",
                 )
-    candidates = [
-        a
-        for a in catalog.articles.values()
-        if a.slug not in used
-        and not a.draft
-        and (rules.tags is None or set(rules.tags) & set(a.tags))
-        and (rules.categories is None or a.category in rules.categories)
-        and (rules.since is None or a.date >= rules.since)
-        and a.date <= spec.date
-    ]
-    candidates.sort(key=lambda a: (-a.date.toordinal(), a.slug))
-    if rules.limit is not None:
-        candidates = candidates[: rules.limit]
+    candidates = _candidates(rules, spec.date, catalog, used)
     if not candidates:
         raise IssueError(
-            "the [select] rules match no article not already in an earlier issue",
+            "the [select] rules match no article not already in an earlier or sent issue",
             path=rel,
             field="select",
             hint="widen categories or since, or list the articles explicitly",

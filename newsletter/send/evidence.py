@@ -8,6 +8,9 @@ would silently mail everyone again; so before a first send of an issue, `send` l
     <archive>/<id>/index.html  the public archive shows the issue
 
 and refuses, naming them, unless --resend.
+
+What an issue was sent with is the journal's: `sent_articles` reads the article lists that
+`Journal.bind` recorded, which `build-issue` and `archive` hold a sent issue to.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import sqlite3
+from contextlib import suppress
 from pathlib import Path
 
 from newsletter import fsio
+from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.layout import Layout
+from newsletter.manifest import Manifest
 from newsletter.settings import Settings
 
 MARKER = "sent.json"
@@ -67,3 +74,48 @@ def _suppressed_by(path: Path, issue_id: str) -> int:
             return sum(1 for row in csv.DictReader(f) if (row.get("issue") or "") == issue_id)
     except (OSError, csv.Error):
         return 0
+
+
+def sent_articles(layout: Layout) -> dict[str, tuple[str, ...]]:
+    """{issue: the slugs of the articles it was sent with, in order} for every issue whose
+    send has begun (a `runs` row and at least one recipient tried).
+
+    The list is what `bind` recorded from the build the first recipients got. A send begun
+    before lists were recorded has none: then build/<id>/manifest.json gives it when that
+    build is the one the send is bound to (same content hash); otherwise the issue is left
+    out. Opens the journal read-only; nothing when there is no journal yet.
+    """
+    path = layout.journal_path
+    if not path.exists():
+        return {}
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
+        listed = "articles" if "articles" in columns else "NULL"
+        rows = db.execute(
+            f"SELECT issue, content_hash, {listed} FROM runs WHERE EXISTS "
+            "(SELECT 1 FROM deliveries d WHERE d.issue = runs.issue)"
+        ).fetchall()
+    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file (issue 13)
+        if "no such table" in str(exc):  # a journal file without the tables: nothing was sent
+            return {}
+        raise DeliveryError(
+            f"cannot read the send journal: {exc}", path=layout.rel(path),
+            hint="check the file's permissions; a send may be holding it",
+        ) from None
+    finally:
+        db.close()
+    out: dict[str, tuple[str, ...]] = {}
+    for issue, content_hash, articles in rows:
+        if articles is not None:
+            with suppress(ValueError, TypeError):  # damaged by hand: as if not recorded
+                out[str(issue)] = tuple(str(s) for s in json.loads(articles))
+                continue
+        try:
+            built = Manifest.read(layout.build_dir(str(issue)))
+        except NewsletterError:
+            continue
+        if built.content_hash == content_hash:
+            out[str(issue)] = built.articles
+    return out

@@ -9,10 +9,11 @@ counted and reported, so nobody is skipped and at most those few get two copies.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
@@ -52,7 +53,8 @@ CREATE TABLE IF NOT EXISTS runs (
     issue TEXT PRIMARY KEY,
     content_hash TEXT NOT NULL,
     first_started REAL NOT NULL,
-    last_started REAL NOT NULL
+    last_started REAL NOT NULL,
+    articles TEXT
 );
 """.format(statuses=", ".join(f"'{s}'" for s in Status))
 
@@ -110,10 +112,14 @@ class Journal:
         self._lock_file: IO[str] | None = None
 
     def _migrate(self) -> None:
-        """A journal from before issue 14 gets the nullable `relay` column (rows keep NULL)."""
+        """A journal from before issue 14 gets the nullable `relay` column (rows keep NULL);
+        one from before the article lists were recorded, the nullable `runs.articles`."""
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(deliveries)")}
         if "relay" not in columns:
             self.db.execute("ALTER TABLE deliveries ADD COLUMN relay TEXT")
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        if "articles" not in columns:
+            self.db.execute("ALTER TABLE runs ADD COLUMN articles TEXT")
 
     @classmethod
     def open(cls, layout: Layout, issue_id: str) -> Journal:
@@ -146,19 +152,29 @@ class Journal:
         row = self.db.execute("SELECT 1 FROM runs WHERE issue = ?", (self.issue_id,)).fetchone()
         return row is not None
 
-    def bind(self, content_hash: str, *, allow_rebuilt: bool) -> None:
-        """Tie this issue's journal to one build; a different build is refused when resuming."""
-        with unusable_journal(self.shown, "written"):
-            self._bind(content_hash, allow_rebuilt=allow_rebuilt)
+    def bind(
+        self, content_hash: str, *, allow_rebuilt: bool, articles: Sequence[str] = ()
+    ) -> None:
+        """Tie this issue's journal to one build; a different build is refused when resuming.
 
-    def _bind(self, content_hash: str, *, allow_rebuilt: bool) -> None:
+        `articles`: the slugs of the build, recorded by the first send (kept by the later
+        ones): from then on the issue is these articles (`evidence.sent_articles`), whatever its
+        [select] rules would pick from the articles written since.
+        """
+        with unusable_journal(self.shown, "written"):
+            self._bind(content_hash, allow_rebuilt=allow_rebuilt, articles=articles)
+
+    def _bind(self, content_hash: str, *, allow_rebuilt: bool, articles: Sequence[str]) -> None:
         now = time.time()
+        listed = json.dumps(list(articles), ensure_ascii=False) if articles else None
         row = self.db.execute(
             "SELECT content_hash FROM runs WHERE issue = ?", (self.issue_id,)
         ).fetchone()
         if row is None:
             self.db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?)", (self.issue_id, content_hash, now, now)
+                "INSERT INTO runs (issue, content_hash, first_started, last_started, articles) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (self.issue_id, content_hash, now, now, listed),
             )
             return
         if row[0] != content_hash and not allow_rebuilt and self.count_started() > 0:
@@ -167,9 +183,13 @@ class Journal:
                 hint="resume with the same build, or pass --allow-rebuilt to send the new "
                 "build to the recipients not yet mailed",
             )
+        # Nobody tried yet: the list is this build's. Else the list stays the first one (a
+        # send begun before lists were recorded gets the one it resumes with).
+        keep = "COALESCE(articles, ?)" if self.count_started() > 0 else "?"
         self.db.execute(
-            "UPDATE runs SET content_hash = ?, last_started = ? WHERE issue = ?",
-            (content_hash, now, self.issue_id),
+            f"UPDATE runs SET content_hash = ?, last_started = ?, articles = {keep} "
+            "WHERE issue = ?",
+            (content_hash, now, listed, self.issue_id),
         )
 
     # -- reading ----------------------------------------------------------------------------

@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 
 def prepare(
     layout: Layout, issue_id: str, *, settings: Settings, options: SendOptions
-) -> tuple[MessageTemplate, ListSummary, str]:
+) -> tuple[MessageTemplate, ListSummary, Manifest]:
     """Everything checked before the first message: the build, the list, the fields."""
     build_dir = layout.build_dir(issue_id)
     manifest = Manifest.read(build_dir)
@@ -87,7 +87,7 @@ def prepare(
             line=1,
             hint="add the column to the list file, or remove it from the templates and rebuild",
         )
-    return template, summary, manifest.content_hash
+    return template, summary, manifest
 
 
 def require_postal_address(build_dir: Path, *, settings: Settings) -> None:
@@ -155,7 +155,7 @@ async def _send_issue(
     on_progress: ProgressHook | None,
     writer: WriterProcess | None,
 ) -> SendResult:
-    template, summary, content_hash = prepare(layout, issue_id, settings=settings, options=options)
+    template, summary, built = prepare(layout, issue_id, settings=settings, options=options)
     outgoing = outgoing_for(template, settings=settings, layout=layout)
     result = SendResult(
         issue_id=issue_id,
@@ -185,7 +185,7 @@ async def _send_issue(
         settings=settings,
         options=options,
         result=result,
-        content_hash=content_hash,
+        built=built,
         stop=stop,
         on_start=on_start,
         on_progress=on_progress,
@@ -264,13 +264,14 @@ async def send_list(
     settings: Settings,
     options: SendOptions,
     result: SendResult,
-    content_hash: str,
+    built: Manifest,
     stop: asyncio.Event | None,
     on_start: Callable[[SendResult], None] | None,
     on_progress: ProgressHook | None,
     writer: WriterProcess | None = None,
 ) -> SendResult:
     """The real send: every pending recipient (never a final one, never a suppressed one);
+    `built`: the build's manifest (its content hash and articles go into the journal);
     `writer`: the journal writer process, started early."""
     from newsletter.send.processes import ShareSpec, deliver_in_processes
 
@@ -283,7 +284,9 @@ async def send_list(
         journal.lock()
         if not journal.knows_issue() and not options.resend:
             refuse_unrecorded_resend(layout, journal, settings=settings)
-        journal.bind(content_hash, allow_rebuilt=options.allow_rebuilt)
+        journal.bind(
+            built.content_hash, allow_rebuilt=options.allow_rebuilt, articles=built.articles
+        )
         mark_started(layout.build_dir(result.issue_id), result.issue_id, now=time.time())
         result.resent_in_flight = journal.in_flight()
         if processes > 1:
