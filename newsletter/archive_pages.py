@@ -23,6 +23,7 @@ from newsletter.archive_feed import FEED, INDEX, atom_feed
 from newsletter.errors import BuildError
 from newsletter.labels import labels_for, long_date
 from newsletter.placeholders import fill
+from newsletter.send.evidence import UNSENT_PAGE_META
 from newsletter.settings import Settings
 
 if TYPE_CHECKING:
@@ -153,6 +154,7 @@ def issue_page(
         body=Markup(html[opening.end() : closing.start()]),
         after_body=Markup(html[closing.start() :]),
         title=f"{issue.subject} · {name}", canonical=canonical, index=False,
+        status_meta=Markup(UNSENT_PAGE_META if issue.sent_at is None else ""),
         name=name, postal_address=postal_address, labels=labels, nav=nav, up="../", feed=FEED,
         feed_href=f"../{FEED}",
     )

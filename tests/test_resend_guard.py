@@ -68,3 +68,25 @@ def test_the_archive_page_is_evidence(
     assert refused.exit_code == ExitCode.USER_ERROR
     assert "site/2026-11/ (the archive shows it)" in refused.stderr
     assert smtp_server.received == []
+
+
+def test_archive_all_before_the_first_send_does_not_block_it_but_a_sent_page_does(
+    built: Path, smtp_server: TestServer, run_cli: RunCli
+) -> None:
+    """`archive --all` publishes issues never sent too: its page of 2026-11 made the first
+    send refuse ("already sent … the archive shows it"), leading the user to --resend."""
+    (built / "subscribers.csv").write_text("email\na@example.fr\n", encoding="utf-8")
+    preview = run_cli("archive", "--all", root=built)
+    assert preview.exit_code == 0, preview.stderr
+    page = built / "site" / "2026-11" / "index.html"
+    assert '<meta name="newsletter-status" content="not sent">' in page.read_text("utf-8")
+    first = run_cli("send", "2026-11", root=built, env=smtp_server.env())
+    assert first.exit_code == 0, first.stdout + first.stderr
+    assert run_cli("archive", root=built).exit_code == 0  # now sent: the page says so no more
+    assert "newsletter-status" not in page.read_text("utf-8")
+    (built / "state" / "newsletter.db").unlink()
+    (built / "build" / "2026-11" / "sent.json").unlink()
+    refused = run_cli("send", "2026-11", root=built, env=smtp_server.env())
+    assert refused.exit_code == ExitCode.USER_ERROR
+    assert "site/2026-11/ (the archive shows it)" in refused.stderr
+    assert len(smtp_server.received) == 1

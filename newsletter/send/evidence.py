@@ -5,7 +5,8 @@ would silently mail everyone again; so before a first send of an issue, `send` l
 
     build/<id>/sent.json       written when a send of the build begins (`mark_started`)
     the suppression file       entries whose `issue` column is this issue
-    <archive>/<id>/index.html  the public archive shows the issue
+    <archive>/<id>/index.html  the public archive shows the issue (not a page that
+                               `archive --all` marked as never sent)
 
 and refuses, naming them, unless --resend.
 
@@ -29,6 +30,9 @@ from newsletter.manifest import Manifest
 from newsletter.settings import Settings
 
 MARKER = "sent.json"
+#: In the head of an archive page `archive --all` writes for an issue never sent: such a page
+#: is a preview, not a sign that the issue went out.
+UNSENT_PAGE_META = '<meta name="newsletter-status" content="not sent">'
 
 
 def mark_started(build_dir: Path, issue_id: str, *, now: float) -> None:
@@ -54,9 +58,19 @@ def sent_evidence(layout: Layout, issue_id: str, *, settings: Settings) -> list[
             f"suppressed by issue {issue_id})"
         )
     page = layout.site_dir(settings.archive_dir) / issue_id / "index.html"
-    if page.is_file():
+    if page.is_file() and not _marked_unsent(page):
         found.append(f"{layout.rel(page.parent)}/ (the archive shows it)")
     return found
+
+
+def _marked_unsent(page: Path) -> bool:
+    """Is this archive page one of `archive --all` for an issue never sent? (Its head.)"""
+    try:
+        with open(page, encoding="utf-8", errors="replace") as f:
+            head = f.read(65536)
+    except OSError:
+        return False
+    return UNSENT_PAGE_META in head.partition("</head>")[0]
 
 
 def _started(marker: Path) -> str:
