@@ -52,7 +52,8 @@ def test_a_jekyll_post_builds_as_it_is_with_its_date_in_its_own_zone(
     newsletter_root: Path,
 ) -> None:
     write_article(newsletter_root, "2026-11-02-instagram-hiver.md", JEKYLL)
-    article = catalog(newsletter_root).articles["2026-11-02-instagram-hiver"]
+    # Jekyll's file name is the date, then the slug: the slug is the name without the date.
+    article = catalog(newsletter_root).articles["instagram-hiver"]
     assert (article.category, article.author.key, article.tags) == (
         "Réseaux", "erwan", ("instagram", "hiver")
     )
@@ -110,3 +111,50 @@ def test_select_by_tags(newsletter_root: Path, run_cli: RunCli) -> None:
     assert built.exit_code == 0, built.stderr
     listed = [line for line in built.stdout.splitlines() if line.startswith("  1. ")]
     assert listed == ["  1. Fiche Google\u00a0: le guide (SEO, Claire Fontaine)"]
+
+
+HUGO_TOML = """title = "Fiche Google : le guide"
+date = 2026-11-03T10:30:00+01:00
+draft = false
+description = "Tout sur la fiche."
+categories = ["SEO", "Local"]
+tags = ["google", "local"]
+author = "Claire Fontaine"
+weight = 10
+"""
+
+
+def test_a_hugo_post_with_toml_front_matter_builds_as_it_is(newsletter_root: Path) -> None:
+    """`hugo new` writes TOML between `+++` lines: it was `no front matter`."""
+    path = newsletter_root / "content" / "articles" / "fiche-toml.md"
+    path.write_text(f"+++\n{HUGO_TOML}+++\nUn texte.\n", encoding="utf-8")
+    article = catalog(newsletter_root).articles["fiche-toml"]
+    assert (article.title, article.category, article.author.key, article.date) == (
+        "Fiche Google : le guide", "SEO", "claire", dt.date(2026, 11, 3)
+    )
+    assert (article.summary, article.tags) == ("Tout sur la fiche.", ("google", "local"))
+    path.write_text(f"+++\n{HUGO_TOML.replace('draft = false', 'draft = peut-être')}+++\nx\n",
+                    encoding="utf-8")
+    (error,) = errors(newsletter_root)
+    assert (error.path, error.line) == ("content/articles/fiche-toml.md", 4)
+    assert error.message.startswith("front matter is not valid TOML: ")
+    path.write_text(f"+++\n{HUGO_TOML.replace('weight', 'poids')}+++\nx\n", encoding="utf-8")
+    (error,) = errors(newsletter_root)
+    assert (error.line, error.field, error.message) == (9, "poids", "unknown field")
+
+
+def test_jekyll_categories_as_words_give_the_first_word(newsletter_root: Path) -> None:
+    write_article(newsletter_root, "graines.md", JEKYLL.replace("Réseaux", "jardin graines"))
+    assert catalog(newsletter_root).articles["graines"].category == "jardin"
+
+
+@pytest.mark.parametrize("fence", ["---", "+++"])
+def test_front_matter_without_its_closing_line_says_so(newsletter_root: Path, fence: str) -> None:
+    """It said `no front matter (start the file with a '---' line…)` to a file that did."""
+    path = newsletter_root / "content" / "articles" / "ouverte.md"
+    path.write_text(f"{fence}\ntitle: Ouverte\n\nLe texte.\n", encoding="utf-8")
+    (error,) = errors(newsletter_root)
+    assert str(error) == (
+        f"content/articles/ouverte.md:1: the front matter has no closing '{fence}' line (end "
+        f"the front matter with a '{fence}' line, then write the article)"
+    )

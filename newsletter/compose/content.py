@@ -13,6 +13,7 @@ from markdown_it.token import Token
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from newsletter.compose.frontmatter import (
+    JEKYLL_NAME_RE,
     SLUG_RE,
     ArticleMeta,
     field_line,
@@ -248,7 +249,8 @@ def load_article(
             hint="write the article below the front matter",
         )
     tokens, notes = _body_tokens(body, body_line, rel=rel, base=meta.url or site_url)
-    slug = meta.slug or path.stem
+    jekyll = JEKYLL_NAME_RE.fullmatch(path.stem)  # 2026-11-04-recolter-les-graines.md
+    slug = meta.slug or (jekyll[2] if jekyll else path.stem)
     if not SLUG_RE.match(slug):
         raise ContentError(
             f"file name '{path.name}' is not a usable slug",

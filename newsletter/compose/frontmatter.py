@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import tomllib
 from typing import Any
 
 import yaml
@@ -20,6 +21,14 @@ from newsletter.errors import ContentError, ErrorGroup
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?$\n?", re.S | re.M)
+#: Hugo's TOML front matter (what `hugo new` writes by default), between `+++` lines.
+TOML_FRONT_MATTER_RE = re.compile(r"\A\+\+\+[ \t]*\r?\n(.*?)^\+\+\+[ \t]*\r?$\n?", re.S | re.M)
+#: Jekyll's post file names: the date, then the slug.
+JEKYLL_NAME_RE = re.compile(r"(\d{4}-\d{2}-\d{2})-(.+)")
+
+
+class TomlFront(str):
+    """Front matter written in TOML between `+++` lines, as Hugo writes it."""
 
 #: Keys of Hugo, Jekyll (and WordPress exporters to them) that say how *their* site shows a
 #: page: meaningless in an email, so ignored rather than refused.
@@ -66,8 +75,8 @@ class ArticleMeta(BaseModel):
         if data.get("summary") is None and description is not None:
             data["summary"] = description
         categories = data.pop("categories", None)
-        if isinstance(categories, str):
-            categories = [categories]
+        if isinstance(categories, str):  # Jekyll: words separated by spaces
+            categories = categories.split()
         if data.get("category") is None and isinstance(categories, list) and categories:
             data["category"] = str(categories[0])
         if isinstance(data.get("tags"), str):
@@ -141,20 +150,30 @@ def split(text: str, rel: str) -> tuple[str, str, int]:
     """(front matter, body, line of the body's start) of an article's text."""
     text = text.removeprefix("\ufeff")
     match = FRONT_MATTER_RE.match(text)
+    kind: type[str] = str
+    if not match and text.startswith("+++"):
+        match, kind = TOML_FRONT_MATTER_RE.match(text), TomlFront
     if not match:
+        fence = text[:3] if text.startswith(("---", "+++")) else ""
+        if fence:
+            raise ContentError(
+                f"the front matter has no closing '{fence}' line", path=rel, line=1,
+                hint=f"end the front matter with a '{fence}' line, then write the article",
+            )
         raise ContentError(
             "no front matter",
             path=rel,
             line=1,
             hint="start the file with a '---' line, title/category/author/date, then '---'",
         )
-    return match.group(1), text[match.end() :], text[: match.end()].count("\n") + 1
+    return kind(match.group(1)), text[match.end() :], text[: match.end()].count("\n") + 1
 
 
 def field_line(front: str, name: str) -> int:
     """The file's line of `name:` in the front matter (which starts on line 2), else 1."""
+    key = re.compile(rf"{re.escape(name)}\s*[:=]")  # YAML `name:`, TOML `name =`
     for i, line in enumerate(front.splitlines(), start=2):
-        if line.startswith(f"{name}:"):
+        if key.match(line):
             return i
     return 1
 
@@ -162,18 +181,10 @@ def field_line(front: str, name: str) -> int:
 def parse_meta(front: str, rel: str) -> ArticleMeta:
     """The front matter parsed and validated. Raises ContentError, or an ErrorGroup of all the
     file's problems."""
-    try:
-        raw = yaml.load(front, Loader=_FrontMatterLoader) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 2 if mark is not None else 1
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise ContentError(
-            f"front matter is not valid YAML: {problem}",
-            path=rel,
-            line=line,
-            hint="check quotes and colons; quote a title that contains ': '",
-        ) from None
+    if isinstance(front, TomlFront):
+        raw: Any = _toml(front, rel)
+    else:
+        raw = _yaml(front, rel)
     if not isinstance(raw, dict):
         raise ContentError(
             "front matter must be 'key: value' lines", path=rel, line=2,
@@ -184,6 +195,35 @@ def parse_meta(front: str, rel: str) -> ArticleMeta:
     except ValidationError as exc:
         errors = [_error(err, front, rel) for err in exc.errors()]
         raise (errors[0] if len(errors) == 1 else ErrorGroup(errors)) from None
+
+
+def _toml(front: str, rel: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(front)
+    except tomllib.TOMLDecodeError as exc:
+        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        problem = str(exc).split(" (at line")[0]
+        raise ContentError(
+            f"front matter is not valid TOML: {problem}",
+            path=rel,
+            line=int(found[1]) + 1 if found else 1,
+            hint='write key = "value", with the text in quotes',
+        ) from None
+
+
+def _yaml(front: str, rel: str) -> Any:
+    try:
+        return yaml.load(front, Loader=_FrontMatterLoader) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 2 if mark is not None else 1
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise ContentError(
+            f"front matter is not valid YAML: {problem}",
+            path=rel,
+            line=line,
+            hint="check quotes and colons; quote a title that contains ': '",
+        ) from None
 
 
 def _error(err: Any, front: str, rel: str) -> ContentError:

@@ -134,7 +134,7 @@ def _hint(loc: list[str]) -> str:
         "since": "write a TOML date, e.g. since = 2026-09-01",
         "limit": "a whole number of at least 1",
     }
-    return hints.get(loc[-1] if loc else "", "see README.md, 'Issue files'")
+    return hints.get(loc[-1] if loc else "", "see docs/folder.md, 'Issue files'")
 
 
 def resolve_issue(layout: Layout, issue_id: str, catalog: Catalog, *, language: str) -> Issue:
