@@ -52,6 +52,8 @@ def test_the_marker_alone_refuses_and_a_first_send_is_not_refused(
     # A resumed send (state/ intact) is never refused.
     assert run_cli("send", "2026-11", root=built, env=smtp_server.env()).exit_code == 0
     (built / "state" / "newsletter.db").unlink()
+    # A rebuild replaces build/2026-11/ whole: the marker stays (it was lost with it).
+    assert run_cli("build-issue", "2026-11", root=built).exit_code == 0
     refused = run_cli("send", "2026-11", root=built, env=smtp_server.env())
     assert refused.exit_code == ExitCode.USER_ERROR
     assert "build/2026-11/sent.json" in refused.stderr

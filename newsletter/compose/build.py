@@ -17,6 +17,7 @@ from newsletter.compose.render import RenderedIssue, newsletter_from_settings, r
 from newsletter.errors import NewsletterError
 from newsletter.layout import Layout
 from newsletter.manifest import ArticleDetail, Manifest
+from newsletter.send.evidence import MARKER
 from newsletter.send.message import MessageTemplate
 from newsletter.settings import Settings
 
@@ -99,6 +100,11 @@ def build_issue(
         sizes = {name: len(data) for name, data in files.items()}
         files["manifest.json"] = _manifest(issue, rendered, findings, sizes)
         out_dir = layout.build_dir(issue.id)
+        # A rebuild keeps the record that a send of the issue began (send/evidence.py): with
+        # the journal lost, it is what stops `send` from mailing everyone a second time.
+        marker = out_dir / MARKER
+        if marker.is_file():
+            files[MARKER] = marker.read_bytes()
         fsio.replace_dir(out_dir, files)
     return BuildResult(issue, rendered, findings, out_dir, sizes, timings)
 

@@ -3,7 +3,8 @@
 The journal (state/newsletter.db) is the record of who was mailed. If it is lost, a send
 would silently mail everyone again; so before a first send of an issue, `send` looks for:
 
-    build/<id>/sent.json       written when a send of the build begins (`mark_started`)
+    build/<id>/sent.json       written when a send of the build begins (`mark_started`),
+                               kept by a rebuild
     the suppression file       entries whose `issue` column is this issue
     <archive>/<id>/index.html  the public archive shows the issue (not a page that
                                `archive --all` marked as never sent)
