@@ -86,6 +86,14 @@ def test_complaints_without_verp_by_rcpt_to_and_to(newsletter_root: Path, run_cl
         ("amelie.durand@example.fr", "complaint", "abuse"),
         ("helene.moreau@example.fr", "complaint", "fraud"),
     ]
+    # Logged with its time, as `serve` and `newsletter unsubscribe` log theirs: a send
+    # already running skips them, and an older confirmation link never subscribes them again.
+    from newsletter.send import changes
+
+    log = changes.path_in(newsletter_root / "state")
+    assert changes.unsubscribed_since(log, 0.0) == {
+        "amelie.durand@example.fr", "helene.moreau@example.fr"
+    }
 
 
 def test_complaints_by_verp_and_by_message_id(

@@ -83,6 +83,11 @@ def test_inbox_over_imap_acts_once_and_moves_what_it_handled(
     assert status["amelie.durand@example.fr"] == "unsubscribed"
     assert status["helene.moreau@example.fr"] == "unsubscribed"
     assert status["francois.lefevre@example.com"] == "subscribed"
+    from newsletter.send import changes  # logged: a running send skips them (see serve)
+
+    assert {"amelie.durand@example.fr", "helene.moreau@example.fr"} <= (
+        changes.unsubscribed_since(changes.path_in(letter / "state"), 0.0)
+    )
     assert dovecot.subjects("INBOX") == ["Merci !", "Undelivered Mail"]
     assert len(dovecot.subjects("newsletter-done")) == 7
 

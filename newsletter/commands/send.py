@@ -139,8 +139,11 @@ def report_command(
 @click.option("--subscribers", type=GIVEN_PATH, help="The list file.")
 def unsubscribe_command(folder: Folder, who: str, subscribers: Path | None) -> None:
     """Mark a subscriber `unsubscribed` in the list file (every row of the address)."""
+    import time
+
     from newsletter.errors import ConfigError
-    from newsletter.send.liststore import set_status
+    from newsletter.send.changes import note_applied, path_in, unsubscribe_noted
+    from newsletter.send.liststore import address_of, set_status
 
     layout, settings = folder.layout, folder.settings
     path = folder.list_file(subscribers)
@@ -153,18 +156,13 @@ def unsubscribe_command(folder: Folder, who: str, subscribers: Path | None) -> N
             hint="give the subscriber's address",
         )
     rel = layout.rel(path)
-    changed = set_status(path, who, "unsubscribed", secret=secret, by_token=by_token, rel=rel)
-    if changed:  # logged with its time: an older `serve` confirmation link never undoes it
-        import time
-
-        from newsletter.send import changes
-        from newsletter.send.liststore import address_of
-
-        address = address_of(path, who, secret=secret, rel=rel) if by_token else who.strip()
-        if address:
-            changes.note_applied(
-                changes.path_in(layout.state_dir), address, "unsubscribe", "cli", time.time()
-            )
+    if by_token:  # never a raw address through this door: the token's own check
+        changed = set_status(path, who, "unsubscribed", secret=secret, by_token=True, rel=rel)
+        address = address_of(path, who, secret=secret, rel=rel) if changed else None
+        if address:  # logged with its time, as below
+            note_applied(path_in(layout.state_dir), address, "unsubscribe", "cli", time.time())
+    else:  # logged with its time: a running send skips them, an old confirmation link too
+        changed = unsubscribe_noted(path, layout.state_dir, who.strip(), source="cli", rel=rel)
     state = "is now unsubscribed" if changed else "was already unsubscribed"
     shown = "the subscriber of this token" if by_token else who.strip()
     out(f"{shown} {state} in {rel} ({changed} row(s) changed)")

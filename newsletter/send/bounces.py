@@ -17,10 +17,10 @@ from pathlib import Path
 from newsletter.errors import NewsletterError, SubscriberError
 from newsletter.layout import Layout
 from newsletter.send import arf, softbounces, suppressions
+from newsletter.send.changes import unsubscribe_noted
 from newsletter.send.classify import Verdict
 from newsletter.send.dsn import Bounce, Context, parse
 from newsletter.send.journal import all_recipients, by_message_id, last_sent
-from newsletter.send.liststore import set_status
 from newsletter.send.verp import Verp
 from newsletter.settings import Settings
 
@@ -184,8 +184,9 @@ def _count_soft_bounces(found: list[Bounce], *, layout: Layout, limit: int) -> N
 def _unsubscribe(address: str, *, layout: Layout, settings: Settings) -> bool:
     """The list file says `unsubscribed` for `address`; False when it has no such row."""
     path = layout.resolve(settings.subscribers)
-    try:
-        set_status(path, address, "unsubscribed", rel=layout.rel(path))  # every row of it
+    try:  # logged too: a running send skips them, an old confirmation link never undoes it
+        unsubscribe_noted(path, layout.state_dir, address, source="complaint",
+                          rel=layout.rel(path))
     except SubscriberError:  # not (or no longer) in the list: the suppression still holds
         return False
     return True

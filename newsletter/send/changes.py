@@ -158,6 +158,19 @@ def note_applied(path: Path, email: str, action: Action, source: str, at: float)
         log.close()
 
 
+def unsubscribe_noted(
+    list_path: Path, state_dir: Path, email: str, *, source: str, rel: str
+) -> int:
+    """`email` unsubscribed in the list file (every row of it) by a command, and the change
+    logged with its time (`note_applied`) when it changed a row; the rows changed. What
+    `newsletter unsubscribe`, a complaint and a mailto request do alike. Raises
+    SubscriberError when the list has no such address."""
+    changed = liststore.set_status(list_path, email, "unsubscribed", rel=rel)
+    if changed:
+        note_applied(path_in(state_dir), email, "unsubscribe", source, time.time())
+    return changed
+
+
 def apply_all(list_path: Path, todo: list[Change]) -> None:
     """The changes, in order, to the list file, with the list's lock held for all of them.
 

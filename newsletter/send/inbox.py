@@ -24,8 +24,9 @@ from pathlib import Path
 from newsletter.errors import SubscriberError
 from newsletter.layout import Layout
 from newsletter.send import bounces
+from newsletter.send.changes import unsubscribe_noted
 from newsletter.send.dsn import NOT_A_DSN
-from newsletter.send.liststore import address_of, set_status
+from newsletter.send.liststore import address_of
 from newsletter.send.mailboxes import open_mailbox
 from newsletter.send.notice import raw_header
 from newsletter.settings import Settings
@@ -110,8 +111,8 @@ def _unsubscribe(requests: list[Request], *, layout: Layout, settings: Settings)
         address = r.address
         if "@" not in address:
             address = address_of(path, address, secret=secret, rel=rel) or ""
-        try:
-            set_status(path, address, "unsubscribed", rel=rel)
+        try:  # logged too: a running send skips them, an old confirmation link never undoes it
+            unsubscribe_noted(path, layout.state_dir, address, source="inbox", rel=rel)
         except SubscriberError:
             r.note = "no subscriber with this address or token"
             continue
