@@ -152,6 +152,18 @@ def test_add_appends_with_the_lists_columns_and_resubscribes(tmp_path: Path) -> 
     # The lock is re-entrant in a thread: the web service may hold it around both calls.
     with lock(path):
         assert set_status(path, "new@example.org", "unsubscribed") == 1
+    # Signing up again after leaving: the new consent is the record (it kept the old one).
+    path.write_bytes(
+        "Courriel;Prénom;Statut;consent_at;source\r\n"
+        "zoe@example.org;Zoé;Désinscrit;2025-01-02T03:04:05Z;import\r\n"
+        "ines@example.org;Inès;Abonné;2025-02-02T03:04:05Z;form\r\n".encode("cp1252"))
+    proof = {"consent_at": "2026-11-26T06:00:00Z", "source": "form"}
+    assert add(path, "zoe@example.org", "Zoé", fields=proof) is False
+    assert add(path, "ines@example.org", "Inès", fields=proof) is False  # subscribed: as it was
+    assert path.read_bytes().decode("cp1252").splitlines()[1:] == [
+        "zoe@example.org;Zoé;Abonné;2026-11-26T06:00:00Z;form",
+        "ines@example.org;Inès;Abonné;2025-02-02T03:04:05Z;form",
+    ]
 
 
 def test_unsubscribe_by_token_and_a_non_ascii_argument_with_a_secret(

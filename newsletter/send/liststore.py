@@ -213,7 +213,10 @@ def add(
             if _matches(_cell(rec.cells, header.email), email, None, False)
         ]
         if present:
-            _resubscribe(path, parsed, present, rel=rel)
+            # The consent given now replaces the one the reader withdrew (GDPR art. 7(1)).
+            proof = {k: v for k, v in values.items() if k in ("consent_at", "source")}
+            _resubscribe(path, parsed, present, rel=rel, proof=proof, index=index,
+                         header_text=header_text)
             return False
         out = [rec.text for rec in parsed.rows]
         cells = [""] * len(names)
@@ -258,8 +261,18 @@ def _with_columns(
     return index, names, header_text
 
 
-def _resubscribe(path: Path, parsed: _Parsed, present: list[int], *, rel: str) -> None:
-    """An address already listed: its `unsubscribed` rows become subscribed; bounced stay."""
+def _resubscribe(
+    path: Path,
+    parsed: _Parsed,
+    present: list[int],
+    *,
+    rel: str,
+    proof: Mapping[str, str],
+    index: Mapping[str, int],
+    header_text: str,
+) -> None:
+    """An address already listed: its `unsubscribed` rows become subscribed, with the new
+    proof of consent (`consent_at`, `source`) in place of the old; bounced rows stay."""
     header, meta = parsed.header, parsed.meta
     if header.status is None:
         return
@@ -267,11 +280,14 @@ def _resubscribe(path: Path, parsed: _Parsed, present: list[int], *, rel: str) -
     for n in present:
         rec = parsed.rows[n]
         if status_of(_cell(rec.cells, header.status)) == "unsubscribed":
-            cells = list(rec.cells) + [""] * (header.status + 1 - len(rec.cells))
+            width = max([header.status, *(index[fold(k)] for k in proof)]) + 1
+            cells = list(rec.cells) + [""] * (width - len(rec.cells))
             cells[header.status] = header.status_word("subscribed")
+            for key, value in proof.items():
+                cells[index[fold(key)]] = value
             out[n] = _format(cells, meta, _ending(rec.text))
     if out != [rec.text for rec in parsed.rows]:
-        _write(path, parsed, meta.header_text, out, rel=rel)
+        _write(path, parsed, header_text, out, rel=rel)
 
 
 def _column_index(header: Header) -> dict[str, int]:
