@@ -228,7 +228,7 @@ def load_settings(layout: Layout) -> Settings:
         field = str(err["loc"][0]) if err["loc"] else ""
         if field not in Settings.model_fields:  # the loc is the alias: NEWSLETTER_FROM
             field = next((f for f in Settings.model_fields if env_name(f) == field), field)
-        raise _value_error(layout, field, str(err["msg"])) from None
+        raise _value_error(layout, field, str(err["msg"]).removeprefix("Value error, ")) from None
     finally:
         _PROJECT_VALUES.reset(token)
 
