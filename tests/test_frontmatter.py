@@ -158,3 +158,13 @@ def test_front_matter_without_its_closing_line_says_so(newsletter_root: Path, fe
         f"content/articles/ouverte.md:1: the front matter has no closing '{fence}' line (end "
         f"the front matter with a '{fence}' line, then write the article)"
     )
+
+
+def test_a_key_written_twice_is_an_error_naming_its_second_line(newsletter_root: Path) -> None:
+    """PyYAML kept the last `title:` silently: the issue showed one the writer did not mean."""
+    write_article(newsletter_root, "deux.md", JEKYLL.replace("layout: post", "title: Premier"))
+    (error,) = errors(newsletter_root)
+    assert str(error) == (
+        "content/articles/deux.md:3: front matter: 'title' is written twice (keep one "
+        "of the two lines)"
+    )

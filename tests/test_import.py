@@ -480,3 +480,18 @@ def test_a_feed_post_keeps_its_figure_and_videos_and_loses_its_scripts(
         "(https://www.youtube.com/watch?v=dQw4w9WgXcQ)\n\n"
         "Après la taille.\n"
     )
+
+
+def test_a_refused_connection_does_not_say_it_waited(newsletter_root: Path) -> None:
+    """It said `gave up after 20 s` to a connection refused at once."""
+    from newsletter.compose.importer import ImportOptions, import_feed
+    from newsletter.errors import ContentError
+    from newsletter.layout import Layout
+
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/feed.xml"  # nothing listens there any more
+    with pytest.raises(ContentError) as info:
+        import_feed(url, layout=Layout.at(newsletter_root), options=ImportOptions(timeout=5))
+    assert str(info.value).startswith(f"{url}: cannot fetch the feed: ")
+    assert str(info.value).endswith("(check the address and the network)")

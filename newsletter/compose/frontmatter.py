@@ -136,6 +136,20 @@ class _FrontMatterLoader(yaml.SafeLoader):
     """
 
 
+def _mapping_without_twice(loader: yaml.SafeLoader, node: yaml.MappingNode) -> Any:
+    """A mapping whose keys are each written once: PyYAML keeps the last of two `title:`
+    silently, so the article would show one the writer may not mean."""
+    seen: set[Any] = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"'{key}' is written twice", key_node.start_mark
+            )
+        seen.add(key)
+    return loader.construct_yaml_map(node)
+
+
 def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
     try:
         return loader.construct_yaml_timestamp(node)
@@ -144,6 +158,7 @@ def _timestamp_or_text(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Any:
 
 
 _FrontMatterLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_or_text)
+_FrontMatterLoader.add_constructor("tag:yaml.org,2002:map", _mapping_without_twice)
 
 
 def split(text: str, rel: str) -> tuple[str, str, int]:
@@ -218,11 +233,13 @@ def _yaml(front: str, rel: str) -> Any:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 2 if mark is not None else 1
         problem = getattr(exc, "problem", None) or "malformed YAML"
+        twice = problem.endswith("is written twice")
         raise ContentError(
-            f"front matter is not valid YAML: {problem}",
+            f"front matter{'' if twice else ' is not valid YAML'}: {problem}",
             path=rel,
             line=line,
-            hint="check quotes and colons; quote a title that contains ': '",
+            hint="keep one of the two lines" if twice
+            else "check quotes and colons; quote a title that contains ': '",
         ) from None
 
 

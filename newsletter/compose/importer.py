@@ -142,9 +142,11 @@ def fetch(source: str, /, *, layout: Layout, timeout: float = TIMEOUT_SECONDS) -
         ) from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
+        timed_out = isinstance(reason, TimeoutError) or "timed out" in str(reason)
         raise ContentError(
             f"cannot fetch the feed: {reason}", path=source,
-            hint=f"check the address and the network; gave up after {timeout:g} s",
+            hint="check the address and the network"
+            + (f"; gave up after {timeout:g} s" if timed_out else ""),
         ) from None
 
 
