@@ -363,3 +363,21 @@ def test_open_a_built_issue_opens_its_file(
     path = open_built(Layout.at(built), ISSUE)
     assert path == built.resolve() / "build" / ISSUE / "email.html"
     assert opened == [path.as_uri()]
+
+
+def test_an_edit_through_a_temporary_file_names_the_article(preview: Running) -> None:
+    """`sed -i` and many editors write a temporary file and rename it over the article: the
+    log said `rebuilt … (content/articles/sedc8Q2vr)`, a file that no longer exists."""
+    article = preview.root / FIRST_ARTICLE
+    temporary = article.parent / "sedXq81Zp"
+    text = article.read_text("utf-8")
+    temporary.write_text(text.replace(FIRST_TITLE, "Un autre titre", 1), "utf-8")
+    temporary.replace(article)
+    deadline = time.monotonic() + 20
+    while not any(e.startswith("rebuilt in ") for e in preview.events):
+        assert time.monotonic() < deadline, preview.events
+        time.sleep(0.05)
+    time.sleep(1.0)  # the watcher's debounce: any later event is in too
+    rebuilt = [e for e in preview.events if e.startswith("rebuilt in ")]
+    assert any(str(FIRST_ARTICLE) in e for e in rebuilt), rebuilt
+    assert not any(temporary.name in e for e in rebuilt), rebuilt

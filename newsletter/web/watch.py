@@ -40,6 +40,14 @@ def _watch(
             stop.wait(1.0)
 
 
+def describe(paths: list[str], rel: Callable[[Path], str]) -> str:
+    """The changed files a rebuild names: those still there (an editor's or `sed -i`'s
+    temporary file, renamed over the article, is gone by then), at most three."""
+    shown = [p for p in paths if Path(p).exists()] or paths
+    names = ", ".join(rel(Path(p)) for p in shown[:3])
+    return names + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+
+
 def start_watchers(
     preview: LivePreview, stop: threading.Event, on_event: OnEvent
 ) -> list[threading.Thread]:
@@ -47,9 +55,7 @@ def start_watchers(
     layout = preview.layout
 
     def changed(paths: list[str]) -> None:
-        names = ", ".join(layout.rel(Path(p)) for p in paths[:3])
-        more = f" and {len(paths) - 3} more" if len(paths) > 3 else ""
-        preview.rebuild(reason=f" ({names}{more})")
+        preview.rebuild(reason=f" ({describe(paths, layout.rel)})")
 
     dirs = [layout.root / name for name in WATCHED_DIRS if (layout.root / name).is_dir()]
     env_file = str(layout.env_file)
