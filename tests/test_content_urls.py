@@ -77,3 +77,23 @@ def test_a_windows_1252_authors_file_is_one_error_naming_it(newsletter_root: Pat
     assert error.path == "content/authors.toml"
     assert "not UTF-8" in error.message
     assert error.hint is not None and "UTF-8" in error.hint
+
+
+def test_a_relative_image_is_resolved_against_the_articles_url(newsletter_root: Path) -> None:
+    """Hugo and Jekyll posts often give `image: img/photo.jpg`: it was refused, though the
+    body's relative images are resolved against `url`."""
+    write_article(
+        newsletter_root, "photo.md",
+        GOOD_FRONT + 'url: "https://blog.example/2026/photo/"\nimage: "img/photo.jpg"\n'
+        'image_alt: "Une photo"\n',
+    )
+    article = catalog(newsletter_root).articles["photo"]
+    assert article.image == "https://blog.example/2026/photo/img/photo.jpg"
+    write_article(newsletter_root, "photo.md", GOOD_FRONT + 'image: "/img/photo.jpg"\n'
+                  'image_alt: "Une photo"\n')
+    (error,) = errors(newsletter_root)
+    assert str(error) == (
+        "content/articles/photo.md:6: image: relative address '/img/photo.jpg' cannot be "
+        "resolved (set `url:` in the front matter or NEWSLETTER_SITE_URL, or write the full "
+        "https:// address)"
+    )

@@ -8,6 +8,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urljoin, urlsplit
 
 from markdown_it.token import Token
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
@@ -265,7 +266,7 @@ def load_article(
         date=meta.date,
         summary=meta.summary or first_paragraph_text(tokens),
         url=meta.url,
-        image=meta.image,
+        image=_image(meta, front, rel, base=meta.url or site_url),
         image_alt=meta.image_alt,
         source=rel,
         tokens=tuple(tokens),
@@ -274,6 +275,26 @@ def load_article(
         draft=meta.draft,
         html_notes=tuple(notes),
     )
+
+
+def _image(meta: ArticleMeta, front: str, rel: str, *, base: str) -> str | None:
+    """The front matter's image as an absolute URL: a relative one (what a Hugo or Jekyll post
+    often has) resolved against the article's `url` or NEWSLETTER_SITE_URL, as in the body."""
+    image = meta.image
+    if image is None or urlsplit(image).scheme:
+        return image
+    line = field_line(front, "image")
+    if not base:
+        raise ContentError(
+            f"relative address '{image}' cannot be resolved", path=rel, line=line,
+            field="image", hint="set `url:` in the front matter or NEWSLETTER_SITE_URL, or "
+            "write the full https:// address",
+        )
+    try:
+        return check_url(urljoin(base, image), schemes=IMAGE_SCHEMES)
+    except ValueError as exc:
+        raise ContentError(str(exc), path=rel, line=line, field="image",
+                           hint="write the full https:// address") from None
 
 
 def _body_tokens(

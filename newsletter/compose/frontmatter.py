@@ -23,6 +23,9 @@ SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?$\n?", re.S | re.M)
 #: Hugo's TOML front matter (what `hugo new` writes by default), between `+++` lines.
 TOML_FRONT_MATTER_RE = re.compile(r"\A\+\+\+[ \t]*\r?\n(.*?)^\+\+\+[ \t]*\r?$\n?", re.S | re.M)
+#: A relative image path (`img/photo.jpg`, `/img/photo.jpg`, `../a.png`): no scheme, no host,
+#: no colon, space or control character anywhere (`java\tscript:` stays refused).
+_RELATIVE_PATH = re.compile(r"(?!//)[^\x00-\x20\x7f-\x9f:]+")
 #: Jekyll's post file names: the date, then the slug.
 JEKYLL_NAME_RE = re.compile(r"(\d{4}-\d{2}-\d{2})-(.+)")
 
@@ -111,6 +114,8 @@ class ArticleMeta(BaseModel):
     @field_validator("image")
     @classmethod
     def _image(cls, value: str | None) -> str | None:
+        if value is not None and _RELATIVE_PATH.fullmatch(value.strip()):
+            return value.strip()  # relative: content.py resolves it against the article's url
         return check_url(value, schemes=IMAGE_SCHEMES)
 
 
