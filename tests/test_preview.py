@@ -381,3 +381,17 @@ def test_an_edit_through_a_temporary_file_names_the_article(preview: Running) ->
     rebuilt = [e for e in preview.events if e.startswith("rebuilt in ")]
     assert any(str(FIRST_ARTICLE) in e for e in rebuilt), rebuilt
     assert not any(temporary.name in e for e in rebuilt), rebuilt
+
+
+def test_a_port_in_use_is_an_error_before_the_build(newsletter_root: Path) -> None:
+    """The preview built build/2026-11/ first, then found its port taken."""
+    from newsletter.errors import NewsletterError
+
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        layout = Layout.at(newsletter_root)
+        with pytest.raises(NewsletterError, match=rf"^cannot listen on 127\.0\.0\.1:{port}: "):
+            serve(layout, ISSUE, settings=load_settings(layout), port=port, open_browser=False,
+                  as_email=None, subscribers_path=newsletter_root / "subscribers.csv",
+                  on_ready=lambda url: None, on_event=lambda event: None)
+    assert not (newsletter_root / "build").exists()

@@ -195,9 +195,10 @@ def serve(
     preview = LivePreview(
         layout, issue_id, settings=settings, subscriber=subscriber, on_event=on_event
     )
+    # Bound first: a port in use is an error before the build replaces build/<id>/.
+    listener = web.Listener(preview_app(preview), port=port, name="preview-http")
     if not preview.rebuild(reload_settings=False):
         preview.show_last_build()
-    listener = web.Listener(preview_app(preview), port=port, name="preview-http")
     listener.start()
     closing = threading.Event()
     watchers: list[threading.Thread] = []
