@@ -23,11 +23,13 @@ import json
 import sqlite3
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 from newsletter import fsio
-from newsletter.errors import DeliveryError, NewsletterError
+from newsletter.errors import NewsletterError
 from newsletter.layout import Layout
 from newsletter.manifest import Manifest
+from newsletter.send.journal import read_only
 from newsletter.settings import Settings
 
 MARKER = "sent.json"
@@ -100,27 +102,16 @@ def sent_articles(layout: Layout) -> dict[str, tuple[str, ...]]:
     build is the one the send is bound to (same content hash); otherwise the issue is left
     out. Opens the journal read-only; nothing when there is no journal yet.
     """
-    path = layout.journal_path
-    if not path.exists():
-        return {}
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        db.execute("PRAGMA busy_timeout=5000")
+    def runs(db: sqlite3.Connection) -> list[Any]:
         columns = {row[1] for row in db.execute("PRAGMA table_info(runs)")}
         listed = "articles" if "articles" in columns else "NULL"
-        rows = db.execute(
+        return db.execute(
             f"SELECT issue, content_hash, {listed} FROM runs WHERE EXISTS "
             "(SELECT 1 FROM deliveries d WHERE d.issue = runs.issue)"
         ).fetchall()
-    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file (issue 13)
-        if "no such table" in str(exc):  # a journal file without the tables: nothing was sent
-            return {}
-        raise DeliveryError(
-            f"cannot read the send journal: {exc}", path=layout.rel(path),
-            hint="check the file's permissions; a send may be holding it",
-        ) from None
-    finally:
-        db.close()
+
+    path = layout.journal_path
+    rows: list[Any] = read_only(path, runs, empty=[], shown=layout.rel(path))
     out: dict[str, tuple[str, ...]] = {}
     for issue, content_hash, articles in rows:
         if articles is not None:

@@ -13,17 +13,19 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, TypeVar
 
 from newsletter.errors import DeliveryError
 from newsletter.layout import Layout
 from newsletter.send.digests import DigestSet, digest
 from newsletter.send.journal_sql import DeliveryRow, apply, connect
+
+T = TypeVar("T")
 
 
 class Status(StrEnum):
@@ -315,30 +317,39 @@ def all_recipients(path: Path) -> Iterator[tuple[str, str]]:
         db.close()
 
 
+def read_only(
+    path: Path, query: Callable[[sqlite3.Connection], T], *, empty: T, shown: str | None = None
+) -> T:
+    """`query` on the journal opened read-only (the archive, bounces and builds never change
+    it, even during a send); `empty` without a journal or its tables; a DeliveryError naming
+    the file (`shown`) for a corrupt or unreadable one (issue 13)."""
+    if not path.exists():
+        return empty
+    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        db.execute("PRAGMA busy_timeout=5000")
+        return query(db)
+    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file
+        if "no such table" in str(exc):  # a journal file without the tables: nothing was sent
+            return empty
+        raise DeliveryError(
+            f"cannot read the send journal: {exc}", path=shown or str(path),
+            hint="check the file's permissions; a send may be holding it",
+        ) from None
+    finally:
+        db.close()
+
+
 def first_sent(path: Path) -> dict[str, float]:
     """{issue: time of its first `sent` row} for every issue mailed to at least one recipient.
 
     Opens the journal read-only (the archive must never change it, even during a send);
     nothing when there is no journal yet.
     """
-    if not path.exists():
-        return {}
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        db.execute("PRAGMA busy_timeout=5000")
-        rows = db.execute(
-            "SELECT issue, MIN(updated) FROM deliveries WHERE status = ? GROUP BY issue",
-            (Status.SENT,),
-        ).fetchall()
-    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file (issue 13)
-        if "no such table" in str(exc):  # a journal file without the table: nothing was sent
-            return {}
-        raise DeliveryError(
-            f"cannot read the send journal: {exc}", path=str(path),
-            hint="check the file's permissions; a send may be holding it",
-        ) from None
-    finally:
-        db.close()
+    rows: list[Any] = read_only(path, lambda db: db.execute(
+        "SELECT issue, MIN(updated) FROM deliveries WHERE status = ? GROUP BY issue",
+        (Status.SENT,),
+    ).fetchall(), empty=[])
     return {str(issue): float(at) for issue, at in rows}
 
 
@@ -349,41 +360,19 @@ def last_sent(path: Path) -> dict[str, str]:
     took (or may not have), so a bounce cannot be about it. By time, not by id: `2026-11-5`
     sorts after `2026-11-11` as a string. Read-only; nothing when there is no journal yet.
     """
-    if not path.exists():
-        return {}
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        db.execute("PRAGMA busy_timeout=5000")
-        # SQLite takes the bare column `issue` from the row holding the MAX(updated).
-        rows = db.execute(
-            "SELECT email_key, issue, MAX(updated) FROM deliveries WHERE status = ? "
-            "GROUP BY email_key",
-            (Status.SENT,),
-        ).fetchall()
-    except sqlite3.DatabaseError as exc:  # OperationalError, and a corrupt file
-        if "no such table" in str(exc):  # a journal file without the table: nothing was sent
-            return {}
-        raise DeliveryError(
-            f"cannot read the send journal: {exc}", path=str(path),
-            hint="check the file's permissions; a send may be holding it",
-        ) from None
-    finally:
-        db.close()
+    # SQLite takes the bare column `issue` from the row holding the MAX(updated).
+    rows: list[Any] = read_only(path, lambda db: db.execute(
+        "SELECT email_key, issue, MAX(updated) FROM deliveries WHERE status = ? "
+        "GROUP BY email_key",
+        (Status.SENT,),
+    ).fetchall(), empty=[])
     return {str(address): str(issue) for address, issue, _ in rows}
 
 
 def by_message_id(path: Path, message_id: str) -> tuple[str, str] | None:
     """(issue, address) of the message sent with this Message-ID (complaints); None if none."""
-    if not path.exists():
-        return None
-    db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-    try:
-        row = db.execute(
-            "SELECT issue, email FROM deliveries WHERE message_id IN (?, ?) LIMIT 1",
-            (message_id, f"<{message_id.strip('<>')}>"),
-        ).fetchone()
-    except sqlite3.OperationalError:  # no table yet: nothing was sent
-        return None
-    finally:
-        db.close()
+    row = read_only(path, lambda db: db.execute(
+        "SELECT issue, email FROM deliveries WHERE message_id IN (?, ?) LIMIT 1",
+        (message_id, f"<{message_id.strip('<>')}>"),
+    ).fetchone(), empty=None)
     return (str(row[0]), str(row[1])) if row else None
