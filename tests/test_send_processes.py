@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import dkim
@@ -93,24 +94,28 @@ def test_limit_holds_across_processes(
     assert len(smtp_server.received) == 5
 
 
-def test_ctrl_c_stops_every_process_after_its_messages_in_flight(built: Path) -> None:
-    """One SIGINT to the parent (a terminal sends it to the whole group: the workers ignore
-    it and wait for the parent's word): in-flight messages finish and are journaled, exit
-    130, nothing left `sending`, and the next run mails the rest, once each."""
+def ctrl_c_part_way(
+    built: Path, check: Callable[[int], None] = lambda pid: None, **settings: str
+) -> None:
+    """A send of 80 readers in its own process group, SIGINT to the whole group (what a
+    terminal's Ctrl-C does) once 10 are in: exit 130, `Interrupted: N left`, nothing left
+    `sending`, and the next run mails the rest with none named as in flight: once each.
+    `check(pid)` runs on the send while it goes."""
     n = 80
     emails = readers(built, n)
     server = TestServer(Faults(delay=0.03))
     server.start()
     try:
-        env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4", NEWSLETTER_SEND_PROCESSES="2")
+        env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4", **settings)
         cmd = send_command(built)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 start_new_session=True)
         server.wait_received(10)
+        check(proc.pid)
         os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == 130, out.decode() + err.decode()
-        assert b"Interrupted" in out
+        assert b"Interrupted: " in out, out.decode() + err.decode()
         db = sqlite3.connect(Layout.at(built).journal_path)
         try:
             statuses = collections.Counter(s for (s,) in db.execute(
@@ -120,9 +125,17 @@ def test_ctrl_c_stops_every_process_after_its_messages_in_flight(built: Path) ->
         assert statuses["sending"] == 0 and statuses["sent"] == len(server.received) < n
         resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+        assert "in flight" not in resumed.stdout
     finally:
         server.stop()
     assert server.recipients() == emails  # once each
+
+
+def test_ctrl_c_stops_every_process_after_its_messages_in_flight(built: Path) -> None:
+    """One SIGINT to the parent (a terminal sends it to the whole group: the workers ignore
+    it and wait for the parent's word): in-flight messages finish and are journaled, exit
+    130, nothing left `sending`, and the next run mails the rest, once each."""
+    ctrl_c_part_way(built, NEWSLETTER_SEND_PROCESSES="2")
 
 
 def test_an_old_journal_gets_the_relay_column_and_keeps_its_rows(tmp_path: Path) -> None:
@@ -216,37 +229,13 @@ def test_ctrl_c_of_a_signed_send_finishes_in_flight_and_mails_nobody_twice(built
     too, and each caught it through the parent's inherited wakeup descriptor, so the send saw
     a second Ctrl-C and quit at once: rows left `sending` though their messages had been
     accepted, mailed again by the next run."""
-    n = 80
-    emails = readers(built, n)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (built / "dkim.pem").write_bytes(
         key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption())
     )
-    server = TestServer(Faults(delay=0.03))
-    server.start()
-    try:
-        env = server.process_env(NEWSLETTER_SMTP_CONCURRENCY="4",
-                                 NEWSLETTER_DKIM_KEY_FILE="dkim.pem",
-                                 NEWSLETTER_DKIM_SELECTOR="nl")
-        cmd = send_command(built)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        server.wait_received(10)
-        assert _forked_children(proc.pid), "no signing worker: nothing is tested"
-        os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
-        assert proc.returncode == 130, out.decode() + err.decode()
-        assert b"Interrupted: " in out, out.decode() + err.decode()
-        db = sqlite3.connect(Layout.at(built).journal_path)
-        try:
-            statuses = collections.Counter(s for (s,) in db.execute(
-                "SELECT status FROM deliveries"))
-        finally:
-            db.close()
-        assert statuses["sending"] == 0 and statuses["sent"] == len(server.received) < n
-        resumed = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
-        assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-        assert "in flight" not in resumed.stdout
-    finally:
-        server.stop()
-    assert server.recipients() == emails  # once each
+
+    def has_a_signing_worker(pid: int) -> None:
+        assert _forked_children(pid), "no signing worker: nothing is tested"
+
+    ctrl_c_part_way(built, has_a_signing_worker, NEWSLETTER_DKIM_KEY_FILE="dkim.pem",
+                    NEWSLETTER_DKIM_SELECTOR="nl")
