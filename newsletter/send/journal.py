@@ -217,15 +217,7 @@ class Journal:
 
         `include_failed=False` (send --retry-failed) lets permanent failures be tried again.
         """
-        final = [Status.SENT, Status.FAILED] if include_failed else [Status.SENT]
-        done = DigestSet()
-        for (email,) in self.db.execute(
-            f"SELECT email_key FROM deliveries WHERE issue = ? AND status IN "
-            f"({', '.join('?' * len(final))})",
-            (self.issue_id, *final),
-        ):
-            done.add(digest(email))
-        return done
+        return _final_digests(self.db, self.issue_id, include_failed=include_failed)
 
     def by_relay(self, status: Status = Status.SENT) -> list[tuple[str, int]]:
         """(relay, messages) of this issue with `status`, most first ('-': journaled before
@@ -338,6 +330,26 @@ def read_only(
         ) from None
     finally:
         db.close()
+
+
+def _final_digests(db: sqlite3.Connection, issue_id: str, *, include_failed: bool) -> DigestSet:
+    final = [Status.SENT, Status.FAILED] if include_failed else [Status.SENT]
+    done = DigestSet()
+    for (email,) in db.execute(
+        f"SELECT email_key FROM deliveries WHERE issue = ? AND status IN "
+        f"({', '.join('?' * len(final))})",
+        (issue_id, *final),
+    ):
+        done.add(digest(email))
+    return done
+
+
+def final_digests(path: Path, issue_id: str, *, include_failed: bool = True) -> DigestSet:
+    """`Journal.final_digests` read-only, without locking or creating anything (a dry run)."""
+    return read_only(
+        path, lambda db: _final_digests(db, issue_id, include_failed=include_failed),
+        empty=DigestSet(),
+    )
 
 
 def first_sent(path: Path) -> dict[str, float]:

@@ -29,7 +29,7 @@ from newsletter.layout import Layout
 from newsletter.manifest import Manifest
 from newsletter.send.delivery import DeliveryReport, ProgressHook
 from newsletter.send.evidence import mark_started, sent_evidence
-from newsletter.send.journal import Journal, Status
+from newsletter.send.journal import Journal, Status, final_digests
 from newsletter.send.letters import Outgoing
 from newsletter.send.message import SAMPLE_READER, MessageTemplate, missing_fields
 from newsletter.send.options import SendOptions, SendResult
@@ -239,13 +239,9 @@ def dry_run(
     load_relays(settings, project_file=layout.toml_file)  # a bad list fails the send: here too
     report = result.report
     size = 0
-    journal = Journal.open(layout, result.issue_id) if layout.journal_path.exists() else None
-    try:  # the final outcomes are read now: the journal can close before the list is read
-        readers = still_to_mail(layout, settings, options, result, journal=journal)
-    finally:
-        if journal is not None:
-            journal.close()
-    for n, sub in enumerate(readers):
+    done = final_digests(layout.journal_path, result.issue_id,
+                         include_failed=not options.retry_failed)  # read-only: writes nothing
+    for n, sub in enumerate(still_to_mail(layout, settings, options, result, done=done)):
         if options.limit is not None and n >= options.limit:
             break
         size += len(outgoing.data(sub))

@@ -97,7 +97,8 @@ async def deliver_readers(
     from newsletter.send.transport import SmtpTransport
 
     suppression_path = layout.resolve(settings.suppressions)
-    readers = still_to_mail(layout, settings, options, result, journal=journal, share=share)
+    done = journal.final_digests(include_failed=not options.retry_failed)
+    readers = still_to_mail(layout, settings, options, result, done=done, share=share)
     relays = [share.of_relay(r) for r in load_relays(settings, project_file=layout.toml_file)]
     pool = RelayPool(relays, used_today=journal.sent_today())
     if on_start is not None:
@@ -162,16 +163,15 @@ def still_to_mail(
     options: SendOptions,
     result: SendResult,
     *,
-    journal: Journal | None,
+    done: DigestSet,
     share: Share = Share(0, 1),
 ) -> Iterator[Subscriber]:
     """Whom a send mails now (and a dry run counts): the list's mailable readers but those
-    with a final outcome in `journal` (none without one), the suppressed ones and those who
+    with a final outcome (`done`, from the journal), the suppressed ones and those who
     unsubscribed through `serve` since; the ones left out are counted in `result`."""
-    done = journal.final_digests(include_failed=not options.retry_failed) if journal else None
     suppression_path = layout.resolve(settings.suppressions)
     suppressed = suppressions.load(suppression_path, rel=layout.rel(suppression_path))
-    return _pending(options.subscribers, layout.rel(options.subscribers), done or DigestSet(),
+    return _pending(options.subscribers, layout.rel(options.subscribers), done,
                     suppressed, result, share,
                     left=changes.Recent(changes.path_in(layout.state_dir)))
 
