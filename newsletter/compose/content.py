@@ -21,6 +21,7 @@ from newsletter.compose.frontmatter import (
     parse_meta,
     pydantic_message,
     split,
+    toml_error,
 )
 from newsletter.compose.markup import (
     TYPESET_LANGUAGES,
@@ -321,14 +322,4 @@ def line_of(path: Path, pattern: str) -> int | None:
     return None
 
 
-_TOML_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)")
 
-
-def toml_error(
-    exc: tomllib.TOMLDecodeError, rel: str, kind: type[NewsletterError]
-) -> NewsletterError:
-    msg = str(exc)
-    m = _TOML_LINE_RE.search(msg)
-    line = int(m.group(1)) if m else None
-    msg = _TOML_LINE_RE.sub("", msg).strip()
-    return kind(f"malformed TOML: {msg}", path=rel, line=line, hint="fix the TOML syntax")

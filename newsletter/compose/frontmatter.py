@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from newsletter.compose.urls import IMAGE_SCHEMES, LINK_SCHEMES, check_url
-from newsletter.errors import ContentError, ErrorGroup
+from newsletter.errors import ContentError, ErrorGroup, NewsletterError
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 FRONT_MATTER_RE = re.compile(r"\A---[ \t]*\r?\n(.*?)^---[ \t]*\r?$\n?", re.S | re.M)
@@ -221,14 +221,28 @@ def _toml(front: str, rel: str) -> dict[str, Any]:
     try:
         return tomllib.loads(front)
     except tomllib.TOMLDecodeError as exc:
-        found = re.search(r"\(at line (\d+), column \d+\)", str(exc))
-        problem = str(exc).split(" (at line")[0]
-        raise ContentError(
-            f"front matter is not valid TOML: {problem}",
-            path=rel,
-            line=int(found[1]) + 1 if found else 1,
-            hint='write key = "value", with the text in quotes',
-        ) from None
+        raise toml_error(exc, rel, ContentError, what="front matter is not valid TOML",
+                         hint='write key = "value", with the text in quotes', first_line=2) from None
+
+
+_TOML_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)")
+
+
+def toml_error(
+    exc: tomllib.TOMLDecodeError,
+    rel: str,
+    kind: type[NewsletterError],
+    *,
+    what: str = "malformed TOML",
+    hint: str = "fix the TOML syntax",
+    first_line: int = 1,
+) -> NewsletterError:
+    """A TOML file's (or front matter's, starting on `first_line`) syntax error, on its line."""
+    msg = str(exc)
+    m = _TOML_LINE_RE.search(msg)
+    line = int(m.group(1)) + first_line - 1 if m else None
+    msg = _TOML_LINE_RE.sub("", msg).strip()
+    return kind(f"{what}: {msg}", path=rel, line=line, hint=hint)
 
 
 def _yaml(front: str, rel: str) -> Any:

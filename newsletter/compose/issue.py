@@ -10,7 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from newsletter.compose.content import Article, Catalog, line_of, toml_error
+from newsletter.compose.content import Article, Catalog, line_of
+from newsletter.compose.frontmatter import toml_error
 from newsletter.errors import IssueError
 from newsletter.layout import Layout
 
