@@ -221,8 +221,10 @@ def _toml(front: str, rel: str) -> dict[str, Any]:
     try:
         return tomllib.loads(front)
     except tomllib.TOMLDecodeError as exc:
-        raise toml_error(exc, rel, ContentError, what="front matter is not valid TOML",
-                         hint='write key = "value", with the text in quotes', first_line=2) from None
+        raise toml_error(
+            exc, rel, ContentError, what="front matter is not valid TOML",
+            hint='write key = "value", with the text in quotes', first_line=2,
+        ) from None
 
 
 _TOML_LINE_RE = re.compile(r"\(at line (\d+), column \d+\)")
